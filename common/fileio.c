@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fileio.c: bounded whole-file reads and hex decoding */
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "macro.h"
+
+int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0, cap = 0;
+        int in;
+
+        if (strcmp(path, "-") == 0)
+                in = STDIN_FILENO;
+        else {
+                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return -errno;
+                in = fd;
+        }
+
+        for (;;) {
+                ssize_t n;
+
+                if (len + 1 >= cap) {
+                        size_t ncap = cap ? cap * 2 : 4096;
+                        uint8_t *b;
+                        if (ncap > max + 2)
+                                ncap = max + 2;
+                        if (ncap <= len + 1)
+                                return -EFBIG;
+                        b = realloc(buf, ncap);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        cap = ncap;
+                }
+                n = read(in, buf + len, cap - len - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int hexval(int c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c = tolower(c);
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+int unhex_in_place(uint8_t *buf, size_t len, size_t *ret_len) {
+        size_t i = 0, digits = 0, out = 0;
+        int hi = -1;
+
+        /* first pass: is it hex text at all? */
+        if (len >= 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X'))
+                i = 2;
+        for (size_t j = i; j < len; j++) {
+                if (isspace(buf[j]))
+                        continue;
+                if (hexval(buf[j]) < 0)
+                        return 0;
+                digits++;
+        }
+        if (digits == 0)
+                return 0;
+        if (digits % 2)
+                return -EINVAL;
+
+        for (; i < len; i++) {
+                int v;
+                if (isspace(buf[i]))
+                        continue;
+                v = hexval(buf[i]);
+                if (hi < 0)
+                        hi = v;
+                else {
+                        buf[out++] = (uint8_t)(hi << 4 | v);
+                        hi = -1;
+                }
+        }
+        *ret_len = out;
+        return 1;
+}
+
+int unhex(const char *s, size_t len, uint8_t **ret, size_t *ret_len) {
+        _cleanup_free_ uint8_t *b = malloc(len + 1);
+        size_t n;
+        int r;
+
+        if (!b)
+                return -ENOMEM;
+        memcpy(b, s, len);
+        r = unhex_in_place(b, len, &n);
+        if (r <= 0)
+                return r < 0 ? r : -EINVAL;
+        *ret = TAKE_PTR(b);
+        *ret_len = n;
+        return 0;
+}
+
+char *hexstr(const uint8_t *p, size_t n, char *out) {
+        static const char digits[] = "0123456789abcdef";
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[p[i] >> 4];
+                out[2 * i + 1] = digits[p[i] & 15];
+        }
+        out[2 * n] = 0;
+        return out;
+}

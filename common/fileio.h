@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fileio.h: bounded whole-file reads and hex decoding for the programs (not for libteep) */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Read all of path ("-" = stdin) into a NUL-terminated buffer of at most max bytes.
+ * Returns 0, -EFBIG when larger, or -errno.
+ */
+int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
+
+/*
+ * If buf is entirely hex digits (whitespace ignored, optional 0x prefix), decode it in place
+ * and return 1; return 0 (untouched) if it is not hex text; -EINVAL for an odd digit count.
+ */
+int unhex_in_place(uint8_t *buf, size_t len, size_t *ret_len);
+
+/* Decode a hex string into a fresh buffer. -EINVAL if it is not pure, even-length hex. */
+int unhex(const char *s, size_t len, uint8_t **ret, size_t *ret_len);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). Returns out. */
+char *hexstr(const uint8_t *p, size_t n, char *out);

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* macro.h: cleanup attributes and ownership helpers (our own few lines, after systemd's idiom) */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void freep(void *p) {
+        free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                (void)close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+/* Take ownership: return the pointer and leave NULL (or -1) behind. */
+#define TAKE_PTR(p)                                    \
+        ({                                             \
+                __typeof__(p) *_pp = &(p);             \
+                __typeof__(p) _v = *_pp;               \
+                *_pp = NULL;                           \
+                _v;                                    \
+        })
+#define TAKE_FD(fd)                                    \
+        ({                                             \
+                int *_pfd = &(fd);                     \
+                int _v = *_pfd;                        \
+                *_pfd = -1;                            \
+                _v;                                    \
+        })
+
+/* DEFINE_TRIVIAL_CLEANUP_FUNC(Foo *, foo_free) gives foo_freep for _cleanup_(). */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)        \
+        static inline void func##p(type *p) {          \
+                if (*p)                                \
+                        *p = func(*p);                 \
+        }
+
+/* Wipe then free: for key material and anything secret. */
+static inline void *erase_and_free(void *p, size_t n) {
+        if (p) {
+                explicit_bzero(p, n);
+                free(p);
+        }
+        return NULL;
+}

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* teep-cose.h: keys, COSE_Sign1 sign/verify and COSE_Sign verify through gnutls */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "teep-cbor.h"
+#include "teep-errors.h"
+
+typedef enum TeepKeyType {
+        TEEP_KEY_P256,     /* EC2, P-256: ESP256 (-9), legacy ES256 (-7) */
+        TEEP_KEY_ED25519,  /* OKP, Ed25519: Ed25519 (-19), legacy EdDSA (-8) */
+} TeepKeyType;
+
+/* A public key, optionally with its private half. Private material is wiped on free. */
+typedef struct TeepKey TeepKey;
+
+/*
+ * Parse a key from PEM text: "PUBLIC KEY" (SPKI), "CERTIFICATE" (its subject key),
+ * "PRIVATE KEY" (PKCS#8) or "EC PRIVATE KEY" (SEC1; an "EC PARAMETERS" block before it is
+ * skipped). Only P-256 and Ed25519 keys are accepted (-EOPNOTSUPP otherwise).
+ * Returns 0, -EBADMSG (TEEP_REASON_COSE_KEY) or -EOPNOTSUPP.
+ */
+int teep_key_from_pem(TeepKey **ret, const uint8_t *pem, size_t len, TeepError *err);
+
+/* Parse a COSE_Key map (kty/crv/x/y, optional d). Same errors as above. */
+int teep_key_from_cose_key(TeepKey **ret, TeepBuf cose_key, TeepError *err);
+
+/* Parse either form: PEM text, a binary COSE_Key, or a hex COSE_Key. */
+int teep_key_from_any(TeepKey **ret, const uint8_t *data, size_t len, TeepError *err);
+
+/* Generate a fresh key pair. */
+int teep_key_generate(TeepKey **ret, TeepKeyType type);
+
+TeepKey *teep_key_free(TeepKey *key);
+static inline void teep_key_freep(TeepKey **k) {
+        if (*k)
+                *k = teep_key_free(*k);
+}
+
+TeepKeyType teep_key_type(const TeepKey *key);
+bool teep_key_has_private(const TeepKey *key);
+
+/* True if this key can verify/sign with alg (-9/-7 for P-256, -19/-8 for Ed25519). */
+bool teep_key_supports_alg(const TeepKey *key, int64_t alg);
+/* The current (RFC 9864) algorithm for this key: -9 or -19. */
+int64_t teep_key_default_alg(const TeepKey *key);
+
+/* RFC 9679 COSE Key Thumbprint (SHA-256 over the deterministic required-member map). */
+int teep_key_thumbprint(const TeepKey *key, uint8_t ret[32]);
+
+/* Export the public key as a COSE_Key map (deterministic) or as PEM SPKI text (NUL-terminated). */
+int teep_key_export_cose(const TeepKey *key, uint8_t **ret, size_t *ret_len);
+int teep_key_export_pem(const TeepKey *key, char **ret);
+
+/*
+ * Export the private key as PKCS#8 PEM (for key files the agent writes with mode 0600).
+ * -ENOKEY without a private half. The caller wipes the buffer.
+ */
+int teep_key_export_private_pem(const TeepKey *key, char **ret, size_t *ret_len);
+
+/* Name of an algorithm for people ("ESP256", "ES256 (legacy)", ...) or NULL if unknown. */
+const char *teep_cose_alg_to_string(int64_t alg);
+
+/* A decoded header bucket pair (protected + unprotected) with what we understand of it. */
+typedef struct TeepCoseHeaders {
+        TeepBuf protected_raw;   /* content of the protected bstr (may be empty) */
+        bool has_alg;
+        int64_t alg;
+        bool has_kid;
+        TeepBuf kid;
+        bool has_x5chain;
+        TeepBuf x5chain_raw;     /* the encoded header value (bstr or array of bstr) */
+        bool has_content_type;
+} TeepCoseHeaders;
+
+typedef struct TeepCoseSigner {
+        TeepCoseHeaders headers;
+        TeepBuf signature;
+} TeepCoseSigner;
+
+#define TEEP_COSE_MAX_SIGNERS 8
+
+typedef enum TeepCoseKind {
+        TEEP_COSE_SIGN1,
+        TEEP_COSE_SIGN,
+} TeepCoseKind;
+
+/* A COSE_Sign1 or COSE_Sign message, as views into the input buffer. */
+typedef struct TeepCoseMessage {
+        TeepCoseKind kind;
+        bool tagged;                 /* carried tag 18 / 98 */
+        TeepCoseHeaders body;        /* Sign1: the only headers; Sign: the body headers */
+        bool payload_detached;       /* payload was nil */
+        TeepBuf payload;
+        size_t n_signers;            /* Sign1: 1 (signers[0].signature is the signature) */
+        TeepCoseSigner signers[TEEP_COSE_MAX_SIGNERS];
+} TeepCoseMessage;
+
+/*
+ * Decode a COSE_Sign1 or COSE_Sign (tag 18, tag 98, or untagged: told apart by shape).
+ * Checks header rules: protected headers are a bstr-wrapped map (or empty), no label in both
+ * buckets, crit only with labels we understand, alg present. Does not verify.
+ * Returns 0, -EBADMSG, -E2BIG, -EOPNOTSUPP (unknown critical header).
+ */
+int teep_cose_decode(TeepBuf in, TeepCoseMessage *ret, TeepError *err);
+
+/*
+ * Verify a decoded message. For a detached payload pass it in detached_payload (else NULL).
+ * Tries each key against each signer (for Sign1 the single signature); a key is tried only
+ * on signers whose alg it supports. On success ret_key (optional) is the index of the key
+ * that verified, ret_signer (optional) the signer index.
+ * Returns 0, -ENOKEY (no key could be tried), -EKEYREJECTED (tried, none verified),
+ * -EOPNOTSUPP (no signer with an algorithm we support).
+ */
+int teep_cose_verify(const TeepCoseMessage *msg, const TeepBuf *detached_payload,
+                     TeepKey *const *keys, size_t n_keys,
+                     size_t *ret_key, size_t *ret_signer, TeepError *err);
+
+/*
+ * Produce a tagged COSE_Sign1 over payload: protected {1: alg}, unprotected {4: kid}.
+ * alg 0 = the key's default alg; kid NULL = the key's RFC 9679 thumbprint; detached = emit nil
+ * as payload (SUIT). ECDSA signatures are raw r||s. Returns 0 or -errno.
+ */
+int teep_cose_sign1(const TeepKey *key, int64_t alg, const TeepBuf *kid,
+                    TeepBuf payload, bool detached, uint8_t **ret, size_t *ret_len);
+
+/*
+ * Produce a tagged COSE_Sign with one signature per key (for a first QueryRequest):
+ * body protected empty, each signer protected {1: alg}, unprotected {4: thumbprint}.
+ */
+int teep_cose_sign_multi(TeepKey *const *keys, size_t n_keys, TeepBuf payload,
+                         uint8_t **ret, size_t *ret_len);
+
+/* SHA-256 helper (gnutls) for the other modules. */
+int teep_sha256(TeepBuf in, uint8_t ret[32]);
