@@ -105,6 +105,19 @@ static int decode_head(const uint8_t *p, const uint8_t *end, TeepCborItem *ret, 
         if (p >= end)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED, "unexpected end of input");
 
+        /*
+         * libcbor 0.8 (Debian 12) refuses one-byte tag heads 0xc6..0xd4 as "unassigned" tags,
+         * yet COSE_Sign1 is tag 18 (0xd2) and COSE_Mac0 17. A one-byte tag head is trivial, so
+         * decode the whole 0xc0..0xd7 range here; everything else goes through libcbor.
+         */
+        if (*p >= 0xc0 && *p <= 0xd7) {
+                item.type = TEEP_CBOR_TAG;
+                item.value = *p & 0x1f;
+                item.head = TEEP_BUF(p, 1);
+                *ret = item;
+                return 1;
+        }
+
         res = cbor_stream_decode(p, (size_t)(end - p), &head_callbacks, &ctx);
         if (res.status == CBOR_DECODER_NEDATA)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED,
