@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* teepctl.c: the command-line tool for people, scripts and dpkg */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "teepctl.h"
+
+static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        const char *summary;
+} verbs[] = {
+        { "inspect", verb_inspect, "decode a TEEP message or SUIT envelope and verify its signatures" },
+};
+
+static void help(FILE *f) {
+        fprintf(f, "Usage: teepctl [--version] [--help] VERB [ARGS...]\n\n"
+                   "Talk to the teepkit TEEP stack, or look inside what it exchanges.\n\nVerbs:\n");
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(f, "\nSee teepctl(1) for each verb's options and the exit codes.\n");
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                help(stderr);
+                return EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                help(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("teepctl %s\n", PACKAGE_VERSION);
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                if (strcmp(argv[1], verbs[i].name) == 0)
+                        return verbs[i].run(argc - 1, argv + 1);
+        fprintf(stderr, "teepctl: unknown verb '%s' (try teepctl --help)\n", argv[1]);
+        return EXIT_USAGE;
+}
