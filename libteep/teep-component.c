@@ -6,8 +6,8 @@
 
 #include "teep-component.h"
 
-int teep_component_id_read(TeepCborReader *r, TeepComponentId *ret, TeepError *err) {
-        TeepComponentId id = {};
+int teep_suit_component_id_read(TeepCborReader *r, TeepSuitComponentId *ret, TeepError *err) {
+        TeepSuitComponentId id = {};
         const uint8_t *start = r->pos;
         size_t n;
         int k;
@@ -38,23 +38,23 @@ int teep_component_id_read(TeepCborReader *r, TeepComponentId *ret, TeepError *e
         return 0;
 }
 
-int teep_component_id_decode(TeepBuf in, TeepComponentId *ret, TeepError *err) {
+int teep_suit_component_id_decode(TeepBuf in, TeepSuitComponentId *ret, TeepError *err) {
         TeepCborReader r;
-        TeepComponentId id;
+        TeepSuitComponentId id;
         int k;
 
         k = teep_cbor_check(in, NULL, err);
         if (k < 0)
                 return k;
         teep_cbor_reader_init(&r, in);
-        k = teep_component_id_read(&r, &id, err);
+        k = teep_suit_component_id_read(&r, &id, err);
         if (k < 0)
                 return k;
         *ret = id;
         return 0;
 }
 
-void teep_component_id_put(TeepCborWriter *w, const TeepComponentId *id) {
+void teep_suit_component_id_put(TeepCborWriter *w, const TeepSuitComponentId *id) {
         if (id->n_segments > TEEP_COMPONENT_MAX_SEGMENTS) {
                 if (!w->error)
                         w->error = -EINVAL;
@@ -65,15 +65,15 @@ void teep_component_id_put(TeepCborWriter *w, const TeepComponentId *id) {
                 teep_cbor_put_buf(w, id->segments[i]);
 }
 
-int teep_component_id_encode(const TeepComponentId *id, uint8_t **ret, size_t *ret_len) {
+int teep_suit_component_id_encode(const TeepSuitComponentId *id, uint8_t **ret, size_t *ret_len) {
         TeepCborWriter w;
 
         teep_cbor_writer_init(&w);
-        teep_component_id_put(&w, id);
+        teep_suit_component_id_put(&w, id);
         return teep_cbor_writer_finish(&w, ret, ret_len);
 }
 
-bool teep_component_id_equal(const TeepComponentId *a, const TeepComponentId *b) {
+bool teep_suit_component_id_equal(const TeepSuitComponentId *a, const TeepSuitComponentId *b) {
         if (a->n_segments != b->n_segments)
                 return false;
         for (size_t i = 0; i < a->n_segments; i++)
@@ -160,27 +160,26 @@ static size_t segment_render(const uint8_t *p, size_t n, char *out) {
         return 2 + 2 * n;
 }
 
-int teep_suit_component_id_to_string(const TeepComponentId *id, char **ret) {
+int teep_suit_component_id_to_string(const TeepBuf *segments, size_t n_segments, char **ret) {
         size_t total = 0;
         char *s, *o;
 
-        if (!id || id->n_segments == 0 || id->n_segments > TEEP_COMPONENT_MAX_SEGMENTS)
+        if (!segments || !ret || n_segments == 0 || n_segments > TEEP_COMPONENT_MAX_SEGMENTS)
                 return -EINVAL;
-        for (size_t i = 0; i < id->n_segments; i++) {
-                if (id->segments[i].len > TEEP_COMPONENT_MAX_SEGMENT_LEN ||
-                    (id->segments[i].len > 0 && !id->segments[i].ptr))
+        for (size_t i = 0; i < n_segments; i++) {
+                if (segments[i].len > TEEP_COMPONENT_MAX_SEGMENT_LEN || (segments[i].len > 0 && !segments[i].ptr))
                         return -EINVAL;
-                total += segment_render(id->segments[i].ptr, id->segments[i].len, NULL) + 1;
+                total += segment_render(segments[i].ptr, segments[i].len, NULL) + 1;
         }
 
         s = malloc(total);
         if (!s)
                 return -ENOMEM;
         o = s;
-        for (size_t i = 0; i < id->n_segments; i++) {
+        for (size_t i = 0; i < n_segments; i++) {
                 if (i > 0)
                         *o++ = '/';
-                o += segment_render(id->segments[i].ptr, id->segments[i].len, o);
+                o += segment_render(segments[i].ptr, segments[i].len, o);
         }
         *o = '\0';
         *ret = s;

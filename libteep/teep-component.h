@@ -17,11 +17,11 @@
 #define TEEP_COMPONENT_MAX_SEGMENT_LEN 255
 
 /* A decoded component identifier: views into the buffer it was decoded from. */
-typedef struct TeepComponentId {
+typedef struct TeepSuitComponentId {
         size_t n_segments;
         TeepBuf segments[TEEP_COMPONENT_MAX_SEGMENTS];
         TeepBuf raw;    /* the encoded array, as it appeared in the input */
-} TeepComponentId;
+} TeepSuitComponentId;
 
 /*
  * Read one SUIT_Component_Identifier (an array of byte strings) from r into views.
@@ -30,19 +30,19 @@ typedef struct TeepComponentId {
  * TEEP_COMPONENT_MAX_SEGMENTS segments or a segment longer than TEEP_COMPONENT_MAX_SEGMENT_LEN).
  * ret is untouched on failure.
  */
-int teep_component_id_read(TeepCborReader *r, TeepComponentId *ret, TeepError *err);
+int teep_suit_component_id_read(TeepCborReader *r, TeepSuitComponentId *ret, TeepError *err);
 
 /* Decode a buffer that holds exactly one encoded SUIT_Component_Identifier. Same errors. */
-int teep_component_id_decode(TeepBuf in, TeepComponentId *ret, TeepError *err);
+int teep_suit_component_id_decode(TeepBuf in, TeepSuitComponentId *ret, TeepError *err);
 
 /* Append the deterministic encoding of id to a writer (segments as definite byte strings). */
-void teep_component_id_put(TeepCborWriter *w, const TeepComponentId *id);
+void teep_suit_component_id_put(TeepCborWriter *w, const TeepSuitComponentId *id);
 
 /* Encode id into a fresh buffer (free() it). Returns 0, -EINVAL (too many segments) or -ENOMEM. */
-int teep_component_id_encode(const TeepComponentId *id, uint8_t **ret, size_t *ret_len);
+int teep_suit_component_id_encode(const TeepSuitComponentId *id, uint8_t **ret, size_t *ret_len);
 
 /* True if a and b have the same segments (independent of how each was encoded). */
-bool teep_component_id_equal(const TeepComponentId *a, const TeepComponentId *b);
+bool teep_suit_component_id_equal(const TeepSuitComponentId *a, const TeepSuitComponentId *b);
 
 /*
  * The textual name of a component identifier (docs/design.md, "Component names"): segments
@@ -52,10 +52,13 @@ bool teep_component_id_equal(const TeepComponentId *a, const TeepComponentId *b)
  *   - as a lower-case canonical UUID (8-4-4-4-12), if it is 16 bytes;
  *   - otherwise "0x" followed by lower-case hex ("0x" alone is the empty segment).
  * So the ASCII text of a UUID and the 16 bytes of that UUID get different names.
- * Returns 0 with a NUL-terminated string to free(), -EINVAL for an identifier with no segment
- * or a segment over TEEP_COMPONENT_MAX_SEGMENT_LEN, -ENOMEM.
+ * It takes the segments as an array of views so that any representation of an identifier
+ * (TeepSuitComponentId.segments, or another module's) can be named.
+ * Returns 0 with a NUL-terminated string to free(), -EINVAL for an identifier with no segment,
+ * more than TEEP_COMPONENT_MAX_SEGMENTS segments or a segment over
+ * TEEP_COMPONENT_MAX_SEGMENT_LEN, -ENOMEM. ret is untouched on failure.
  */
-int teep_suit_component_id_to_string(const TeepComponentId *id, char **ret);
+int teep_suit_component_id_to_string(const TeepBuf *segments, size_t n_segments, char **ret);
 
 /*
  * Parse a textual name back into an encoded SUIT_Component_Identifier (a CBOR array of byte

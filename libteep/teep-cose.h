@@ -25,13 +25,18 @@ typedef struct TeepKey TeepKey;
  */
 int teep_key_from_pem(TeepKey **ret, const uint8_t *pem, size_t len, TeepError *err);
 
-/* Parse a COSE_Key map (kty/crv/x/y, optional d). Same errors as above. */
+/*
+ * Parse a COSE_Key map (kty/crv/x/y, optional d). x (and y for EC2) are required even with d,
+ * each exactly 32 bytes; an alg member must fit the key; d must belong to x/y; the point must
+ * be on the curve. Same errors as above (-E2BIG for more than 32 members).
+ */
 int teep_key_from_cose_key(TeepKey **ret, TeepBuf cose_key, TeepError *err);
 
-/* Parse either form: PEM text, a binary COSE_Key, or a hex COSE_Key. */
+/* Parse either form: PEM text (contains "-----BEGIN"), a hex COSE_Key (hex digits and
+ * whitespace only), or a binary COSE_Key. */
 int teep_key_from_any(TeepKey **ret, const uint8_t *data, size_t len, TeepError *err);
 
-/* Generate a fresh key pair. */
+/* Generate a fresh key pair. Returns 0, -EOPNOTSUPP, -ENOMEM or -EINVAL. */
 int teep_key_generate(TeepKey **ret, TeepKeyType type);
 
 TeepKey *teep_key_free(TeepKey *key);
@@ -68,7 +73,7 @@ const char *teep_cose_alg_to_string(int64_t alg);
 typedef struct TeepCoseHeaders {
         TeepBuf protected_raw;   /* content of the protected bstr (may be empty) */
         bool has_alg;
-        int64_t alg;
+        int64_t alg;             /* 0 (reserved) stands for a text-string alg: never supported */
         bool has_kid;
         TeepBuf kid;
         bool has_x5chain;
@@ -95,14 +100,21 @@ typedef struct TeepCoseMessage {
         TeepCoseHeaders body;        /* Sign1: the only headers; Sign: the body headers */
         bool payload_detached;       /* payload was nil */
         TeepBuf payload;
-        size_t n_signers;            /* Sign1: 1 (signers[0].signature is the signature) */
+        size_t n_signers;            /* Sign1: 1 (signers[0].signature is the signature and
+                                      * signers[0].headers a copy of body) */
         TeepCoseSigner signers[TEEP_COSE_MAX_SIGNERS];
 } TeepCoseMessage;
 
 /*
  * Decode a COSE_Sign1 or COSE_Sign (tag 18, tag 98, or untagged: told apart by shape).
- * Checks header rules: protected headers are a bstr-wrapped map (or empty), no label in both
- * buckets, crit only with labels we understand, alg present. Does not verify.
+ * Checks header rules: protected headers are a bstr-wrapped map (or empty), no label twice in
+ * one map (TEEP_REASON_CBOR_DUPLICATE_KEY) nor in both buckets (TEEP_REASON_COSE_HEADER), crit
+ * only in the protected bucket, non-empty and with labels we understand (1, 2, 3, 4, 5, 33;
+ * TEEP_REASON_COSE_CRIT), alg present for Sign1 and every Sign signer (TEEP_REASON_COSE_ALG_MISSING;
+ * COSE_Sign body headers need none), at most 32 labels per header map. A tag other than 18/98,
+ * or one that does not match the shape, is TEEP_REASON_COSE_TAG. The algorithm itself is not
+ * checked here (an unsupported alg is reported by teep_cose_verify). Does not verify.
+ * Views in ret point into in. ret is untouched on failure.
  * Returns 0, -EBADMSG, -E2BIG, -EOPNOTSUPP (unknown critical header).
  */
 int teep_cose_decode(TeepBuf in, TeepCoseMessage *ret, TeepError *err);
@@ -112,8 +124,11 @@ int teep_cose_decode(TeepBuf in, TeepCoseMessage *ret, TeepError *err);
  * Tries each key against each signer (for Sign1 the single signature); a key is tried only
  * on signers whose alg it supports. On success ret_key (optional) is the index of the key
  * that verified, ret_signer (optional) the signer index.
- * Returns 0, -ENOKEY (no key could be tried), -EKEYREJECTED (tried, none verified),
- * -EOPNOTSUPP (no signer with an algorithm we support).
+ * Returns 0, -ENOKEY (no key could be tried: TEEP_REASON_COSE_NO_KEY without keys,
+ * TEEP_REASON_COSE_KEY_ALG_MISMATCH when none fits), -EKEYREJECTED (tried, none verified:
+ * TEEP_REASON_COSE_SIGNATURE, or TEEP_REASON_COSE_SIGNATURE_SIZE for a signature that is not
+ * 64 bytes), -EOPNOTSUPP (no signer with an algorithm we support: TEEP_REASON_COSE_ALG_UNSUPPORTED),
+ * -EBADMSG (TEEP_REASON_COSE_DETACHED: detached payload missing, or given for an attached one).
  */
 int teep_cose_verify(const TeepCoseMessage *msg, const TeepBuf *detached_payload,
                      TeepKey *const *keys, size_t n_keys,
@@ -121,15 +136,17 @@ int teep_cose_verify(const TeepCoseMessage *msg, const TeepBuf *detached_payload
 
 /*
  * Produce a tagged COSE_Sign1 over payload: protected {1: alg}, unprotected {4: kid}.
- * alg 0 = the key's default alg; kid NULL = the key's RFC 9679 thumbprint; detached = emit nil
- * as payload (SUIT). ECDSA signatures are raw r||s. Returns 0 or -errno.
+ * alg 0 = the key's default alg; kid NULL = the key's RFC 9679 thumbprint, a zero-length kid =
+ * no kid (unprotected {}); detached = emit nil as payload (SUIT). ECDSA signatures are raw r||s.
+ * Returns 0, -ENOKEY (no private half), -EOPNOTSUPP (alg does not fit the key), -EINVAL, -ENOMEM.
  */
 int teep_cose_sign1(const TeepKey *key, int64_t alg, const TeepBuf *kid,
                     TeepBuf payload, bool detached, uint8_t **ret, size_t *ret_len);
 
 /*
  * Produce a tagged COSE_Sign with one signature per key (for a first QueryRequest):
- * body protected empty, each signer protected {1: alg}, unprotected {4: thumbprint}.
+ * body protected empty, each signer protected {1: default alg}, unprotected {4: thumbprint}.
+ * 1..TEEP_COSE_MAX_SIGNERS keys, each with a private half. Same errors as teep_cose_sign1().
  */
 int teep_cose_sign_multi(TeepKey *const *keys, size_t n_keys, TeepBuf payload,
                          uint8_t **ret, size_t *ret_len);

@@ -90,7 +90,9 @@ static void verify_cose(Inspect *in, const TeepCoseMessage *msg, const TeepBuf *
 
 static int inspect_suit(Inspect *in, TeepBuf data, const char *what) {
         _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *env = NULL;
+        _cleanup_(teep_suit_manifest_freep) TeepSuitManifest *manifest = NULL;
         TeepError err = {};
+        unsigned flags = TEEP_SUIT_DECODE_UNAUTHENTICATED;
         int r;
 
         r = teep_suit_envelope_decode(data, &env, &err);
@@ -100,7 +102,14 @@ static int inspect_suit(Inspect *in, TeepBuf data, const char *what) {
                 size_t key = 0;
                 r = teep_suit_envelope_verify(env, in->keys, in->n_keys, &key, &err);
                 record(add_check(in, what), r, key, &err, in);
+                if (r >= 0)
+                        flags = 0;
         }
+        /* without keys the manifest is decoded for display only, never acted on */
+        err = (TeepError){};
+        r = teep_suit_manifest_decode(env, flags, &manifest, &err);
+        if (r < 0)
+                return fail(in, r, &err, what);
         return 0;
 }
 
@@ -128,7 +137,8 @@ static int inspect_eat(Inspect *in, TeepBuf data) {
         TeepError err = {};
         int r;
 
-        r = teep_eat_decode(data, &eat, &err);
+        /* an inspector shows what peers send: accept the legacy byte-string hwversion libteep emits */
+        r = teep_eat_decode_flags(data, TEEP_EAT_DECODE_LEGACY_HWVERSION, &eat, &err);
         if (r < 0)
                 return fail(in, r, &err, "EAT claims");
         return 0;

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* targets.c: one entry point per decoder, shared by the libFuzzer harnesses and the mutation test */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "targets.h"
+#include "teep-component.h"
+#include "teep-cose.h"
+#include "teep-eat.h"
+#include "teep-message.h"
+#include "teep-suit.h"
+
+/* A finding: an invariant broke. abort() so libFuzzer, ASan and the replay test all see it. */
+#define FUZZ_ASSERT(cond)                                                                      \
+        do {                                                                                   \
+                if (!(cond)) {                                                                 \
+                        fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
+                        abort();                                                               \
+                }                                                                              \
+        } while (0)
+
+/* Fixed public keys the verify paths run with: the TAM P-256 key, an Ed25519 key, the SUIT signer. */
+static const char *const key_hex[] = {
+        "a4010220012158200e908aa8f066db1f084e0c3652c63952bd99f2a5bdb22f9e01367aad03aba68b22582077da1bd8"
+        "ac4f0cb490ba210648bf79ab164d49ad3551d71d314b2749ee42d29a",
+        "a301012006215820d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        "a4010220012158208496811aae0baaabd26157189eecda26beaa8bf11b6f3fe6e2b5659c85dbc0ad2258203b1f2a4b"
+        "6c098131c0a36dacd1d78bd381dcdfb09c052db33991db7338b4a896",
+};
+#define N_KEYS (sizeof(key_hex) / sizeof(key_hex[0]))
+static TeepKey *keys[N_KEYS];
+
+static void load_keys(void) {
+        if (keys[0])
+                return;
+        for (size_t i = 0; i < N_KEYS; i++)
+                FUZZ_ASSERT(teep_key_from_any(&keys[i], (const uint8_t *)key_hex[i], strlen(key_hex[i]), NULL) == 0);
+}
+
+void fuzz_targets_cleanup(void) {
+        for (size_t i = 0; i < N_KEYS; i++)
+                keys[i] = teep_key_free(keys[i]);
+}
+
+int fuzz_target_cbor(const uint8_t *data, size_t size) {
+        TeepCborReader r;
+        TeepBuf raw;
+        int k;
+
+        k = teep_cbor_check(TEEP_BUF(data, size), NULL, NULL);
+        if (k < 0)
+                return k;
+        /* a checked input is exactly one item: skipping it lands on the end */
+        teep_cbor_reader_init(&r, TEEP_BUF(data, size));
+        FUZZ_ASSERT(teep_cbor_skip(&r, &raw) == 0);
+        FUZZ_ASSERT(teep_cbor_reader_at_end(&r) && raw.len == size);
+        return 0;
+}
+
+int fuzz_target_cose(const uint8_t *data, size_t size) {
+        TeepCoseMessage msg;
+        TeepError err = {};
+        int k;
+
+        load_keys();
+        k = teep_cose_decode(TEEP_BUF(data, size), &msg, &err);
+        if (k < 0)
+                return k;
+        FUZZ_ASSERT(msg.n_signers >= 1 && msg.n_signers <= TEEP_COSE_MAX_SIGNERS);
+        return teep_cose_verify(&msg, msg.payload_detached ? &msg.payload : NULL, keys, N_KEYS, NULL, NULL, &err);
+}
+
+int fuzz_target_message(const uint8_t *data, size_t size) {
+        TeepMessage *m = NULL, *m2 = NULL;
+        uint8_t *enc = NULL, *enc2 = NULL;
+        size_t len = 0, len2 = 0;
+        int k;
+
+        k = teep_message_decode(TEEP_BUF(data, size), &m, NULL);
+        if (k < 0)
+                return k;
+        /* whatever we accept, we can re-encode, and the re-encoding is a fixed point */
+        FUZZ_ASSERT(teep_message_encode(m, &enc, &len) == 0);
+        FUZZ_ASSERT(teep_message_decode(TEEP_BUF(enc, len), &m2, NULL) == 0);
+        FUZZ_ASSERT(teep_message_encode(m2, &enc2, &len2) == 0);
+        FUZZ_ASSERT(len == len2 && memcmp(enc, enc2, len) == 0);
+        free(enc);
+        free(enc2);
+        teep_message_free(m2);
+        teep_message_free(m);
+        return 0;
+}
+
+int fuzz_target_suit(const uint8_t *data, size_t size) {
+        TeepSuitEnvelope *env = NULL;
+        TeepSuitManifest *man = NULL;
+        int k, v;
+
+        load_keys();
+        k = teep_suit_envelope_decode(TEEP_BUF(data, size), &env, NULL);
+        if (k < 0)
+                return k;
+        v = teep_suit_envelope_verify(env, keys, N_KEYS, NULL, NULL);
+        /* an unauthenticated envelope must never decode without the explicit flag */
+        if (v < 0)
+                FUZZ_ASSERT(teep_suit_manifest_decode(env, 0, &man, NULL) < 0 && !man);
+        k = teep_suit_manifest_decode(env, TEEP_SUIT_DECODE_UNAUTHENTICATED, &man, NULL);
+        teep_suit_manifest_free(man);
+        teep_suit_envelope_free(env);
+        return k < 0 ? k : v;
+}
+
+int fuzz_target_eat(const uint8_t *data, size_t size) {
+        TeepEat *eat = NULL, *eat2 = NULL;
+        uint8_t *enc = NULL;
+        size_t len = 0;
+        int k;
+
+        k = teep_eat_decode(TEEP_BUF(data, size), &eat, NULL);
+        if (k < 0)
+                return k;
+        (void)teep_eat_validate_teep_profile(eat, NULL);
+        FUZZ_ASSERT(teep_eat_encode(eat, &enc, &len) == 0);
+        FUZZ_ASSERT(teep_eat_decode(TEEP_BUF(enc, len), &eat2, NULL) == 0);
+        free(enc);
+        teep_eat_free(eat2);
+        teep_eat_free(eat);
+        return 0;
+}
+
+int fuzz_target_component(const uint8_t *data, size_t size) {
+        TeepComponentId id;
+        char *text = NULL, *s;
+        uint8_t *enc = NULL;
+        size_t len = 0;
+        int k;
+
+        /* bytes → identifier → name → bytes must be the identity */
+        k = teep_component_id_decode(TEEP_BUF(data, size), &id, NULL);
+        if (k >= 0 && teep_suit_component_id_to_string(&id, &text) >= 0) {
+                TeepComponentId back;
+                FUZZ_ASSERT(teep_suit_component_id_from_string(text, &enc, &len) == 0);
+                FUZZ_ASSERT(teep_component_id_decode(TEEP_BUF(enc, len), &back, NULL) == 0);
+                FUZZ_ASSERT(teep_component_id_equal(&id, &back));
+                free(enc);
+                enc = NULL;
+                free(text);
+        }
+
+        /* name → bytes → name must be the identity too */
+        s = strndup((const char *)data, size);
+        if (!s)
+                return -ENOMEM;
+        if (teep_suit_component_id_from_string(s, &enc, &len) == 0) {
+                FUZZ_ASSERT(teep_component_id_decode(TEEP_BUF(enc, len), &id, NULL) == 0);
+                FUZZ_ASSERT(teep_suit_component_id_to_string(&id, &text) == 0);
+                FUZZ_ASSERT(strcmp(text, s) == 0);
+                free(text);
+                free(enc);
+        }
+        free(s);
+        return k;
+}
+
+int fuzz_target_key(const uint8_t *data, size_t size) {
+        TeepKey *key = NULL;
+        uint8_t *cose = NULL;
+        size_t len;
+        int k;
+
+        k = teep_key_from_any(&key, data, size, NULL);
+        if (k < 0)
+                return k;
+        /* a key we accept exports to a COSE_Key we accept again */
+        FUZZ_ASSERT(teep_key_export_cose(key, &cose, &len) == 0);
+        {
+                TeepKey *again = NULL;
+                FUZZ_ASSERT(teep_key_from_cose_key(&again, TEEP_BUF(cose, len), NULL) == 0);
+                teep_key_free(again);
+        }
+        free(cose);
+        teep_key_free(key);
+        return 0;
+}
+
+const FuzzTarget fuzz_targets[] = {
+        { "cbor", fuzz_target_cbor },
+        { "cose", fuzz_target_cose },
+        { "message", fuzz_target_message },
+        { "suit", fuzz_target_suit },
+        { "eat", fuzz_target_eat },
+        { "component", fuzz_target_component },
+        { "key", fuzz_target_key },
+};
+const size_t fuzz_targets_count = sizeof(fuzz_targets) / sizeof(fuzz_targets[0]);
