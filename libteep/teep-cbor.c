@@ -161,8 +161,10 @@ int teep_cbor_check(TeepBuf in, const TeepCborLimits *limits, TeepError *err) {
                         break;
 
                 n = decode_head(p, end, &item, err);
-                if (n < 0)
-                        return teep_error_prefix(err, "offset %zu", (size_t)(p - in.ptr));
+                if (n < 0) {
+                        (void)teep_error_prefix(err, "offset %zu", (size_t)(p - in.ptr));
+                        return n;
+                }
                 p += item.head.len;
                 remaining[depth]--;
 

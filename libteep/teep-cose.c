@@ -740,7 +740,7 @@ int teep_key_from_any(TeepKey **ret, const uint8_t *data, size_t len, TeepError 
         return teep_key_from_cose_key(ret, TEEP_BUF(data, len), err);
 }
 
-/* Copy a gnutls text export into a malloc'd NUL-terminated buffer (wiping the original). */
+/* Copy a gnutls text export into a malloc'd NUL-terminated buffer; callers wipe the datum. */
 static int datum_to_cstr(gnutls_datum_t *d, char **ret, size_t *ret_len) {
         char *s = malloc((size_t)d->size + 1);
         if (!s)
@@ -1105,6 +1105,7 @@ static int parse_headers(TeepBuf protected_raw, TeepCborReader *r, bool require_
         k = parse_header_map(r, false, &scan, &h, err);
         if (k < 0)
                 return k;
+        /* a label in both buckets was refused above, so alg comes from exactly one of them */
         if (require_alg && !h.has_alg)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_ALG_MISSING, "no alg header");
         *ret = h;

@@ -227,18 +227,22 @@ static int field_read(TeepCborReader *r, TeepCborType want, TeepCborItem *ret, c
         TeepCborItem it;
 
         if (teep_cbor_peek(r, &it) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         if (it.type != want)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, "%s: expected %s, found %s",
-                                      field, teep_cbor_type_to_string(want), teep_cbor_type_to_string(it.type));
+                                      field, teep_cbor_type_to_string(want),
+                                      teep_cbor_type_to_string(it.type));
         if (teep_cbor_read(r, ret) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         return 0;
 }
 
 static int field_skip(TeepCborReader *r, TeepBuf *ret_raw, const char *field, TeepError *err) {
         if (teep_cbor_skip(r, ret_raw) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         return 0;
 }
 
@@ -260,15 +264,18 @@ static int read_int(TeepCborReader *r, int64_t *ret, const char *field, TeepErro
         TeepCborItem it;
 
         if (teep_cbor_peek(r, &it) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         if (it.type != TEEP_CBOR_UINT && it.type != TEEP_CBOR_NEGINT)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, "%s: expected int, found %s",
-                                      field, teep_cbor_type_to_string(it.type));
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE,
+                                      "%s: expected int, found %s", field,
+                                      teep_cbor_type_to_string(it.type));
         if (it.value > (uint64_t)INT64_MAX)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE,
                                       "%s: integer outside the 64-bit signed range", field);
         if (teep_cbor_read(r, &it) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         *ret = it.type == TEEP_CBOR_UINT ? (int64_t)it.value : -1 - (int64_t)it.value;
         return 0;
 }
@@ -277,10 +284,12 @@ static int read_bool(TeepCborReader *r, bool *ret, const char *field, TeepError 
         TeepCborItem it;
 
         if (teep_cbor_read(r, &it) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         if (it.type != TEEP_CBOR_TRUE && it.type != TEEP_CBOR_FALSE)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, "%s: expected bool, found %s",
-                                      field, teep_cbor_type_to_string(it.type));
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE,
+                                      "%s: expected bool, found %s", field,
+                                      teep_cbor_type_to_string(it.type));
         *ret = it.type == TEEP_CBOR_TRUE;
         return 0;
 }
@@ -292,8 +301,8 @@ static int read_bytes(TeepCborReader *r, size_t min, size_t max, TeepBuf *ret, c
         if (k < 0)
                 return k;
         if (it.str.len < min || it.str.len > max)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE, "%s: %zu bytes, want %zu..%zu",
-                                      field, it.str.len, min, max);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE,
+                                      "%s: %zu bytes, want %zu..%zu", field, it.str.len, min, max);
         *ret = it.str;
         return 0;
 }
@@ -306,10 +315,11 @@ static int read_text(TeepCborReader *r, size_t min, size_t max, TeepBuf *ret, co
                 return k;
         /* the draft counts these sizes in bytes, not characters */
         if (it.str.len < min || it.str.len > max)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE, "%s: %zu bytes, want %zu..%zu",
-                                      field, it.str.len, min, max);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE,
+                                      "%s: %zu bytes, want %zu..%zu", field, it.str.len, min, max);
         if (!teep_utf8_is_valid(it.str))
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE, "%s: not valid UTF-8", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE, "%s: not valid UTF-8",
+                                      field);
         *ret = it.str;
         return 0;
 }
@@ -322,8 +332,8 @@ static int read_list(TeepCborReader *r, bool allow_empty, size_t *ret_n, const c
                 return k;
         /* every element needs a byte; teep_cbor_check() made sure, this keeps the reader honest */
         if (it.value > (uint64_t)(r->end - r->pos))
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED, "%s: array longer than the input",
-                                      field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED,
+                                      "%s: array longer than the input", field);
         if (it.value == 0 && !allow_empty)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_EMPTY,
                                       "%s: empty, want at least one element", field);
@@ -384,14 +394,16 @@ static int check_map_keys(TeepCborReader r, size_t pairs, bool allow_negative, T
                 TeepCborItem it;
 
                 if (teep_cbor_read(&r, &it) < 0) {
-                        k = teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                        k = teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                           field);
                         goto out;
                 }
                 if (it.type == TEEP_CBOR_UINT || (allow_negative && it.type == TEEP_CBOR_NEGINT))
                         keys[i] = (MapKey){ .negative = it.type == TEEP_CBOR_NEGINT, .value = it.value };
                 else {
                         k = teep_error_set(err, -EBADMSG, bad_key, "%s: key of type %s, want %s", field,
-                                           teep_cbor_type_to_string(it.type), allow_negative ? "int" : "uint");
+                                           teep_cbor_type_to_string(it.type),
+                                           allow_negative ? "int" : "uint");
                         goto out;
                 }
                 k = field_skip(&r, NULL, field, err);
@@ -425,16 +437,18 @@ static int read_map(TeepCborReader *r, bool allow_negative, TeepReason not_map, 
         TeepCborItem it;
 
         if (teep_cbor_read(r, &it) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "%s: malformed CBOR",
+                                      field);
         if (it.type != TEEP_CBOR_MAP)
                 return teep_error_set(err, -EBADMSG, not_map, "%s: expected map, found %s", field,
                                       teep_cbor_type_to_string(it.type));
         if (it.value > (uint64_t)(r->end - r->pos) / 2)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED, "%s: map longer than the input",
-                                      field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED,
+                                      "%s: map longer than the input", field);
         *ret_pairs = (size_t)it.value;
         return check_map_keys(*r, *ret_pairs, allow_negative,
-                              not_map == TEEP_REASON_MSG_OPTIONS ? TEEP_REASON_MSG_OPTIONS : TEEP_REASON_MSG_FIELD_TYPE,
+                              not_map == TEEP_REASON_MSG_OPTIONS ? TEEP_REASON_MSG_OPTIONS
+                                                                 : TEEP_REASON_MSG_FIELD_TYPE,
                               field, err);
 }
 
@@ -460,7 +474,8 @@ static int decode_component_id(TeepCborReader *r, TeepComponentId *id, const cha
         return 0;
 }
 
-static int decode_u32_list(TeepCborReader *r, uint32_t **ret, size_t *ret_n, const char *field, TeepError *err) {
+static int decode_u32_list(TeepCborReader *r, uint32_t **ret, size_t *ret_n, const char *field,
+                           TeepError *err) {
         size_t n;
         int k;
 
@@ -481,7 +496,8 @@ static int decode_u32_list(TeepCborReader *r, uint32_t **ret, size_t *ret_n, con
         return 0;
 }
 
-static int decode_u64_list(TeepCborReader *r, uint64_t **ret, size_t *ret_n, const char *field, TeepError *err) {
+static int decode_u64_list(TeepCborReader *r, uint64_t **ret, size_t *ret_n, const char *field,
+                           TeepError *err) {
         size_t n;
         int k;
 
@@ -505,7 +521,8 @@ static int decode_u64_list(TeepCborReader *r, uint64_t **ret, size_t *ret_n, con
  * which parses them anyway: a broken envelope then fails that one manifest (err-code 17 with a
  * SUIT report) instead of the whole Update (err-code 1).
  */
-static int decode_bstr_list(TeepCborReader *r, TeepBuf **ret, size_t *ret_n, const char *field, TeepError *err) {
+static int decode_bstr_list(TeepCborReader *r, TeepBuf **ret, size_t *ret_n, const char *field,
+                            TeepError *err) {
         size_t n;
         int k;
 
@@ -553,9 +570,9 @@ static int decode_cipher_suites(TeepCborReader *r, TeepCipherSuite **ret, size_t
                         if (k < 0)
                                 return k;
                         if (two != 2)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE,
-                                                      "cipher suite operation: %zu elements, want [cose-tag, alg]",
-                                                      two);
+                                return teep_error_set(
+                                        err, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE,
+                                        "cipher suite operation: %zu elements, want [cose-tag, alg]", two);
                         k = read_uint(r, UINT64_MAX, &s->ops[j].cose_tag, "cipher suite operation tag", err);
                         if (k < 0)
                                 return k;
@@ -567,7 +584,8 @@ static int decode_cipher_suites(TeepCborReader *r, TeepCipherSuite **ret, size_t
         return 0;
 }
 
-static int decode_suit_cose_profiles(TeepCborReader *r, TeepSuitCoseProfile **ret, size_t *ret_n, TeepError *err) {
+static int decode_suit_cose_profiles(TeepCborReader *r, TeepSuitCoseProfile **ret, size_t *ret_n,
+                                     TeepError *err) {
         const char *field = "supported-suit-cose-profiles";
         size_t n;
         int k;
@@ -587,8 +605,8 @@ static int decode_suit_cose_profiles(TeepCborReader *r, TeepSuitCoseProfile **re
                         return k;
                 if (p->n_algs > TEEP_SUIT_COSE_PROFILE_MAX_ALGS)
                         return teep_error_set(err, -E2BIG, TEEP_REASON_MSG_FIELD_SIZE,
-                                              "suit-cose-profile: %zu algorithms, at most %d supported", p->n_algs,
-                                              TEEP_SUIT_COSE_PROFILE_MAX_ALGS);
+                                              "suit-cose-profile: %zu algorithms, at most %d supported",
+                                              p->n_algs, TEEP_SUIT_COSE_PROFILE_MAX_ALGS);
                 for (size_t j = 0; j < p->n_algs; j++) {
                         k = read_int(r, &p->algs[j], "suit-cose-profile alg", err);
                         if (k < 0)
@@ -709,7 +727,8 @@ static int decode_requested_tc(TeepCborReader *r, TeepRequestedTcInfo *t, TeepEr
                         return k;
         }
         if (!have_id)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_MISSING, "%s: no component-id", field);
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_MISSING, "%s: no component-id",
+                                      field);
         if (t->has_have_binary && t->have_binary && !t->has_tc_manifest_sequence_number)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_FIELD_MISSING,
                                       "%s: have-binary without tc-manifest-sequence-number", field);
@@ -765,7 +784,8 @@ static int decode_option(TeepCborReader *r, uint64_t label, TeepMessage *m, Teep
         switch (label) {
         case TEEP_LABEL_SUPPORTED_TEEP_CIPHER_SUITES:
                 m->has_supported_cipher_suites = true;
-                return decode_cipher_suites(r, &m->supported_cipher_suites, &m->n_supported_cipher_suites, err);
+                return decode_cipher_suites(r, &m->supported_cipher_suites, &m->n_supported_cipher_suites,
+                                            err);
         case TEEP_LABEL_CHALLENGE:
                 m->has_challenge = true;
                 return read_bytes(r, TEEP_CHALLENGE_MIN, TEEP_CHALLENGE_MAX, &m->challenge, name, err);
@@ -848,10 +868,11 @@ static int decode_message(TeepCborReader *r, TeepMessage *m, TeepMessage *foreig
         if (teep_cbor_read(r, &it) < 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "malformed CBOR");
         if (it.type != TEEP_CBOR_ARRAY)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_NOT_ARRAY, "message is a %s, not an array",
-                                      teep_cbor_type_to_string(it.type));
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_NOT_ARRAY,
+                                      "message is a %s, not an array", teep_cbor_type_to_string(it.type));
         if (it.value > (uint64_t)(r->end - r->pos))
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED, "array longer than the input");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_TRUNCATED,
+                                      "array longer than the input");
         count = (size_t)it.value;
         if (count == 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_ARITY, "empty message array");
@@ -861,8 +882,8 @@ static int decode_message(TeepCborReader *r, TeepMessage *m, TeepMessage *foreig
                 return k;
         shape = shape_find(type);
         if (!shape)
-                return teep_error_set(err, -EPROTO, TEEP_REASON_MSG_TYPE_UNKNOWN, "unknown message type %" PRIu64,
-                                      type);
+                return teep_error_set(err, -EPROTO, TEEP_REASON_MSG_TYPE_UNKNOWN,
+                                      "unknown message type %" PRIu64, type);
         m->type = shape->type;
         if (count < 2)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_MSG_ARITY, "%s: %zu elements, want %zu",
@@ -1461,7 +1482,8 @@ int teep_message_add_tc(TeepMessage *m, const TeepBuf *id, size_t n_id, TeepSyst
         return 0;
 }
 
-int teep_message_add_requested_tc(TeepMessage *m, const TeepBuf *id, size_t n_id, TeepRequestedTcInfo **ret) {
+int teep_message_add_requested_tc(TeepMessage *m, const TeepBuf *id, size_t n_id,
+                                  TeepRequestedTcInfo **ret) {
         TeepRequestedTcInfo *a;
         TeepComponentId cid;
         int k;

@@ -7,6 +7,7 @@
 #include "teep-component.h"
 #include "teep-cose.h"
 #include "teep-message.h"
+#include "teep-suit.h"
 
 typedef struct Name {
         int64_t n;
@@ -76,19 +77,8 @@ const char *name_suit_common_key(int64_t key) {
         return LOOKUP(suit_common_keys, key);
 }
 
-static const Name suit_commands[] = {
-        { 1, "condition-vendor-identifier" }, { 2, "condition-class-identifier" },
-        { 3, "condition-image-match" }, { 5, "condition-component-slot" },
-        { 6, "condition-check-content" }, { 7, "condition-dependency-integrity" },
-        { 8, "condition-is-dependency" }, { 11, "directive-process-dependency" },
-        { 12, "directive-set-component-index" }, { 14, "condition-abort" },
-        { 15, "directive-try-each" }, { 18, "directive-write" }, { 19, "directive-set-parameters" },
-        { 20, "directive-override-parameters" }, { 21, "directive-fetch" }, { 22, "directive-copy" },
-        { 23, "directive-invoke" }, { 24, "condition-device-identifier" }, { 31, "directive-swap" },
-        { 32, "directive-run-sequence" }, { 33, "directive-unlink" },
-};
 const char *name_suit_command(int64_t label) {
-        return LOOKUP(suit_commands, label);
+        return teep_suit_command_to_string(label);
 }
 
 static const Name suit_parameters[] = {
@@ -109,4 +99,15 @@ static const Name eat_claims[] = {
 };
 const char *name_eat_claim(int64_t key) {
         return LOOKUP(eat_claims, key);
+}
+
+int name_component_id(TeepCborReader r, size_t n, char **ret) {
+        TeepBuf segments[TEEP_COMPONENT_MAX_SEGMENTS];
+
+        if (n == 0 || n > TEEP_COMPONENT_MAX_SEGMENTS)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (teep_cbor_read_bytes(&r, &segments[i], NULL) < 0)
+                        return -EBADMSG;
+        return teep_suit_component_id_to_string(segments, n, ret);
 }

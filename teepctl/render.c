@@ -148,7 +148,8 @@ static Field map_field(RenderSchema s, int64_t key, TeepCborType value_type) {
                         f.schema = SCHEMA_COMPONENT_ID;
                         break;
                 }
-                /* fall through: the other members are SUIT parameters */
+                /* the other members are SUIT parameters */
+                __attribute__((fallthrough));
         case SCHEMA_SUIT_PARAMETERS:
                 f.name = name_suit_parameter(key);
                 if (key == 3) {

@@ -131,19 +131,19 @@ int fuzz_target_eat(const uint8_t *data, size_t size) {
 }
 
 int fuzz_target_component(const uint8_t *data, size_t size) {
-        TeepComponentId id;
+        TeepSuitComponentId id;
         char *text = NULL, *s;
         uint8_t *enc = NULL;
         size_t len = 0;
         int k;
 
         /* bytes → identifier → name → bytes must be the identity */
-        k = teep_component_id_decode(TEEP_BUF(data, size), &id, NULL);
-        if (k >= 0 && teep_suit_component_id_to_string(&id, &text) >= 0) {
-                TeepComponentId back;
+        k = teep_suit_component_id_decode(TEEP_BUF(data, size), &id, NULL);
+        if (k >= 0 && teep_suit_component_id_to_string(id.segments, id.n_segments, &text) >= 0) {
+                TeepSuitComponentId back;
                 FUZZ_ASSERT(teep_suit_component_id_from_string(text, &enc, &len) == 0);
-                FUZZ_ASSERT(teep_component_id_decode(TEEP_BUF(enc, len), &back, NULL) == 0);
-                FUZZ_ASSERT(teep_component_id_equal(&id, &back));
+                FUZZ_ASSERT(teep_suit_component_id_decode(TEEP_BUF(enc, len), &back, NULL) == 0);
+                FUZZ_ASSERT(teep_suit_component_id_equal(&id, &back));
                 free(enc);
                 enc = NULL;
                 free(text);
@@ -154,8 +154,8 @@ int fuzz_target_component(const uint8_t *data, size_t size) {
         if (!s)
                 return -ENOMEM;
         if (teep_suit_component_id_from_string(s, &enc, &len) == 0) {
-                FUZZ_ASSERT(teep_component_id_decode(TEEP_BUF(enc, len), &id, NULL) == 0);
-                FUZZ_ASSERT(teep_suit_component_id_to_string(&id, &text) == 0);
+                FUZZ_ASSERT(teep_suit_component_id_decode(TEEP_BUF(enc, len), &id, NULL) == 0);
+                FUZZ_ASSERT(teep_suit_component_id_to_string(id.segments, id.n_segments, &text) == 0);
                 FUZZ_ASSERT(strcmp(text, s) == 0);
                 free(text);
                 free(enc);

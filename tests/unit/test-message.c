@@ -36,7 +36,8 @@ static TeepMessage *decode_ok(TeepBuf in, const char *what) {
         TeepMessage *m = NULL;
         TeepError err = {};
         int r = teep_message_decode(in, &m, &err);
-        cr_assert_eq(r, 0, "%s: decode failed %d, %s: %s", what, r, teep_reason_to_string(err.reason), err.detail);
+        cr_assert_eq(r, 0, "%s: decode failed %d, %s: %s", what, r, teep_reason_to_string(err.reason),
+                     err.detail);
         cr_assert_not_null(m);
         return m;
 }
@@ -45,10 +46,10 @@ static void expect_reject(TeepBuf in, int want, TeepReason reason, const char *w
         TeepMessage *m = NULL;
         TeepError err = {};
         int r = teep_message_decode(in, &m, &err);
-        cr_assert_eq(r, want, "%s: got %d, want %d (%s: %s)", what, r, want, teep_reason_to_string(err.reason),
-                     err.detail);
-        cr_assert_eq(err.reason, reason, "%s: reason %s, want %s (%s)", what, teep_reason_to_string(err.reason),
-                     teep_reason_to_string(reason), err.detail);
+        cr_assert_eq(r, want, "%s: got %d, want %d (%s: %s)", what, r, want,
+                     teep_reason_to_string(err.reason), err.detail);
+        cr_assert_eq(err.reason, reason, "%s: reason %s, want %s (%s)", what,
+                     teep_reason_to_string(err.reason), teep_reason_to_string(reason), err.detail);
         cr_assert_eq(err.error, want, "%s: err.error %d", what, err.error);
         cr_assert_null(m, "%s: *ret touched on failure", what);
 }
@@ -349,7 +350,8 @@ Test(message, derived_update_install_suit_uri) {
         cr_assert_eq(m->type, TEEP_TYPE_UPDATE);
         assert_buf(m->token, token16, sizeof(token16), "token");
         cr_assert_eq(m->n_manifest_list, 1);
-        assert_buf(m->manifest_list[0], envelope.data, envelope.len, "manifest = the draft's suit_uri envelope");
+        assert_buf(m->manifest_list[0], envelope.data, envelope.len,
+                   "manifest = the draft's suit_uri envelope");
         cr_assert_not(m->has_unneeded_manifest_list);
 
         teep_message_free(m);
@@ -359,7 +361,8 @@ Test(message, derived_update_install_suit_uri) {
 
 Test(message, derived_update_unlink) {
         static const uint8_t uuid[16] = {
-                0x8d, 0x82, 0x57, 0x3a, 0x92, 0x6d, 0x47, 0x54, 0x93, 0x53, 0x32, 0xdc, 0x29, 0x99, 0x7f, 0x74,
+                0x8d, 0x82, 0x57, 0x3a, 0x92, 0x6d, 0x47, 0x54,
+                0x93, 0x53, 0x32, 0xdc, 0x29, 0x99, 0x7f, 0x74,
         };
         Vector v = vector_load("derived/update_unlink.hex");
         TeepMessage *m = decode_ok(vector_buf(&v), "update_unlink");
@@ -536,8 +539,8 @@ Test(message, arity) {
 }
 
 Test(message, options_not_a_uint_keyed_map) {
-        static const uint8_t array[] = { 0x82, 0x05, 0x80 }, text_key[] = { 0x82, 0x05, 0xa1, 0x61, 0x61, 0x01 },
-                             neg_key[] = { 0x82, 0x05, 0xa1, 0x20, 0x01 }, bstr[] = { 0x82, 0x05, 0x40 };
+        static const uint8_t array[] = {0x82, 0x05, 0x80}, text_key[] = {0x82, 0x05, 0xa1, 0x61, 0x61, 0x01},
+                             neg_key[] = {0x82, 0x05, 0xa1, 0x20, 0x01}, bstr[] = {0x82, 0x05, 0x40};
         expect_reject(TEEP_BUF(array, sizeof(array)), -EBADMSG, TEEP_REASON_MSG_OPTIONS, "options []");
         expect_reject(TEEP_BUF(bstr, sizeof(bstr)), -EBADMSG, TEEP_REASON_MSG_OPTIONS, "options h''");
         expect_reject(TEEP_BUF(text_key, sizeof(text_key)), -EBADMSG, TEEP_REASON_MSG_OPTIONS, "text key");
@@ -688,10 +691,12 @@ Test(message, token_sizes) {
 }
 
 Test(message, challenge_sizes) {
-        try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 7, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
+        try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 7, -EBADMSG,
+                         TEEP_REASON_MSG_FIELD_SIZE);
         try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 8, 0, 0);
         try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 512, 0, 0);
-        try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 513, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
+        try_bytes_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_CHALLENGE, 513, -EBADMSG,
+                         TEEP_REASON_MSG_FIELD_SIZE);
         try_bytes_option(TEEP_TYPE_ERROR, TEEP_LABEL_CHALLENGE, 7, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
 }
 
@@ -700,16 +705,20 @@ Test(message, text_sizes) {
 
         memset(text, 'x', sizeof(text));
         try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, text, 128, 0, 0);
-        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, text, 129, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
+        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, text, 129, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_SIZE);
         try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, text, 0, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
-        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_MSG, text, 129, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
+        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_MSG, text, 129, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_SIZE);
         try_text_option(TEEP_TYPE_SUCCESS, TEEP_LABEL_MSG, text, 0, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
         try_text_option(TEEP_TYPE_SUCCESS, TEEP_LABEL_MSG, text, 1, 0, 0);
         try_text_option(TEEP_TYPE_SUCCESS, TEEP_LABEL_MSG, text, 128, 0, 0);
         try_text_option(TEEP_TYPE_SUCCESS, TEEP_LABEL_MSG, text, 129, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
         try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_LANG, text, 35, 0, 0);
-        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_LANG, text, 36, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
-        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_LANG, text, 0, -EBADMSG, TEEP_REASON_MSG_FIELD_SIZE);
+        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_LANG, text, 36, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_SIZE);
+        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_LANG, text, 0, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_SIZE);
 
         /* 128 bytes of 2-byte characters is 64 characters: sizes count bytes */
         char wide[130];
@@ -722,11 +731,14 @@ Test(message, text_sizes) {
 }
 
 Test(message, text_must_be_utf8) {
-        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, "disk\xff", 5, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE);
-        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, "\xc0\x80", 2, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE);
+        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, "disk\xff", 5, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_VALUE);
+        try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, "\xc0\x80", 2, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_VALUE);
         try_text_option(TEEP_TYPE_SUCCESS, TEEP_LABEL_MSG, "\xed\xa0\x80", 3, -EBADMSG,
                         TEEP_REASON_MSG_FIELD_VALUE);
-        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_LANG, "e\x80", 2, -EBADMSG, TEEP_REASON_MSG_FIELD_VALUE);
+        try_text_option(TEEP_TYPE_UPDATE, TEEP_LABEL_ERR_LANG, "e\x80", 2, -EBADMSG,
+                        TEEP_REASON_MSG_FIELD_VALUE);
         try_text_option(TEEP_TYPE_QUERY_REQUEST, TEEP_LABEL_ATTESTATION_PAYLOAD_FORMAT, "\xfe", 1, -EBADMSG,
                         TEEP_REASON_MSG_FIELD_VALUE);
         try_text_option(TEEP_TYPE_ERROR, TEEP_LABEL_ERR_MSG, "d\xc3\xa9j\xc3\xa0", 6, 0, 0);
@@ -863,7 +875,8 @@ Test(message, lists_of_wrong_type) {
                 TeepCborWriter w;
                 char what[96];
 
-                snprintf(what, sizeof(what), "%s: %s as uint", teep_message_type_to_string(list_cases[i].type),
+                snprintf(what, sizeof(what), "%s: %s as uint",
+                         teep_message_type_to_string(list_cases[i].type),
                          teep_label_to_string(list_cases[i].label));
                 begin_one_option(&w, list_cases[i].type, list_cases[i].label);
                 teep_cbor_put_uint(&w, 1);
@@ -871,7 +884,8 @@ Test(message, lists_of_wrong_type) {
                 expect_reject_w(&w, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, what);
 
                 /* an element that no list of these accepts: a map */
-                snprintf(what, sizeof(what), "%s: %s of a map", teep_message_type_to_string(list_cases[i].type),
+                snprintf(what, sizeof(what), "%s: %s of a map",
+                         teep_message_type_to_string(list_cases[i].type),
                          teep_label_to_string(list_cases[i].label));
                 begin_one_option(&w, list_cases[i].type, list_cases[i].label);
                 teep_cbor_put_array(&w, 1);
@@ -1300,7 +1314,8 @@ Test(message, unknown_and_foreign_labels_are_ignored) {
         TeepMessage *m;
         Vector v;
 
-        /* Success {20: token, 99: "x", 3: [0] (versions: not a Success option), 8: [valid entry], 5: [[18,-7]]} */
+        /* Success {20: token, 99: "x", 3: [0] (versions: not a Success option), 8: [valid entry], 5:
+         * [[18,-7]]} */
         teep_cbor_writer_init(&w);
         teep_cbor_put_array(&w, 2);
         teep_cbor_put_uint(&w, TEEP_TYPE_SUCCESS);
@@ -1427,8 +1442,11 @@ Test(message, build_query_request_all_options) {
         cr_assert_eq(teep_message_new(&m, TEEP_TYPE_QUERY_REQUEST), 0);
         m->has_token = true;
         m->token = TEEP_BUF(token16, 8);
-        cr_assert_eq(teep_message_add_uint(m, TEEP_LABEL_SUPPORTED_FRESHNESS_MECHANISMS, TEEP_FRESHNESS_NONCE), 0);
-        cr_assert_eq(teep_message_add_uint(m, TEEP_LABEL_SUPPORTED_FRESHNESS_MECHANISMS, TEEP_FRESHNESS_TIMESTAMP),
+        cr_assert_eq(
+                teep_message_add_uint(m, TEEP_LABEL_SUPPORTED_FRESHNESS_MECHANISMS, TEEP_FRESHNESS_NONCE),
+                0);
+        cr_assert_eq(teep_message_add_uint(m, TEEP_LABEL_SUPPORTED_FRESHNESS_MECHANISMS,
+                                           TEEP_FRESHNESS_TIMESTAMP),
                      0);
         m->has_challenge = true;
         m->challenge = TEEP_BUF(challenge, sizeof(challenge));
@@ -1490,7 +1508,9 @@ Test(message, build_query_response) {
         m->has_attestation_payload = true;
         m->attestation_payload = TEEP_BUF("eat", 3);
         cr_assert_eq(teep_message_add_tc(m, ta, 4, &tc), 0);
-        cr_assert_eq(teep_claims_add(tc, TEEP_CLAIM_IMAGE_DIGEST, TEEP_BUF(digest_claim, sizeof(digest_claim))), 0);
+        cr_assert_eq(
+                teep_claims_add(tc, TEEP_CLAIM_IMAGE_DIGEST, TEEP_BUF(digest_claim, sizeof(digest_claim))),
+                0);
         cr_assert_eq(teep_claims_add(tc, 14, TEEP_BUF("\x14", 1)), 0);
         cr_assert_eq(teep_message_add_requested_tc(m, ta, 4, &req), 0);
         req->has_tc_manifest_sequence_number = true;
@@ -1718,7 +1738,8 @@ Test(message, names) {
 
         cr_assert_str_eq(teep_err_code_to_string(TEEP_ERR_PERMANENT_ERROR), "ERR_PERMANENT_ERROR");
         cr_assert_str_eq(teep_err_code_to_string(TEEP_ERR_TEMPORARY_ERROR), "ERR_TEMPORARY_ERROR");
-        cr_assert_str_eq(teep_err_code_to_string(TEEP_ERR_UNSUPPORTED_SUIT_REPORT), "ERR_UNSUPPORTED_SUIT_REPORT");
+        cr_assert_str_eq(teep_err_code_to_string(TEEP_ERR_UNSUPPORTED_SUIT_REPORT),
+                         "ERR_UNSUPPORTED_SUIT_REPORT");
         cr_assert_null(teep_err_code_to_string(0));
         cr_assert_null(teep_err_code_to_string(11));
         cr_assert_null(teep_err_code_to_string(23));
