@@ -87,8 +87,8 @@ bool teep_suit_component_id_equal(const TeepSuitComponentId *a, const TeepSuitCo
 static const char hexdigits[] = "0123456789abcdef";
 
 static bool char_is_plain(uint8_t c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '.' || c == '_' || c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '-';
 }
 
 static int lower_hex_value(uint8_t c) {
@@ -167,7 +167,8 @@ int teep_suit_component_id_to_string(const TeepBuf *segments, size_t n_segments,
         if (!segments || !ret || n_segments == 0 || n_segments > TEEP_COMPONENT_MAX_SEGMENTS)
                 return -EINVAL;
         for (size_t i = 0; i < n_segments; i++) {
-                if (segments[i].len > TEEP_COMPONENT_MAX_SEGMENT_LEN || (segments[i].len > 0 && !segments[i].ptr))
+                if (segments[i].len > TEEP_COMPONENT_MAX_SEGMENT_LEN ||
+                    (segments[i].len > 0 && !segments[i].ptr))
                         return -EINVAL;
                 total += segment_render(segments[i].ptr, segments[i].len, NULL) + 1;
         }
@@ -209,7 +210,7 @@ static int segment_parse(const uint8_t *t, size_t n, uint8_t *out, size_t *ret_l
                 for (size_t i = 0; i < 36; i++) {
                         int v = lower_hex_value(t[i]);
                         if (v < 0)
-                                continue;       /* a '-' */
+                                continue; /* a '-' */
                         if (d % 2 == 0)
                                 out[d / 2] = (uint8_t)(v << 4);
                         else

@@ -13,14 +13,14 @@
  * A SUIT_Component_Identifier is [* bstr]. We bound it like a path: at most 16 segments of at
  * most 255 bytes each (the installer maps segments to directory entries, NAME_MAX is 255).
  */
-#define TEEP_COMPONENT_MAX_SEGMENTS 16
+#define TEEP_COMPONENT_MAX_SEGMENTS    16
 #define TEEP_COMPONENT_MAX_SEGMENT_LEN 255
 
 /* A decoded component identifier: views into the buffer it was decoded from. */
 typedef struct TeepSuitComponentId {
         size_t n_segments;
         TeepBuf segments[TEEP_COMPONENT_MAX_SEGMENTS];
-        TeepBuf raw;    /* the encoded array, as it appeared in the input */
+        TeepBuf raw; /* the encoded array, as it appeared in the input */
 } TeepSuitComponentId;
 
 /*

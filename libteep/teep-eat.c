@@ -27,9 +27,10 @@ static bool kid_size_ok(size_t n) {
 /* Bit of a known claim in the duplicate mask, or -1. */
 static int claim_bit(int64_t key) {
         static const int64_t known[] = {
-                TEEP_EAT_ISS,     TEEP_EAT_EXP,       TEEP_EAT_IAT,     TEEP_EAT_CNF,    TEEP_EAT_NONCE,
-                TEEP_EAT_UEID,    TEEP_EAT_OEMID,     TEEP_EAT_HWMODEL, TEEP_EAT_HWVERSION,
-                TEEP_EAT_PROFILE, TEEP_EAT_SWNAME,    TEEP_EAT_SWVERSION, TEEP_EAT_MANIFESTS,
+                TEEP_EAT_ISS,       TEEP_EAT_EXP,     TEEP_EAT_IAT,    TEEP_EAT_CNF,
+                TEEP_EAT_NONCE,     TEEP_EAT_UEID,    TEEP_EAT_OEMID,  TEEP_EAT_HWMODEL,
+                TEEP_EAT_HWVERSION, TEEP_EAT_PROFILE, TEEP_EAT_SWNAME, TEEP_EAT_SWVERSION,
+                TEEP_EAT_MANIFESTS,
         };
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
                 if (known[i] == key)
@@ -141,7 +142,8 @@ static int read_oemid(TeepCborReader *r, TeepEat *eat, TeepError *err) {
                         eat->oemid_type = TEEP_EAT_OEMID_RANDOM;
                 else
                         return teep_error_set(err, -EBADMSG, TEEP_REASON_EAT_CLAIM,
-                                              "oemid: %zu bytes, want 3 (IEEE OUI) or 16 (random)", eat->oemid.len);
+                                              "oemid: %zu bytes, want 3 (IEEE OUI) or 16 (random)",
+                                              eat->oemid.len);
                 return 0;
         }
         if (teep_cbor_read_int(r, &eat->oemid_pen, err) < 0)
@@ -156,8 +158,8 @@ static int read_manifests(TeepCborReader *r, TeepEat *eat, TeepError *err) {
         if (teep_cbor_read_array(r, &n, err) < 0 || n == 0)
                 return bad_claim(err, "manifests", "a non-empty array");
         if (n > TEEP_EAT_MAX_MANIFESTS)
-                return teep_error_set(err, -E2BIG, TEEP_REASON_EAT_CLAIM, "manifests: %zu entries, at most %d", n,
-                                      TEEP_EAT_MAX_MANIFESTS);
+                return teep_error_set(err, -E2BIG, TEEP_REASON_EAT_CLAIM,
+                                      "manifests: %zu entries, at most %d", n, TEEP_EAT_MAX_MANIFESTS);
         for (size_t i = 0; i < n; i++) {
                 TeepEatManifest *m = &eat->manifests[i];
                 TeepCborItem it;
@@ -189,7 +191,8 @@ static int claim_decode(TeepEat *eat, int64_t key, TeepBuf raw, unsigned flags, 
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "claim %" PRId64, key);
         if (it.type == TEEP_CBOR_TAG)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_EAT_CLAIM,
-                                      "claim %" PRId64 ": CBOR tags are not allowed in TEEP-profile claims", key);
+                                      "claim %" PRId64 ": CBOR tags are not allowed in TEEP-profile claims",
+                                      key);
 
         switch (key) {
         case TEEP_EAT_ISS:
@@ -265,8 +268,8 @@ int teep_eat_decode_flags(TeepBuf in, unsigned flags, TeepEat **ret, TeepError *
         if (teep_cbor_read_map(&r, &n, err) < 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_EAT_CLAIM, "EAT claims set is not a map");
         if (n > TEEP_EAT_MAX_CLAIMS)
-                return teep_error_set(err, -E2BIG, TEEP_REASON_EAT_CLAIM, "EAT claims set: %zu claims, at most %d",
-                                      n, TEEP_EAT_MAX_CLAIMS);
+                return teep_error_set(err, -E2BIG, TEEP_REASON_EAT_CLAIM,
+                                      "EAT claims set: %zu claims, at most %d", n, TEEP_EAT_MAX_CLAIMS);
 
         eat = calloc(1, sizeof(*eat));
         if (!eat)
@@ -283,7 +286,8 @@ int teep_eat_decode_flags(TeepBuf in, unsigned flags, TeepEat **ret, TeepError *
                         k = teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "EAT claim %zu", i);
                         goto fail;
                 }
-                if ((it.type == TEEP_CBOR_UINT || it.type == TEEP_CBOR_NEGINT) && it.value <= (uint64_t)INT64_MAX) {
+                if ((it.type == TEEP_CBOR_UINT || it.type == TEEP_CBOR_NEGINT) &&
+                    it.value <= (uint64_t)INT64_MAX) {
                         key = it.type == TEEP_CBOR_UINT ? (int64_t)it.value : -1 - (int64_t)it.value;
                         bit = claim_bit(key);
                 }

@@ -46,7 +46,7 @@ enum {
 /* cnf members (RFC 8747) */
 enum {
         TEEP_EAT_CNF_COSE_KEY_LABEL = 1,
-        TEEP_EAT_CNF_ENCRYPTED_COSE_KEY_LABEL = 2,   /* not supported */
+        TEEP_EAT_CNF_ENCRYPTED_COSE_KEY_LABEL = 2, /* not supported */
         TEEP_EAT_CNF_KID_LABEL = 3,
 };
 
@@ -64,7 +64,7 @@ enum {
         TEEP_EAT_CONTENT_FORMAT_MAX = 65535,
 };
 
-#define TEEP_EAT_MAX_CLAIMS 64      /* claims in one set, unknown ones included */
+#define TEEP_EAT_MAX_CLAIMS    64 /* claims in one set, unknown ones included */
 #define TEEP_EAT_MAX_MANIFESTS 8
 
 /* The TEEP profile identifier (the RFC number is not assigned yet). */
@@ -72,21 +72,21 @@ enum {
 
 typedef enum TeepEatCnfType {
         TEEP_EAT_CNF_NONE,
-        TEEP_EAT_CNF_KID,         /* {3: kid} - TEEP: RFC 9679 thumbprint of the Agent key */
-        TEEP_EAT_CNF_COSE_KEY,    /* {1: COSE_Key} */
+        TEEP_EAT_CNF_KID,      /* {3: kid} - TEEP: RFC 9679 thumbprint of the Agent key */
+        TEEP_EAT_CNF_COSE_KEY, /* {1: COSE_Key} */
 } TeepEatCnfType;
 
 typedef enum TeepEatOemidType {
         TEEP_EAT_OEMID_NONE,
-        TEEP_EAT_OEMID_IEEE,      /* bstr of 3 bytes (IEEE OUI) */
-        TEEP_EAT_OEMID_RANDOM,    /* bstr of 16 bytes */
-        TEEP_EAT_OEMID_PEN,       /* int: IANA Private Enterprise Number */
+        TEEP_EAT_OEMID_IEEE,   /* bstr of 3 bytes (IEEE OUI) */
+        TEEP_EAT_OEMID_RANDOM, /* bstr of 16 bytes */
+        TEEP_EAT_OEMID_PEN,    /* int: IANA Private Enterprise Number */
 } TeepEatOemidType;
 
 typedef enum TeepEatProfileType {
         TEEP_EAT_PROFILE_NONE,
-        TEEP_EAT_PROFILE_URI,     /* text */
-        TEEP_EAT_PROFILE_OID,     /* bstr: the OID's encoded bytes, untagged */
+        TEEP_EAT_PROFILE_URI, /* text */
+        TEEP_EAT_PROFILE_OID, /* bstr: the OID's encoded bytes, untagged */
 } TeepEatProfileType;
 
 /* hwversion / swversion: [version: text, ? scheme: int] */
@@ -99,8 +99,8 @@ typedef struct TeepEatVersion {
 /* One manifests entry: [content-format: uint, body] */
 typedef struct TeepEatManifest {
         uint64_t content_format;
-        TeepBuf body;             /* bstr content, or the encoded CBOR item when body_is_cbor */
-        bool body_is_cbor;        /* the body was embedded CBOR rather than a byte string */
+        TeepBuf body;      /* bstr content, or the encoded CBOR item when body_is_cbor */
+        bool body_is_cbor; /* the body was embedded CBOR rather than a byte string */
 } TeepEatManifest;
 
 /*
@@ -109,40 +109,40 @@ typedef struct TeepEatManifest {
  */
 typedef struct TeepEat {
         bool has_iss;
-        TeepBuf iss;                    /* 1: text */
+        TeepBuf iss; /* 1: text */
         bool has_exp;
-        int64_t exp;                    /* 4: NumericDate (a float is truncated) */
+        int64_t exp; /* 4: NumericDate (a float is truncated) */
         bool has_iat;
-        int64_t iat;                    /* 6 */
-        TeepEatCnfType cnf_type;        /* 8 */
+        int64_t iat;             /* 6 */
+        TeepEatCnfType cnf_type; /* 8 */
         TeepBuf cnf_kid;
-        TeepBuf cnf_cose_key;           /* the encoded COSE_Key map */
+        TeepBuf cnf_cose_key; /* the encoded COSE_Key map */
         bool has_nonce;
-        TeepBuf nonce;                  /* 10: bstr 8..64 */
+        TeepBuf nonce; /* 10: bstr 8..64 */
         bool has_ueid;
-        TeepBuf ueid;                   /* 256: bstr 7..33 */
-        TeepEatOemidType oemid_type;    /* 258 */
+        TeepBuf ueid;                /* 256: bstr 7..33 */
+        TeepEatOemidType oemid_type; /* 258 */
         TeepBuf oemid;
         int64_t oemid_pen;
         bool has_hwmodel;
-        TeepBuf hwmodel;                /* 259: bstr 1..32 */
+        TeepBuf hwmodel; /* 259: bstr 1..32 */
         bool has_hwversion;
-        TeepEatVersion hwversion;       /* 260 */
-        bool hwversion_legacy_bstr;     /* decoded from a byte string (legacy flag only) */
+        TeepEatVersion hwversion;        /* 260 */
+        bool hwversion_legacy_bstr;      /* decoded from a byte string (legacy flag only) */
         TeepEatProfileType profile_type; /* 265 */
         TeepBuf profile;
         bool has_swname;
-        TeepBuf swname;                 /* 270: text */
+        TeepBuf swname; /* 270: text */
         bool has_swversion;
-        TeepEatVersion swversion;       /* 271 */
-        size_t n_manifests;             /* 272 */
+        TeepEatVersion swversion; /* 271 */
+        size_t n_manifests;       /* 272 */
         TeepEatManifest manifests[TEEP_EAT_MAX_MANIFESTS];
-        size_t n_unknown;               /* claims skipped */
+        size_t n_unknown; /* claims skipped */
 } TeepEat;
 
 /* Flags for teep_eat_decode_flags() */
 enum {
-        TEEP_EAT_DECODE_LEGACY_HWVERSION = 1 << 0,   /* accept hwversion [bstr, ? int] (libteep) */
+        TEEP_EAT_DECODE_LEGACY_HWVERSION = 1 << 0, /* accept hwversion [bstr, ? int] (libteep) */
 };
 
 /*

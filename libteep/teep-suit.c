@@ -149,7 +149,8 @@ int teep_suit_envelope_decode(TeepBuf in, TeepSuitEnvelope **ret, TeepError *err
         for (size_t i = 0; i < n; i++) {
                 k = teep_cbor_peek(&r, &item);
                 if (k < 0)
-                        return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "SUIT envelope key");
+                        return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED,
+                                              "SUIT envelope key");
 
                 if (item.type == TEEP_CBOR_UINT || item.type == TEEP_CBOR_NEGINT) {
                         TeepSuitEnvelopeMember *mem;
@@ -166,11 +167,12 @@ int teep_suit_envelope_decode(TeepBuf in, TeepSuitEnvelope **ret, TeepError *err
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
                                                       "SUIT envelope: member %" PRId64 " twice", key);
                         if (teep_cbor_read(&r, &item) < 0 || item.type != TEEP_CBOR_BYTES)
-                                return teep_error_set(err, -EBADMSG,
-                                                      key == SUIT_ENVELOPE_AUTHENTICATION_WRAPPER
-                                                              ? TEEP_REASON_SUIT_AUTH
-                                                              : TEEP_REASON_SUIT_ENVELOPE,
-                                                      "SUIT envelope: member %" PRId64 " is not a byte string", key);
+                                return teep_error_set(
+                                        err, -EBADMSG,
+                                        key == SUIT_ENVELOPE_AUTHENTICATION_WRAPPER
+                                                ? TEEP_REASON_SUIT_AUTH
+                                                : TEEP_REASON_SUIT_ENVELOPE,
+                                        "SUIT envelope: member %" PRId64 " is not a byte string", key);
                         mem->present = true;
                         mem->wrapped = item.head;
                         mem->content = item.str;
@@ -192,20 +194,23 @@ int teep_suit_envelope_decode(TeepBuf in, TeepSuitEnvelope **ret, TeepError *err
                                                       "SUIT envelope: more than %d integrated payloads",
                                                       TEEP_SUIT_MAX_PAYLOADS);
                         if (teep_cbor_read_bytes(&r, &p.data, err) < 0)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE,
-                                                      "SUIT envelope: integrated payload is not a byte string");
+                                return teep_error_set(
+                                        err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE,
+                                        "SUIT envelope: integrated payload is not a byte string");
                         env.payloads[env.n_payloads++] = p;
 
                 } else
                         return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE,
-                                              "SUIT envelope: key of type %s", teep_cbor_type_to_string(item.type));
+                                              "SUIT envelope: key of type %s",
+                                              teep_cbor_type_to_string(item.type));
         }
 
         if (!env.auth.present)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_AUTH,
                                       "SUIT envelope has no authentication wrapper");
         if (!env.manifest.present)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE, "SUIT envelope has no manifest");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE,
+                                      "SUIT envelope has no manifest");
         k = auth_decode(&env, err);
         if (k < 0)
                 return k;
@@ -279,15 +284,16 @@ int teep_suit_envelope_verify(TeepSuitEnvelope *env, TeepKey *const *keys, size_
 
                 k = teep_cose_decode(env->signatures[i], &msg, &e);
                 if (k == -EOPNOTSUPP)
-                        goto failed;           /* e.g. an unknown critical header: try the next block */
+                        goto failed; /* e.g. an unknown critical header: try the next block */
                 if (k < 0) {
                         if (err)
                                 *err = e;
                         return teep_error_prefix(err, "SUIT authentication block %zu", i);
                 }
                 if (!msg.payload_detached)
-                        return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_AUTH,
-                                              "SUIT authentication block %zu: payload must be detached (nil)", i);
+                        return teep_error_set(
+                                err, -EBADMSG, TEEP_REASON_SUIT_AUTH,
+                                "SUIT authentication block %zu: payload must be detached (nil)", i);
 
                 k = teep_cose_verify(&msg, &env->digest_raw, keys, n_keys, &key_index, NULL, &e);
                 if (k == 0) {
@@ -349,7 +355,7 @@ TeepSuitManifest *teep_suit_manifest_free(TeepSuitManifest *m) {
 
 typedef struct ManifestCtx {
         TeepSuitManifest *m;
-        uint64_t valid_indices;      /* bit i: i is a component or dependency index */
+        uint64_t valid_indices; /* bit i: i is a component or dependency index */
 } ManifestCtx;
 
 static int sequence_decode(ManifestCtx *c, TeepBuf content, unsigned depth, const char *what,
@@ -374,8 +380,9 @@ static int param_value_decode(TeepSuitParameters *p, int64_t label, TeepBuf raw,
                 if (teep_cbor_peek(&r, &item) == 0 && item.type == TEEP_CBOR_TAG) {
                         if (teep_cbor_read_tag(&r, &tag, err) < 0 || tag != SUIT_CBOR_TAG_PEN ||
                             teep_cbor_read_bytes(&r, &p->vendor_id, err) < 0 || p->vendor_id.len == 0)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_PARAMETER,
-                                                      "parameter vendor-identifier: want a UUID or 112(PEN OID)");
+                                return teep_error_set(
+                                        err, -EBADMSG, TEEP_REASON_SUIT_PARAMETER,
+                                        "parameter vendor-identifier: want a UUID or 112(PEN OID)");
                         p->vendor_id_is_pen = true;
                         return 0;
                 }
@@ -488,7 +495,8 @@ static int parameters_decode(TeepCborReader *r, TeepSuitParameters *p, TeepError
                                                       "parameter %" PRId64 " twice", label);
                 if (p->n_unknown >= TEEP_SUIT_MAX_UNKNOWN_PARAMS)
                         return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_PARAMETER,
-                                              "more than %d unknown parameters", TEEP_SUIT_MAX_UNKNOWN_PARAMS);
+                                              "more than %d unknown parameters",
+                                              TEEP_SUIT_MAX_UNKNOWN_PARAMS);
                 p->unknown[p->n_unknown].label = label;
                 p->unknown[p->n_unknown].raw = raw;
                 p->n_unknown++;
@@ -499,7 +507,8 @@ static int parameters_decode(TeepCborReader *r, TeepSuitParameters *p, TeepError
 static int index_check(ManifestCtx *c, uint64_t index, TeepError *err) {
         if (index > TEEP_SUIT_MAX_INDEX || !(c->valid_indices & (UINT64_C(1) << index)))
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMPONENT,
-                                      "set-component-index %" PRIu64 ": no such component or dependency", index);
+                                      "set-component-index %" PRIu64 ": no such component or dependency",
+                                      index);
         return 0;
 }
 
@@ -541,7 +550,8 @@ static int set_component_index_decode(ManifestCtx *c, TeepCborReader *r, TeepSui
                 return 0;
         default:
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE,
-                                      "set-component-index: argument of type %s", teep_cbor_type_to_string(item.type));
+                                      "set-component-index: argument of type %s",
+                                      teep_cbor_type_to_string(item.type));
         }
 }
 
@@ -551,7 +561,8 @@ static int try_each_decode(ManifestCtx *c, TeepCborReader *r, unsigned depth, Te
         int k;
 
         if (teep_cbor_read_array(r, &n, err) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE, "try-each: argument is not an array");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE,
+                                      "try-each: argument is not an array");
         if (n > TEEP_SUIT_MAX_TRY_EACH + 1)
                 return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_SEQUENCE,
                                       "try-each: %zu alternatives, at most %d", n, TEEP_SUIT_MAX_TRY_EACH);
@@ -574,7 +585,8 @@ static int try_each_decode(ManifestCtx *c, TeepCborReader *r, unsigned depth, Te
                 if (teep_cbor_read_bytes(r, &content, err) < 0)
                         return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE,
                                               "try-each: alternative %zu is not a bstr-wrapped sequence", i);
-                k = sequence_decode(c, content, depth + 1, "try-each alternative", &cmd->sequences[n_seq], err);
+                k = sequence_decode(c, content, depth + 1, "try-each alternative", &cmd->sequences[n_seq],
+                                    err);
                 if (k < 0)
                         return k;
                 n_seq++;
@@ -593,7 +605,8 @@ static int command_decode(ManifestCtx *c, TeepCborReader *r, unsigned depth, Tee
         int k;
 
         if (teep_cbor_read_int(r, &cmd->label, err) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE, "command label is not an integer");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE,
+                                      "command label is not an integer");
         if (teep_cbor_skip(r, &cmd->arg) < 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "command argument");
         teep_cbor_reader_init(&ar, cmd->arg);
@@ -659,14 +672,15 @@ static int command_decode(ManifestCtx *c, TeepCborReader *r, unsigned depth, Tee
 
 static int sequence_decode(ManifestCtx *c, TeepBuf content, unsigned depth, const char *what,
                            TeepSuitSequence *ret, TeepError *err) {
-        TeepSuitSequence seq = { .present = true, .raw = content };
+        TeepSuitSequence seq = {.present = true, .raw = content};
         TeepCborReader r;
         size_t n;
         int k;
 
         if (depth > TEEP_SUIT_MAX_NESTING)
                 return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_SEQUENCE,
-                                      "%s: command sequences nested deeper than %d", what, TEEP_SUIT_MAX_NESTING);
+                                      "%s: command sequences nested deeper than %d", what,
+                                      TEEP_SUIT_MAX_NESTING);
         k = nested_begin(content, &r, TEEP_REASON_SUIT_SEQUENCE, what, err);
         if (k < 0)
                 return k;
@@ -674,7 +688,8 @@ static int sequence_decode(ManifestCtx *c, TeepBuf content, unsigned depth, cons
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE, "%s: not an array", what);
         if (n == 0 || n % 2 != 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE,
-                                      "%s: %zu items, want a non-empty list of label/argument pairs", what, n);
+                                      "%s: %zu items, want a non-empty list of label/argument pairs", what,
+                                      n);
         if (n / 2 > TEEP_SUIT_MAX_SEQUENCE_COMMANDS || c->m->n_commands + n / 2 > TEEP_SUIT_MAX_COMMANDS)
                 return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_SEQUENCE,
                                       "%s: too many commands (at most %d per sequence, %d per manifest)",
@@ -701,15 +716,16 @@ static int dependencies_decode(ManifestCtx *c, TeepCborReader *r, TeepError *err
         if (teep_cbor_read_map(r, &n, err) < 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMMON, "dependencies are not a map");
         if (n > TEEP_SUIT_MAX_DEPENDENCIES)
-                return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_COMMON,
-                                      "%zu dependencies, at most %d", n, TEEP_SUIT_MAX_DEPENDENCIES);
+                return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_COMMON, "%zu dependencies, at most %d",
+                                      n, TEEP_SUIT_MAX_DEPENDENCIES);
         for (size_t i = 0; i < n; i++) {
                 TeepSuitDependency dep = {};
                 size_t nm;
 
                 if (teep_cbor_read_uint(r, &dep.index, err) < 0 || dep.index > TEEP_SUIT_MAX_INDEX)
                         return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMMON,
-                                              "dependency index must be a uint up to %d", TEEP_SUIT_MAX_INDEX);
+                                              "dependency index must be a uint up to %d",
+                                              TEEP_SUIT_MAX_INDEX);
                 for (size_t j = 0; j < m->n_dependencies; j++)
                         if (m->dependencies[j].index == dep.index)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
@@ -723,10 +739,12 @@ static int dependencies_decode(ManifestCtx *c, TeepCborReader *r, TeepError *err
 
                         if (teep_cbor_read_int(r, &key, err) < 0)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMMON,
-                                                      "dependency %" PRIu64 ": key is not an integer", dep.index);
+                                                      "dependency %" PRIu64 ": key is not an integer",
+                                                      dep.index);
                         if (key != SUIT_DEPENDENCY_PREFIX)
                                 return teep_error_set(err, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMON,
-                                                      "dependency %" PRIu64 ": unsupported metadata %" PRId64,
+                                                      "dependency %" PRIu64
+                                                      ": unsupported metadata %" PRId64,
                                                       dep.index, key);
                         if (dep.has_prefix)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
@@ -765,7 +783,8 @@ static int common_decode(ManifestCtx *c, TeepBuf content, TeepError *err) {
                 switch (key) {
                 case SUIT_COMMON_DEPENDENCIES:
                         if (have_deps)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY, "common: dependencies twice");
+                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
+                                                      "common: dependencies twice");
                         have_deps = true;
                         k = dependencies_decode(c, &r, err);
                         if (k < 0)
@@ -773,14 +792,16 @@ static int common_decode(ManifestCtx *c, TeepBuf content, TeepError *err) {
                         break;
                 case SUIT_COMMON_COMPONENTS:
                         if (have_components)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY, "common: components twice");
+                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
+                                                      "common: components twice");
                         have_components = true;
                         if (teep_cbor_read_array(&r, &nc, err) < 0 || nc == 0)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMMON,
                                                       "common: components must be a non-empty array");
                         if (nc > TEEP_SUIT_MAX_COMPONENTS)
                                 return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_COMPONENT,
-                                                      "common: %zu components, at most %d", nc, TEEP_SUIT_MAX_COMPONENTS);
+                                                      "common: %zu components, at most %d", nc,
+                                                      TEEP_SUIT_MAX_COMPONENTS);
                         for (size_t j = 0; j < nc; j++) {
                                 k = teep_suit_component_id_read(&r, &m->components[j], err);
                                 if (k < 0)
@@ -790,7 +811,8 @@ static int common_decode(ManifestCtx *c, TeepBuf content, TeepError *err) {
                         break;
                 case SUIT_COMMON_SHARED_SEQUENCE:
                         if (have_shared)
-                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY, "common: shared-sequence twice");
+                                return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY,
+                                                      "common: shared-sequence twice");
                         have_shared = true;
                         if (teep_cbor_read_bytes(&r, &shared, err) < 0)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_COMMON,
@@ -950,7 +972,7 @@ static bool key_is_severable(int64_t key) {
 static int manifest_decode_into(const TeepSuitEnvelope *env, TeepSuitManifest *m, TeepError *err) {
         TeepBuf members[MANIFEST_KEY_MAX + 1] = {};
         bool seen[MANIFEST_KEY_MAX + 1] = {};
-        ManifestCtx c = { .m = m };
+        ManifestCtx c = {.m = m};
         TeepCborReader r;
         size_t n;
         int k;
@@ -982,18 +1004,21 @@ static int manifest_decode_into(const TeepSuitEnvelope *env, TeepSuitManifest *m
                                               "manifest: member %" PRId64 " twice", key);
                 seen[key] = true;
                 if (teep_cbor_skip(&r, &members[key]) < 0)
-                        return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED, "manifest member %" PRId64, key);
+                        return teep_error_set(err, -EBADMSG, TEEP_REASON_CBOR_MALFORMED,
+                                              "manifest member %" PRId64, key);
         }
 
-        if (!seen[SUIT_MANIFEST_VERSION] || !seen[SUIT_MANIFEST_SEQUENCE_NUMBER] || !seen[SUIT_MANIFEST_COMMON])
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_MANIFEST,
-                                      "manifest lacks %s", !seen[SUIT_MANIFEST_VERSION] ? "manifest-version"
-                                                           : !seen[SUIT_MANIFEST_SEQUENCE_NUMBER] ? "manifest-sequence-number"
-                                                                                                   : "common");
+        if (!seen[SUIT_MANIFEST_VERSION] || !seen[SUIT_MANIFEST_SEQUENCE_NUMBER] ||
+            !seen[SUIT_MANIFEST_COMMON])
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_MANIFEST, "manifest lacks %s",
+                                      !seen[SUIT_MANIFEST_VERSION]           ? "manifest-version"
+                                      : !seen[SUIT_MANIFEST_SEQUENCE_NUMBER] ? "manifest-sequence-number"
+                                                                             : "common");
 
         teep_cbor_reader_init(&r, members[SUIT_MANIFEST_VERSION]);
         if (teep_cbor_read_uint(&r, &m->version, err) < 0)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_VERSION, "manifest-version is not a uint");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_VERSION,
+                                      "manifest-version is not a uint");
         if (m->version != SUIT_MANIFEST_VERSION_1)
                 return teep_error_set(err, -EOPNOTSUPP, TEEP_REASON_SUIT_VERSION,
                                       "manifest-version %" PRIu64 ", only 1 is supported", m->version);
@@ -1013,7 +1038,8 @@ static int manifest_decode_into(const TeepSuitEnvelope *env, TeepSuitManifest *m
         if (seen[SUIT_MANIFEST_REFERENCE_URI]) {
                 teep_cbor_reader_init(&r, members[SUIT_MANIFEST_REFERENCE_URI]);
                 if (teep_cbor_read_text(&r, &m->reference_uri, err) < 0)
-                        return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_MANIFEST, "reference-uri is not text");
+                        return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_MANIFEST,
+                                              "reference-uri is not text");
                 m->has_reference_uri = true;
         }
 
@@ -1050,7 +1076,8 @@ static int manifest_decode_into(const TeepSuitEnvelope *env, TeepSuitManifest *m
                         teep_cbor_reader_init(&r, members[key]);
                         if (teep_cbor_read_bytes(&r, &content, err) < 0)
                                 return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_MANIFEST,
-                                                      "%s is not a bstr-wrapped command sequence", manifest_key_name(key));
+                                                      "%s is not a bstr-wrapped command sequence",
+                                                      manifest_key_name(key));
                 }
                 k = sequence_decode(&c, content, 0, manifest_key_name(key), seq, err);
                 if (k < 0)
@@ -1085,7 +1112,8 @@ int teep_suit_manifest_decode(const TeepSuitEnvelope *env, unsigned flags, TeepS
                 return teep_error_set(err, -EINVAL, TEEP_REASON_SUIT_AUTH,
                                       "the envelope was not authenticated (teep_suit_envelope_verify)");
         if (!env->manifest.present)
-                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE, "SUIT envelope has no manifest");
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_SUIT_ENVELOPE,
+                                      "SUIT envelope has no manifest");
 
         m = calloc(1, sizeof(*m));
         if (!m)
@@ -1343,8 +1371,8 @@ static int payload_key_cmp(TeepBuf a, TeepBuf b) {
 }
 
 int teep_suit_envelope_sign(TeepBuf manifest, const TeepKey *key, int64_t alg,
-                            const TeepSuitPayload *payloads, size_t n_payloads,
-                            uint8_t **ret, size_t *ret_len) {
+                            const TeepSuitPayload *payloads, size_t n_payloads, uint8_t **ret,
+                            size_t *ret_len) {
         size_t order[TEEP_SUIT_MAX_PAYLOADS];
         uint8_t md[TEEP_SUIT_SHA256_LEN];
         uint8_t *wrapped = NULL, *digest = NULL, *sig = NULL;
@@ -1356,7 +1384,8 @@ int teep_suit_envelope_sign(TeepBuf manifest, const TeepKey *key, int64_t alg,
             n_payloads > TEEP_SUIT_MAX_PAYLOADS)
                 return -EINVAL;
         for (size_t i = 0; i < n_payloads; i++) {
-                if (!payloads[i].key.ptr || payloads[i].key.len == 0 || !teep_utf8_is_valid(payloads[i].key) ||
+                if (!payloads[i].key.ptr || payloads[i].key.len == 0 ||
+                    !teep_utf8_is_valid(payloads[i].key) ||
                     (!payloads[i].data.ptr && payloads[i].data.len > 0))
                         return -EINVAL;
                 for (size_t j = 0; j < i; j++)
@@ -1419,8 +1448,8 @@ out:
         return k;
 }
 
-int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key, int64_t alg,
-                                     uint8_t **ret, size_t *ret_len) {
+int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key, int64_t alg, uint8_t **ret,
+                                     size_t *ret_len) {
         TeepSuitPayload p = {};
         uint8_t *manifest = NULL;
         size_t manifest_len = 0;
@@ -1430,15 +1459,15 @@ int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key,
         if (k < 0)
                 return k;
         if (b->payload.ptr)
-                p = (TeepSuitPayload){ .key = TEEP_BUF(b->uri, strlen(b->uri)), .data = b->payload };
+                p = (TeepSuitPayload){.key = TEEP_BUF(b->uri, strlen(b->uri)), .data = b->payload};
         k = teep_suit_envelope_sign(TEEP_BUF(manifest, manifest_len), key, alg, b->payload.ptr ? &p : NULL,
                                     b->payload.ptr ? 1 : 0, ret, ret_len);
         free(manifest);
         return k;
 }
 
-int teep_suit_envelope_build_unlink(const TeepSuitBuild *b, const TeepKey *key, int64_t alg,
-                                    uint8_t **ret, size_t *ret_len) {
+int teep_suit_envelope_build_unlink(const TeepSuitBuild *b, const TeepKey *key, int64_t alg, uint8_t **ret,
+                                    size_t *ret_len) {
         uint8_t *manifest = NULL;
         size_t manifest_len = 0;
         int k;

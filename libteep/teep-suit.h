@@ -34,7 +34,7 @@
 
 /* SUIT_Envelope keys */
 enum {
-        SUIT_ENVELOPE_DELEGATION = 1,              /* not supported: refused */
+        SUIT_ENVELOPE_DELEGATION = 1, /* not supported: refused */
         SUIT_ENVELOPE_AUTHENTICATION_WRAPPER = 2,
         SUIT_ENVELOPE_MANIFEST = 3,
 };
@@ -62,7 +62,7 @@ enum {
         SUIT_COMMON_DEPENDENCIES = 1,
         SUIT_COMMON_COMPONENTS = 2,
         SUIT_COMMON_SHARED_SEQUENCE = 4,
-        SUIT_DEPENDENCY_PREFIX = 1,        /* key inside one dependency's metadata map */
+        SUIT_DEPENDENCY_PREFIX = 1, /* key inside one dependency's metadata map */
 };
 
 #define SUIT_MANIFEST_VERSION_1 1
@@ -120,21 +120,21 @@ enum {
         SUIT_PARAM_VERSION = 28,
 };
 
-#define SUIT_CBOR_TAG_PEN 112     /* RFC 9090 OID relative to 1.3.6.1.4.1 (a vendor's PEN) */
+#define SUIT_CBOR_TAG_PEN 112 /* RFC 9090 OID relative to 1.3.6.1.4.1 (a vendor's PEN) */
 
 /* Bounds: every count read from the wire is checked against these before anything is stored. */
-#define TEEP_SUIT_MAX_SIGNATURES 4          /* COSE blocks in the authentication wrapper */
-#define TEEP_SUIT_MAX_PAYLOADS 8            /* integrated payloads ("#tc") in one envelope */
-#define TEEP_SUIT_MAX_COMPONENTS 16         /* common.components */
-#define TEEP_SUIT_MAX_DEPENDENCIES 8        /* common.dependencies */
-#define TEEP_SUIT_MAX_INDEX 63              /* highest component/dependency index */
+#define TEEP_SUIT_MAX_SIGNATURES        4   /* COSE blocks in the authentication wrapper */
+#define TEEP_SUIT_MAX_PAYLOADS          8   /* integrated payloads ("#tc") in one envelope */
+#define TEEP_SUIT_MAX_COMPONENTS        16  /* common.components */
+#define TEEP_SUIT_MAX_DEPENDENCIES      8   /* common.dependencies */
+#define TEEP_SUIT_MAX_INDEX             63  /* highest component/dependency index */
 #define TEEP_SUIT_MAX_SEQUENCE_COMMANDS 64  /* commands in one sequence */
-#define TEEP_SUIT_MAX_COMMANDS 512          /* commands in a whole manifest, nested included */
-#define TEEP_SUIT_MAX_NESTING 4             /* try-each / run-sequence nesting */
-#define TEEP_SUIT_MAX_TRY_EACH 8            /* alternatives in one try-each */
-#define TEEP_SUIT_MAX_UNKNOWN_PARAMS 8      /* unknown parameters kept per parameter map */
-#define TEEP_SUIT_SHA256_LEN 32
-#define TEEP_SUIT_UUID_LEN 16
+#define TEEP_SUIT_MAX_COMMANDS          512 /* commands in a whole manifest, nested included */
+#define TEEP_SUIT_MAX_NESTING           4   /* try-each / run-sequence nesting */
+#define TEEP_SUIT_MAX_TRY_EACH          8   /* alternatives in one try-each */
+#define TEEP_SUIT_MAX_UNKNOWN_PARAMS    8   /* unknown parameters kept per parameter map */
+#define TEEP_SUIT_SHA256_LEN            32
+#define TEEP_SUIT_UUID_LEN              16
 
 /* SUIT_Digest = [alg, bytes] (views). */
 typedef struct TeepSuitDigest {
@@ -144,8 +144,8 @@ typedef struct TeepSuitDigest {
 
 /* One integrated payload: envelope key (text, e.g. "#tc") => bstr. */
 typedef struct TeepSuitPayload {
-        TeepBuf key;     /* the text key, without CBOR head (not NUL-terminated) */
-        TeepBuf data;    /* the byte string content */
+        TeepBuf key;  /* the text key, without CBOR head (not NUL-terminated) */
+        TeepBuf data; /* the byte string content */
 } TeepSuitPayload;
 
 /* A member of the envelope held as bstr: wrapped = head + content, the digest input. */
@@ -160,15 +160,15 @@ typedef struct TeepSuitEnvelopeMember {
  * `authenticated` is set only by teep_suit_envelope_verify().
  */
 typedef struct TeepSuitEnvelope {
-        bool tagged;                       /* carried tag 107 */
-        TeepSuitEnvelopeMember auth;       /* key 2: the authentication wrapper bstr */
-        TeepBuf digest_raw;                /* content of auth[0]: the encoded SUIT_Digest (signed payload) */
-        TeepSuitDigest digest;             /* auth[0] decoded */
+        bool tagged;                 /* carried tag 107 */
+        TeepSuitEnvelopeMember auth; /* key 2: the authentication wrapper bstr */
+        TeepBuf digest_raw;          /* content of auth[0]: the encoded SUIT_Digest (signed payload) */
+        TeepSuitDigest digest;       /* auth[0] decoded */
         size_t n_signatures;
         TeepBuf signatures[TEEP_SUIT_MAX_SIGNATURES];  /* contents of auth[1..]: COSE objects */
-        TeepSuitEnvelopeMember manifest;   /* key 3 */
-        TeepSuitEnvelopeMember dependency_resolution; /* key 15 (severed member) */
-        TeepSuitEnvelopeMember payload_fetch;         /* key 16 */
+        TeepSuitEnvelopeMember manifest;               /* key 3 */
+        TeepSuitEnvelopeMember dependency_resolution;  /* key 15 (severed member) */
+        TeepSuitEnvelopeMember payload_fetch;          /* key 16 */
         TeepSuitEnvelopeMember candidate_verification; /* key 18 */
         TeepSuitEnvelopeMember install;                /* key 20 */
         TeepSuitEnvelopeMember text;                   /* key 23 */
@@ -217,27 +217,27 @@ typedef struct TeepSuitSequence TeepSuitSequence;
 /* Parameters of one set-/override-parameters map (views). `present` has bit (1 << label). */
 typedef struct TeepSuitParameters {
         uint64_t present;
-        TeepBuf vendor_id;            /* 1: 16-byte UUID, or the PEN OID bytes when vendor_id_is_pen */
+        TeepBuf vendor_id; /* 1: 16-byte UUID, or the PEN OID bytes when vendor_id_is_pen */
         bool vendor_id_is_pen;
-        TeepBuf class_id;             /* 2: 16-byte UUID */
-        TeepBuf image_digest_raw;     /* 3: content of the bstr (the encoded SUIT_Digest) */
+        TeepBuf class_id;         /* 2: 16-byte UUID */
+        TeepBuf image_digest_raw; /* 3: content of the bstr (the encoded SUIT_Digest) */
         TeepSuitDigest image_digest;
-        uint64_t component_slot;      /* 5 */
-        bool strict_order;            /* 12 */
-        bool soft_failure;            /* 13 */
-        uint64_t image_size;          /* 14 */
-        TeepBuf content;              /* 18 */
-        TeepBuf encryption_info;      /* 19: content of the bstr (a COSE_Encrypt, not decoded here) */
-        TeepBuf uri;                  /* 21: text, not NUL-terminated */
-        uint64_t source_component;    /* 22 */
-        TeepBuf invoke_args;          /* 23 */
-        TeepBuf device_id;            /* 24: 16-byte UUID */
-        TeepBuf fetch_arguments;      /* 25 */
-        TeepBuf version_raw;          /* 28: the encoded SUIT_Parameter_Version_Match */
+        uint64_t component_slot;   /* 5 */
+        bool strict_order;         /* 12 */
+        bool soft_failure;         /* 13 */
+        uint64_t image_size;       /* 14 */
+        TeepBuf content;           /* 18 */
+        TeepBuf encryption_info;   /* 19: content of the bstr (a COSE_Encrypt, not decoded here) */
+        TeepBuf uri;               /* 21: text, not NUL-terminated */
+        uint64_t source_component; /* 22 */
+        TeepBuf invoke_args;       /* 23 */
+        TeepBuf device_id;         /* 24: 16-byte UUID */
+        TeepBuf fetch_arguments;   /* 25 */
+        TeepBuf version_raw;       /* 28: the encoded SUIT_Parameter_Version_Match */
         size_t n_unknown;
         struct {
                 int64_t label;
-                TeepBuf raw;          /* the encoded value */
+                TeepBuf raw; /* the encoded value */
         } unknown[TEEP_SUIT_MAX_UNKNOWN_PARAMS];
 } TeepSuitParameters;
 
@@ -248,14 +248,14 @@ static inline bool teep_suit_parameters_has(const TeepSuitParameters *p, int lab
 /* One command: a condition or a directive with its decoded argument. */
 typedef struct TeepSuitCommand {
         int64_t label;
-        TeepBuf arg;                  /* the encoded argument, whatever its type */
-        uint64_t policy;              /* conditions and policy-taking directives */
-        bool index_all;               /* set-component-index true */
-        uint64_t index_mask;          /* set-component-index: bit i set = component index i */
-        TeepSuitParameters *params;   /* set-parameters / override-parameters */
-        size_t n_sequences;           /* try-each: alternatives (nil excluded); run-sequence: 1 */
+        TeepBuf arg;                /* the encoded argument, whatever its type */
+        uint64_t policy;            /* conditions and policy-taking directives */
+        bool index_all;             /* set-component-index true */
+        uint64_t index_mask;        /* set-component-index: bit i set = component index i */
+        TeepSuitParameters *params; /* set-parameters / override-parameters */
+        size_t n_sequences;         /* try-each: alternatives (nil excluded); run-sequence: 1 */
         TeepSuitSequence *sequences;
-        bool try_each_nil;            /* try-each ended with nil (an empty, succeeding alternative) */
+        bool try_each_nil; /* try-each ended with nil (an empty, succeeding alternative) */
 } TeepSuitCommand;
 
 /*
@@ -266,14 +266,14 @@ typedef struct TeepSuitCommand {
 struct TeepSuitSequence {
         bool present;
         bool severed;
-        TeepSuitDigest digest;        /* when severed */
-        TeepBuf raw;                  /* the encoded command array */
+        TeepSuitDigest digest; /* when severed */
+        TeepBuf raw;           /* the encoded command array */
         size_t n_commands;
         TeepSuitCommand *commands;
 };
 
 typedef struct TeepSuitDependency {
-        uint64_t index;               /* the component index this dependency occupies */
+        uint64_t index; /* the component index this dependency occupies */
         bool has_prefix;
         TeepSuitComponentId prefix;
 } TeepSuitDependency;
@@ -282,10 +282,10 @@ typedef struct TeepSuitManifestAlloc TeepSuitManifestAlloc;
 
 /* A decoded manifest: views into the envelope's input buffer plus owned command arrays. */
 typedef struct TeepSuitManifest {
-        TeepBuf raw;                  /* the encoded manifest map */
+        TeepBuf raw; /* the encoded manifest map */
         uint64_t version;
         uint64_t sequence_number;
-        TeepBuf common_raw;           /* content of the common bstr */
+        TeepBuf common_raw; /* content of the common bstr */
         size_t n_components;
         TeepSuitComponentId components[TEEP_SUIT_MAX_COMPONENTS];
         size_t n_dependencies;
@@ -304,9 +304,9 @@ typedef struct TeepSuitManifest {
         TeepSuitSequence install;
         TeepSuitSequence uninstall;
         bool has_text;
-        bool text_severed;            /* digest only in the manifest (its content may be absent) */
-        TeepBuf text;                 /* content of the text bstr (a SUIT_Text_Map, not decoded) */
-        size_t n_commands;            /* all commands, nested ones included */
+        bool text_severed;             /* digest only in the manifest (its content may be absent) */
+        TeepBuf text;                  /* content of the text bstr (a SUIT_Text_Map, not decoded) */
+        size_t n_commands;             /* all commands, nested ones included */
         TeepSuitManifestAlloc *allocs; /* private */
 } TeepSuitManifest;
 
@@ -320,16 +320,23 @@ enum {
 /*
  * Decode the manifest of an authenticated envelope (see teep_suit_envelope_verify()).
  * Severable members that the manifest holds as a SUIT_Digest are taken from the envelope and
- * their digest (over the bstr-wrapped member) checked; a missing or mismatching member is
- * -EKEYREJECTED / TEEP_REASON_SUIT_SEVERED (except text, which may be absent). An envelope
- * member the manifest does not reference by digest is refused too (-EBADMSG, SUIT_SEVERED).
+ * their digest (over the bstr-wrapped member) checked: a mismatch is -EKEYREJECTED, a member
+ * the envelope does not carry -EBADMSG, both with TEEP_REASON_SUIT_SEVERED (text alone may be
+ * absent: it is informational and commonly stripped; has_text is then false, text_severed
+ * true). An envelope member the manifest does not reference by digest is refused as well
+ * (-EBADMSG, TEEP_REASON_SUIT_SEVERED): nothing unauthenticated is passed on.
+ * Bounds: TEEP_SUIT_MAX_* (-E2BIG). Indices in set-component-index must name a component or
+ * a dependency (TEEP_REASON_SUIT_COMPONENT); dependencies may use indices past the component
+ * list, as the TEEP draft's App. E Ex.3 does. Structure only: whether a sequence makes sense
+ * (set-component-index first with several components, dependency-integrity before
+ * process-dependency, ...) is the processor's call.
  * Returns 0 with *ret to free with teep_suit_manifest_free(); -EINVAL (envelope not
  * authenticated, TEEP_REASON_SUIT_AUTH); -EBADMSG / -E2BIG / -EOPNOTSUPP with
  * TEEP_REASON_SUIT_MANIFEST, _VERSION, _COMMON, _COMPONENT, _SEQUENCE, _COMMAND, _PARAMETER,
  * _SEVERED or a CBOR reason; -ENOMEM.
  */
-int teep_suit_manifest_decode(const TeepSuitEnvelope *env, unsigned flags,
-                              TeepSuitManifest **ret, TeepError *err);
+int teep_suit_manifest_decode(const TeepSuitEnvelope *env, unsigned flags, TeepSuitManifest **ret,
+                              TeepError *err);
 
 /* Free a decoded manifest. Accepts NULL; returns NULL. */
 TeepSuitManifest *teep_suit_manifest_free(TeepSuitManifest *m);
@@ -357,16 +364,16 @@ const char *teep_suit_command_to_string(int64_t label);
  * inputs the bytes equal the draft's manifests.
  */
 typedef struct TeepSuitBuild {
-        const TeepSuitComponentId *component_id;            /* required */
-        const TeepSuitComponentId *manifest_component_id;   /* optional */
+        const TeepSuitComponentId *component_id;          /* required */
+        const TeepSuitComponentId *manifest_component_id; /* optional */
         uint64_t sequence_number;
-        TeepBuf vendor_id;            /* 16-byte UUID */
-        TeepBuf class_id;             /* 16-byte UUID */
-        TeepBuf image_digest;         /* SHA-256 of the payload (32 bytes); install only */
-        uint64_t image_size;          /* install only */
-        const char *uri;              /* install only: "https://..." or "#name" */
-        TeepBuf payload;              /* install only: integrated payload (ptr != NULL) stored
-                                       * under envelope key `uri`, which must start with '#' */
+        TeepBuf vendor_id;    /* 16-byte UUID */
+        TeepBuf class_id;     /* 16-byte UUID */
+        TeepBuf image_digest; /* SHA-256 of the payload (32 bytes); install only */
+        uint64_t image_size;  /* install only */
+        const char *uri;      /* install only: "https://..." or "#name" */
+        TeepBuf payload;      /* install only: integrated payload (ptr != NULL) stored
+                               * under envelope key `uri`, which must start with '#' */
         bool validate;
         bool uninstall_unlink;
 } TeepSuitBuild;
@@ -397,13 +404,13 @@ int teep_suit_manifest_encode_unlink(const TeepSuitBuild *b, uint8_t **ret, size
  * not UTF-8, empty, duplicate; more than TEEP_SUIT_MAX_PAYLOADS), or the signing error.
  */
 int teep_suit_envelope_sign(TeepBuf manifest, const TeepKey *key, int64_t alg,
-                            const TeepSuitPayload *payloads, size_t n_payloads,
-                            uint8_t **ret, size_t *ret_len);
+                            const TeepSuitPayload *payloads, size_t n_payloads, uint8_t **ret,
+                            size_t *ret_len);
 
 /* teep_suit_manifest_encode_install() + teep_suit_envelope_sign() with b->payload attached. */
-int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key, int64_t alg,
-                                     uint8_t **ret, size_t *ret_len);
+int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key, int64_t alg, uint8_t **ret,
+                                     size_t *ret_len);
 
 /* teep_suit_manifest_encode_unlink() + teep_suit_envelope_sign(). */
-int teep_suit_envelope_build_unlink(const TeepSuitBuild *b, const TeepKey *key, int64_t alg,
-                                    uint8_t **ret, size_t *ret_len);
+int teep_suit_envelope_build_unlink(const TeepSuitBuild *b, const TeepKey *key, int64_t alg, uint8_t **ret,
+                                    size_t *ret_len);

@@ -14,16 +14,16 @@
 #include "teep-suit.h"
 #include "vectors.h"
 
-#define SIGNER_PEM "draft-teep-protocol/keys/suit_signer_p256_public.pem"
-#define SIGNER_COSE "derived/keys/suit_signer_p256_public.cose.hex"
+#define SIGNER_PEM     "draft-teep-protocol/keys/suit_signer_p256_public.pem"
+#define SIGNER_COSE    "derived/keys/suit_signer_p256_public.cose.hex"
 #define SIGNER_PRIVATE "derived/keys/suit_signer_p256_private.cose.hex"
-#define WRONG_KEY "libteep/keys/tam_es256_public.cose.hex"
+#define WRONG_KEY      "libteep/keys/tam_es256_public.cose.hex"
 
-#define TC_UUID "8d82573a926d4754935332dc29997f74"
+#define TC_UUID   "8d82573a926d4754935332dc29997f74"
 #define VENDOR_ID "c0ddd5f15243566087db4f5b0aa26c2f"
-#define CLASS_ID "db42f7093d8c55baa8c5265fc5820f4e"
+#define CLASS_ID  "db42f7093d8c55baa8c5265fc5820f4e"
 #define TC_DIGEST "8cf71ac86af31be184ec7a05a411a8c3a14fd9b77a30d046397481469468ece8"
-#define TC_URI "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta"
+#define TC_URI    "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta"
 
 /* ---- helpers ---- */
 
@@ -147,7 +147,8 @@ static void assert_app_e_tc_manifest(const TeepSuitManifest *m, const char *uri)
         assert_id_name(&m->components[0], "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta");
         cr_assert(buf_eq_hex(m->components[0].segments[2], TC_UUID));
         cr_assert(m->has_manifest_component_id);
-        assert_id_name(&m->manifest_component_id, "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
+        assert_id_name(&m->manifest_component_id,
+                       "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
 
         /* shared-sequence: override {vendor, class, digest, size}, vendor 15, class 15 */
         cr_assert(m->shared_sequence.present);
@@ -192,7 +193,8 @@ Test(suit, draft_uri_manifest) {
         cr_assert_not(env->tagged);
         cr_assert_eq(env->n_signatures, 1);
         cr_assert_eq(env->digest.alg, COSE_ALG_SHA256);
-        cr_assert(buf_eq_hex(env->digest.bytes, "b39b52b0b747ea79588c190f567bfc2c8437ba8a73f7ea983182e79f0148d59b"));
+        cr_assert(buf_eq_hex(env->digest.bytes,
+                             "b39b52b0b747ea79588c190f567bfc2c8437ba8a73f7ea983182e79f0148d59b"));
         cr_assert_eq(env->n_payloads, 0);
         /* the digest input is the bstr-wrapped manifest: head 59 0108 (264 bytes) */
         cr_assert_eq(env->manifest.content.len, 264);
@@ -245,7 +247,8 @@ Test(suit, draft_personalization_manifest) {
         cr_assert_eq(m->n_dependencies, 1);
         cr_assert_eq(m->dependencies[0].index, 1);
         cr_assert(m->dependencies[0].has_prefix);
-        assert_id_name(&m->dependencies[0].prefix, "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
+        assert_id_name(&m->dependencies[0].prefix,
+                       "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
         assert_id_name(&m->manifest_component_id, "TEEP-Device/SecureFS/config.suit");
 
         /* shared: set-component-index 0 first */
@@ -256,7 +259,8 @@ Test(suit, draft_personalization_manifest) {
         cr_assert(m->dependency_resolution.present);
         cr_assert_eq(m->dependency_resolution.commands[0].index_mask, 1u << 1);
         p = first_params(&m->dependency_resolution);
-        cr_assert(buf_eq_hex(p->image_digest.bytes, "b39b52b0b747ea79588c190f567bfc2c8437ba8a73f7ea983182e79f0148d59b"));
+        cr_assert(buf_eq_hex(p->image_digest.bytes,
+                             "b39b52b0b747ea79588c190f567bfc2c8437ba8a73f7ea983182e79f0148d59b"));
         cr_assert_eq(p->image_size, 389);
         cr_assert(buf_eq_str(p->uri, "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.suit"));
         cr_assert_eq(m->dependency_resolution.commands[2].label, SUIT_DIRECTIVE_FETCH);
@@ -280,7 +284,8 @@ Test(suit, draft_personalization_manifest) {
         /* validate checks the plaintext digest */
         cr_assert(m->validate.present);
         p = first_params(&m->validate);
-        cr_assert(buf_eq_hex(p->image_digest.bytes, "8273468fb64bd84bb04825f8371744d952b751c73a60f455af681e167726f116"));
+        cr_assert(buf_eq_hex(p->image_digest.bytes,
+                             "8273468fb64bd84bb04825f8371744d952b751c73a60f455af681e167726f116"));
         cr_assert_eq(p->image_size, 61);
 
         cr_assert_eq(m->uninstall.n_commands, 4);
@@ -305,7 +310,8 @@ Test(suit, spec_example0_secure_boot) {
         cr_assert_eq(m->n_components, 1);
         assert_id_name(&m->components[0], "0x00");
         cr_assert_eq(first_params(&m->shared_sequence)->image_size, 34768);
-        cr_assert(buf_eq_hex(first_params(&m->shared_sequence)->vendor_id, "fa6b4a53d5ad5fdfbe9de663e4d41ffe"));
+        cr_assert(buf_eq_hex(first_params(&m->shared_sequence)->vendor_id,
+                             "fa6b4a53d5ad5fdfbe9de663e4d41ffe"));
         cr_assert(m->validate.present);
         cr_assert_eq(m->validate.commands[0].label, SUIT_CONDITION_IMAGE_MATCH);
         cr_assert(m->invoke.present);
@@ -433,7 +439,7 @@ Test(suit, rejects_flipped_manifest_byte) {
         TeepKey *key = load_key(SIGNER_PEM);
         TeepError err = {};
 
-        v.data[find_hex(&v, VENDOR_ID) + 5] ^= 0x01;   /* the vendor id inside the manifest */
+        v.data[find_hex(&v, VENDOR_ID) + 5] ^= 0x01; /* the vendor id inside the manifest */
         cr_assert_eq(verify_copy(v.data, v.len, key, &err), -EKEYREJECTED);
         cr_assert_eq(err.reason, TEEP_REASON_SUIT_DIGEST);
         teep_key_free(key);
@@ -457,7 +463,7 @@ Test(suit, rejects_tampered_digest) {
         TeepKey *key = load_key(SIGNER_PEM);
         TeepError err = {};
 
-        v.data[find_hex(&v, "cedb0457952f7dd0") + 31] ^= 0x01;  /* last byte of the manifest digest */
+        v.data[find_hex(&v, "cedb0457952f7dd0") + 31] ^= 0x01; /* last byte of the manifest digest */
         cr_assert_eq(verify_copy(v.data, v.len, key, &err), -EKEYREJECTED);
         cr_assert_eq(err.reason, TEEP_REASON_SUIT_DIGEST);
         teep_key_free(key);
@@ -483,7 +489,8 @@ Test(suit, manifest_refused_before_verification) {
 
 /* ---- encoding: the draft's bytes from the draft's inputs ---- */
 
-static void app_e_build(TeepSuitBuild *b, TeepSuitComponentId *id, TeepSuitComponentId *mid, uint8_t **owned) {
+static void app_e_build(TeepSuitBuild *b, TeepSuitComponentId *id, TeepSuitComponentId *mid,
+                        uint8_t **owned) {
         *id = id_from_string("TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta", &owned[0]);
         *mid = id_from_string("TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit", &owned[1]);
         *b = (TeepSuitBuild){
@@ -519,7 +526,8 @@ static void assert_encoder_reproduces(const char *vector, const char *uri, bool 
         if (integrated)
                 b.payload = vector_buf(&tc);
         cr_assert_eq(teep_suit_manifest_encode_install(&b, &out, &len), 0);
-        cr_assert(teep_buf_eq(TEEP_BUF(out, len), env->manifest.content), "%s: manifest bytes differ", vector);
+        cr_assert(teep_buf_eq(TEEP_BUF(out, len), env->manifest.content), "%s: manifest bytes differ",
+                  vector);
 
         teep_suit_envelope_free(env);
         free_owned(owned, 5);
@@ -599,10 +607,10 @@ Test(suit, encoder_refuses_bad_inputs) {
         c = b;
         c.uri = "";
         cr_assert_eq(teep_suit_manifest_encode_install(&c, &out, &len), -EINVAL);
-        c = b;   /* an integrated payload needs a '#' key */
+        c = b; /* an integrated payload needs a '#' key */
         c.payload = vector_buf(&tc);
         cr_assert_eq(teep_suit_manifest_encode_install(&c, &out, &len), -EINVAL);
-        c.uri = "#tc";   /* ... and must be what the digest says */
+        c.uri = "#tc"; /* ... and must be what the digest says */
         c.image_size = 21;
         cr_assert_eq(teep_suit_manifest_encode_install(&c, &out, &len), -EINVAL);
         c.image_size = 20;
@@ -621,7 +629,7 @@ Test(suit, encoder_refuses_bad_inputs) {
 Test(suit, sign_integrated_then_verify_and_decode) {
         Vector tc = vector_load("draft-teep-protocol/tc_binary_8d82573a-926d-4754-9353-32dc29997f74.ta.hex");
         TeepKey *priv = load_key(SIGNER_PRIVATE), *pub = load_key(SIGNER_PEM), *wrong = load_key(WRONG_KEY);
-        TeepKey *keys[2] = { wrong, pub };
+        TeepKey *keys[2] = {wrong, pub};
         uint8_t *owned[5] = {};
         _cleanup_free_ uint8_t *out = NULL;
         TeepSuitComponentId id, mid;
@@ -686,7 +694,8 @@ Test(suit, unlink_intent_envelope) {
 
         cr_assert_eq(m->sequence_number, 4);
         assert_id_name(&m->components[0], "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta");
-        assert_id_name(&m->manifest_component_id, "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
+        assert_id_name(&m->manifest_component_id,
+                       "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit");
         cr_assert_eq(m->install.n_commands, 1);
         cr_assert_eq(m->install.commands[0].label, SUIT_DIRECTIVE_UNLINK);
         cr_assert_eq(m->shared_sequence.n_commands, 3);
@@ -761,7 +770,7 @@ static int try_manifest(const char *manifest_hex, int extra_key, const char *ext
         cr_assert_eq(teep_suit_envelope_verify(env, &pub, 1, NULL, err), 0, "%s", err->detail);
         r = teep_suit_manifest_decode(env, 0, &m, err);
         if (r == 0 && ret) {
-                *ret = m;       /* its views point into the envelope bytes: hand those over too */
+                *ret = m; /* its views point into the envelope bytes: hand those over too */
                 *ret_bytes = TAKE_PTR(bytes);
         } else
                 teep_suit_manifest_free(m);
@@ -771,9 +780,12 @@ static int try_manifest(const char *manifest_hex, int extra_key, const char *ext
 }
 
 /* {1: 1, 2: 0, 3: << {2: [[h'00']]} >>, 20: << [21 fetch, 15] >>} and variations */
-#define M_COMMON "0346a10281814100"
+#define M_COMMON  "0346a10281814100"
 #define M_INSTALL "144382150f"
-#define M_OK "a4" "0101" "0200" M_COMMON M_INSTALL
+#define M_OK                                                                                                \
+        "a4"                                                                                                \
+        "0101"                                                                                              \
+        "0200" M_COMMON M_INSTALL
 
 Test(suit, minimal_manifest_is_accepted) {
         _cleanup_free_ uint8_t *bytes = NULL;
@@ -785,84 +797,146 @@ Test(suit, minimal_manifest_is_accepted) {
         teep_suit_manifest_free(m);
 }
 
-static void assert_manifest_fails(const char *hex, int extra_key, const char *extra_hex, int want, TeepReason reason) {
+static void assert_manifest_fails(const char *hex, int extra_key, const char *extra_hex, int want,
+                                  TeepReason reason) {
         TeepError err = {};
         int r = try_manifest(hex, extra_key, extra_hex, &err, NULL, NULL);
         cr_assert_eq(r, want, "%s: got %d (%s: %s)", hex, r, teep_reason_to_string(err.reason), err.detail);
-        cr_assert_eq(err.reason, reason, "%s: reason %s (%s)", hex, teep_reason_to_string(err.reason), err.detail);
+        cr_assert_eq(err.reason, reason, "%s: reason %s (%s)", hex, teep_reason_to_string(err.reason),
+                     err.detail);
 }
 
 Test(suit, rejects_manifest_version_2) {
-        assert_manifest_fails("a4" "0102" "0200" M_COMMON M_INSTALL, 0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_VERSION);
+        assert_manifest_fails("a4"
+                              "0102"
+                              "0200" M_COMMON M_INSTALL,
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_VERSION);
 }
 
 Test(suit, rejects_missing_sequence_number) {
-        assert_manifest_fails("a3" "0101" M_COMMON M_INSTALL, 0, NULL, -EBADMSG, TEEP_REASON_SUIT_MANIFEST);
+        assert_manifest_fails("a3"
+                              "0101" M_COMMON M_INSTALL,
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_MANIFEST);
 }
 
 Test(suit, rejects_unknown_command) {
         /* install << [99, 15] >> */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1444821863" "0f", 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_COMMAND);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1444821863"
+                              "0f",
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMAND);
         /* custom command -300 */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1445" "8239012b0f", 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_COMMAND);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1445"
+                              "8239012b0f",
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMAND);
         /* an unknown command nested in try-each: << [15, [<<[21,15]>>, <<[99,15]>>]] >> */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "144c" "820f82" "4382150f" "44821863" "0f", 0, NULL,
-                              -EOPNOTSUPP, TEEP_REASON_SUIT_COMMAND);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "144c"
+                              "820f82"
+                              "4382150f"
+                              "44821863"
+                              "0f",
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMAND);
 }
 
 Test(suit, rejects_unknown_critical_members) {
         /* manifest member 6 */
-        assert_manifest_fails("a5" "0101" "0200" M_COMMON "0600" M_INSTALL, 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_MANIFEST);
+        assert_manifest_fails("a5"
+                              "0101"
+                              "0200" M_COMMON "0600" M_INSTALL,
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_MANIFEST);
         /* a text-keyed manifest member */
-        assert_manifest_fails("a5" "0101" "0200" M_COMMON M_INSTALL "617800", 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_MANIFEST);
+        assert_manifest_fails("a5"
+                              "0101"
+                              "0200" M_COMMON M_INSTALL "617800",
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_MANIFEST);
         /* common member 3 */
-        assert_manifest_fails("a4" "0101" "0200" "0348a2028181410003" "00" M_INSTALL, 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_COMMON);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200"
+                              "0348a2028181410003"
+                              "00" M_INSTALL,
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMON);
         /* dependency metadata other than the prefix */
-        assert_manifest_fails("a4" "0101" "0200" "034ca201a101a1020002818141" "00" M_INSTALL, 0, NULL, -EOPNOTSUPP,
-                              TEEP_REASON_SUIT_COMMON);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200"
+                              "034ca201a101a1020002818141"
+                              "00" M_INSTALL,
+                              0, NULL, -EOPNOTSUPP, TEEP_REASON_SUIT_COMMON);
 }
 
 Test(suit, rejects_bad_component_index) {
         /* install << [12 set-component-index 1, 21, 15] >> with one component and no dependency */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1445" "840c01150f", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_COMPONENT);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1445"
+                              "840c01150f",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_COMPONENT);
         /* 64 is beyond any index */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1446" "840c1840150f", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_COMPONENT);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1446"
+                              "840c1840150f",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_COMPONENT);
 }
 
 Test(suit, rejects_malformed_sequences) {
         /* odd number of items */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1444831515" "0f", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_SEQUENCE);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1444831515"
+                              "0f",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
         /* empty sequence */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "144180", 0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "144180",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
         /* fetch with a text policy */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1444821561" "78", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_SEQUENCE);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1444821561"
+                              "78",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
         /* the bstr holds two items */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "144482150f" "00", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_SEQUENCE);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "144482150f"
+                              "00",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
         /* try-each with a single alternative */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1447" "820f81" "4382150f", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_SEQUENCE);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1447"
+                              "820f81"
+                              "4382150f",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_SEQUENCE);
 }
 
 Test(suit, rejects_bad_parameters) {
         /* override {2: h'00'} - class id must be a 16-byte UUID */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1446" "8214a1024100", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_PARAMETER);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1446"
+                              "8214a1024100",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_PARAMETER);
         /* uri must be text */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1446" "8214a1154100", 0, NULL, -EBADMSG,
-                              TEEP_REASON_SUIT_PARAMETER);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1446"
+                              "8214a1154100",
+                              0, NULL, -EBADMSG, TEEP_REASON_SUIT_PARAMETER);
         /* the same parameter twice */
-        assert_manifest_fails("a4" "0101" "0200" M_COMMON "1447" "8214a20e010e02", 0, NULL, -EBADMSG,
-                              TEEP_REASON_CBOR_DUPLICATE_KEY);
+        assert_manifest_fails("a4"
+                              "0101"
+                              "0200" M_COMMON "1447"
+                              "8214a20e010e02",
+                              0, NULL, -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY);
 }
 
 Test(suit, keeps_unknown_parameters) {
@@ -872,8 +946,11 @@ Test(suit, keeps_unknown_parameters) {
         const TeepSuitParameters *p;
 
         /* install << [20, {14: 5, 99: "x", -7: [1]}, 21, 15] >> */
-        cr_assert_eq(try_manifest("a4" "0101" "0200" M_COMMON "144e" "8414a30e0518636178268101150f", 0, NULL, &err,
-                                  &m, &bytes),
+        cr_assert_eq(try_manifest("a4"
+                                  "0101"
+                                  "0200" M_COMMON "144e"
+                                  "8414a30e0518636178268101150f",
+                                  0, NULL, &err, &m, &bytes),
                      0, "%s", err.detail);
         p = m->install.commands[0].params;
         cr_assert_eq(p->image_size, 5);
@@ -948,7 +1025,9 @@ static char *severed_manifest_hex(const char *install_hex) {
         wrapped[0] = (uint8_t)(0x40 + inst.len);
         memcpy(wrapped + 1, inst.ptr, inst.len);
         cr_assert_eq(teep_sha256(TEEP_BUF(wrapped, inst.len + 1), md), 0);
-        o += sprintf(o, "a4" "0101" "0200" M_COMMON "14822f5820");
+        o += sprintf(o, "a4"
+                        "0101"
+                        "0200" M_COMMON "14822f5820");
         for (size_t i = 0; i < 32; i++)
                 o += sprintf(o, "%02x", md[i]);
         return hex;
@@ -993,13 +1072,25 @@ static void assert_envelope_fails(const char *hex, int want, TeepReason reason) 
 }
 
 Test(suit, rejects_missing_authentication) {
-        assert_envelope_fails("a1" "0341" "a0", -EBADMSG, TEEP_REASON_SUIT_AUTH);
+        assert_envelope_fails("a1"
+                              "0341"
+                              "a0",
+                              -EBADMSG, TEEP_REASON_SUIT_AUTH);
         /* a wrapper with the digest but no signature */
-        assert_envelope_fails("a2" "02" "5827" "81" "5824" "822f5820" "0000000000000000000000000000000000000000000000000000000000000000"
+        assert_envelope_fails("a2"
+                              "02"
+                              "5827"
+                              "81"
+                              "5824"
+                              "822f5820"
+                              "0000000000000000000000000000000000000000000000000000000000000000"
                               "0341a0",
                               -EBADMSG, TEEP_REASON_SUIT_AUTH);
         /* the wrapper is not a bstr */
-        assert_envelope_fails("a2" "0280" "0341a0", -EBADMSG, TEEP_REASON_SUIT_AUTH);
+        assert_envelope_fails("a2"
+                              "0280"
+                              "0341a0",
+                              -EBADMSG, TEEP_REASON_SUIT_AUTH);
 }
 
 Test(suit, rejects_envelope_structure) {
@@ -1008,14 +1099,37 @@ Test(suit, rejects_envelope_structure) {
         /* wrong tag */
         assert_envelope_fails("d86ca0", -EBADMSG, TEEP_REASON_SUIT_ENVELOPE);
         /* no manifest */
-        assert_envelope_fails("a1" "0241" "80", -EBADMSG, TEEP_REASON_SUIT_ENVELOPE);
+        assert_envelope_fails("a1"
+                              "0241"
+                              "80",
+                              -EBADMSG, TEEP_REASON_SUIT_ENVELOPE);
         /* delegation (1) and unknown integer members are refused */
-        assert_envelope_fails("a3" "0140" "0241" "80" "0341a0", -EOPNOTSUPP, TEEP_REASON_SUIT_ENVELOPE);
-        assert_envelope_fails("a3" "0241" "80" "0341a0" "186340", -EOPNOTSUPP, TEEP_REASON_SUIT_ENVELOPE);
+        assert_envelope_fails("a3"
+                              "0140"
+                              "0241"
+                              "80"
+                              "0341a0",
+                              -EOPNOTSUPP, TEEP_REASON_SUIT_ENVELOPE);
+        assert_envelope_fails("a3"
+                              "0241"
+                              "80"
+                              "0341a0"
+                              "186340",
+                              -EOPNOTSUPP, TEEP_REASON_SUIT_ENVELOPE);
         /* a payload that is not a bstr */
-        assert_envelope_fails("a3" "0241" "80" "0341a0" "632374630a", -EBADMSG, TEEP_REASON_SUIT_ENVELOPE);
+        assert_envelope_fails("a3"
+                              "0241"
+                              "80"
+                              "0341a0"
+                              "632374630a",
+                              -EBADMSG, TEEP_REASON_SUIT_ENVELOPE);
         /* a member twice */
-        assert_envelope_fails("a3" "0241" "80" "0341a0" "0341a0", -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY);
+        assert_envelope_fails("a3"
+                              "0241"
+                              "80"
+                              "0341a0"
+                              "0341a0",
+                              -EBADMSG, TEEP_REASON_CBOR_DUPLICATE_KEY);
 }
 
 Test(suit, rejects_truncation_everywhere) {
@@ -1026,7 +1140,8 @@ Test(suit, rejects_truncation_everywhere) {
                 TeepError err = {};
 
                 memcpy(copy, v.data, n);
-                cr_assert_eq(teep_suit_envelope_decode(TEEP_BUF(copy, n), &env, &err), -EBADMSG, "prefix %zu", n);
+                cr_assert_eq(teep_suit_envelope_decode(TEEP_BUF(copy, n), &env, &err), -EBADMSG,
+                             "prefix %zu", n);
                 cr_assert_eq(err.reason, TEEP_REASON_CBOR_TRUNCATED, "prefix %zu: %s", n, err.detail);
                 free(copy);
         }
@@ -1043,7 +1158,7 @@ Test(suit, survives_every_single_byte_mutation) {
         for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
                 Vector v = vector_load(files[f]);
                 for (size_t i = 0; i < v.len; i++) {
-                        static const uint8_t flips[] = { 0x01, 0x20, 0x80, 0xff };
+                        static const uint8_t flips[] = {0x01, 0x20, 0x80, 0xff};
                         for (size_t j = 0; j < sizeof(flips); j++) {
                                 uint8_t *copy = malloc(v.len);
                                 TeepSuitEnvelope *env = NULL;
@@ -1058,8 +1173,8 @@ Test(suit, survives_every_single_byte_mutation) {
                                                 /* only bytes outside the signed data (unprotected header) */
                                                 cr_assert_eq(teep_suit_manifest_decode(env, 0, &m, NULL), 0);
                                         } else
-                                                (void)teep_suit_manifest_decode(env, TEEP_SUIT_DECODE_UNAUTHENTICATED,
-                                                                                &m, NULL);
+                                                (void)teep_suit_manifest_decode(
+                                                        env, TEEP_SUIT_DECODE_UNAUTHENTICATED, &m, NULL);
                                         teep_suit_manifest_free(m);
                                         teep_suit_envelope_free(env);
                                 }
@@ -1095,29 +1210,41 @@ Test(component, round_trips) {
         assert_round_trip("0x00ff", 1);
         assert_round_trip("8d82573a-926d-4754-9353-32dc29997f74", 1);
         assert_round_trip("config.json", 1);
-        assert_round_trip("0x", 1);                 /* the empty segment */
-        assert_round_trip("0x2e2e/x", 2);           /* the bytes ".." */
-        assert_round_trip("0x3078", 1);             /* the bytes "0x" */
+        assert_round_trip("0x", 1);                                   /* the empty segment */
+        assert_round_trip("0x2e2e/x", 2);                             /* the bytes ".." */
+        assert_round_trip("0x3078", 1);                               /* the bytes "0x" */
         assert_round_trip("8D82573A-926D-4754-9353-32DC29997F74", 1); /* upper case: plain text */
 
         /* the draft's identifier: the UUID segment is 16 raw bytes */
-        cr_assert_eq(teep_suit_component_id_from_string("TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta",
-                                                        &cbor, &len),
+        cr_assert_eq(teep_suit_component_id_from_string(
+                             "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta", &cbor, &len),
                      0);
         cr_assert_eq(teep_suit_component_id_decode(TEEP_BUF(cbor, len), &id, NULL), 0);
         cr_assert(buf_eq_str(id.segments[0], "TEEP-Device"));
         cr_assert(buf_eq_hex(id.segments[2], TC_UUID));
         cr_assert(buf_eq_str(id.segments[3], "ta"));
         /* and the same bytes as the draft's manifest-list encoding */
-        cr_assert(buf_eq_hex(TEEP_BUF(cbor, len),
-                             "844b544545502d446576696365485365637572654653" "50" TC_UUID "427461"));
+        cr_assert(buf_eq_hex(TEEP_BUF(cbor, len), "844b544545502d446576696365485365637572654653"
+                                                  "50" TC_UUID "427461"));
 }
 
 Test(component, rejects_bad_names) {
         static const char *const bad[] = {
-                "", "a//b", "/a", "x/", "../x", "a/..", ".", "a b", "a\tb", "ä", "0x0", "0xABCD", "0xgg",
-                "0x6162",                                  /* is written "ab" */
-                "0x000102030405060708090a0b0c0d0e0f",     /* 16 bytes are written as a UUID */
+                "",
+                "a//b",
+                "/a",
+                "x/",
+                "../x",
+                "a/..",
+                ".",
+                "a b",
+                "a\tb",
+                "ä",
+                "0x0",
+                "0xABCD",
+                "0xgg",
+                "0x6162",                                    /* is written "ab" */
+                "0x000102030405060708090a0b0c0d0e0f",        /* 16 bytes are written as a UUID */
                 "1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17", /* 17 segments */
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1180,7 +1307,9 @@ Test(component, decode_bounds) {
         _cleanup_free_ uint8_t *a = NULL, *b = NULL;
 
         /* 17 segments */
-        cr_assert_eq(teep_suit_component_id_decode(hexbuf("914040404040404040404040404040404040", &a), &id, &err), -E2BIG);
+        cr_assert_eq(
+                teep_suit_component_id_decode(hexbuf("914040404040404040404040404040404040", &a), &id, &err),
+                -E2BIG);
         cr_assert_eq(err.reason, TEEP_REASON_SUIT_COMPONENT);
         /* a segment that is text */
         cr_assert_eq(teep_suit_component_id_decode(hexbuf("816161", &b), &id, &err), -EBADMSG);
