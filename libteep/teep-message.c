@@ -170,21 +170,10 @@ const char *teep_label_to_string(uint64_t label) {
 
 /* ---- ownership ---- */
 
-static void component_id_clear(TeepComponentId *id) {
-        free(id->parts);
-        *id = (TeepComponentId){};
-}
-
 /* Release everything m owns and zero it (m itself stays). */
 static void message_clear(TeepMessage *m) {
-        for (size_t i = 0; i < m->n_tc_list && m->tc_list; i++) {
-                component_id_clear(&m->tc_list[i].component_id);
+        for (size_t i = 0; i < m->n_tc_list && m->tc_list; i++)
                 free(m->tc_list[i].claims);
-        }
-        for (size_t i = 0; i < m->n_requested_tc_list && m->requested_tc_list; i++)
-                component_id_clear(&m->requested_tc_list[i].component_id);
-        for (size_t i = 0; i < m->n_unneeded_manifest_list && m->unneeded_manifest_list; i++)
-                component_id_clear(&m->unneeded_manifest_list[i]);
 
         free(m->versions);
         free(m->tc_list);
@@ -454,24 +443,25 @@ static int read_map(TeepCborReader *r, bool allow_negative, TeepReason not_map, 
 
 /* ---- structured fields ---- */
 
-static int decode_component_id(TeepCborReader *r, TeepComponentId *id, const char *field, TeepError *err) {
-        size_t n;
+/*
+ * SUIT_Component_Identifier = [* bstr] (an empty one is well-formed), read by teep-component
+ * with its bounds. A wrong shape is reported like any other field of the message: the reader's
+ * CBOR_TYPE (not an array) and SUIT_COMPONENT with -EBADMSG (a segment that is not a bstr:
+ * teep_cbor_check() already proved the input well-formed, so it cannot be malformed CBOR)
+ * become MSG_FIELD_TYPE. The errno is kept, and so are the reader's -E2BIG (SUIT_COMPONENT:
+ * too many segments, a segment too long) and any other reason. The detail gets the field name.
+ */
+static int decode_component_id(TeepCborReader *r, TeepSuitComponentId *id, const char *field, TeepError *err) {
         int k;
 
-        /* SUIT_Component_Identifier = [* bstr]: an empty one is well-formed */
-        k = read_list(r, true, &n, field, err);
-        if (k < 0)
-                return k;
-        k = alloc_array(&id->parts, n, sizeof(TeepBuf), err);
-        if (k < 0)
-                return k;
-        id->n_parts = n;
-        for (size_t i = 0; i < n; i++) {
-                k = read_bytes(r, 0, SIZE_MAX, &id->parts[i], field, err);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
+        k = teep_suit_component_id_read(r, id, err);
+        if (k >= 0)
+                return 0;
+        if (err && k == -EBADMSG &&
+            (err->reason == TEEP_REASON_CBOR_TYPE || err->reason == TEEP_REASON_SUIT_COMPONENT))
+                err->reason = TEEP_REASON_MSG_FIELD_TYPE;
+        (void)teep_error_prefix(err, "%s", field);
+        return k;
 }
 
 static int decode_u32_list(TeepCborReader *r, uint32_t **ret, size_t *ret_n, const char *field,
@@ -763,7 +753,7 @@ static int decode_unneeded_manifest_list(TeepCborReader *r, TeepMessage *m, Teep
         k = read_list(r, false, &n, "unneeded-manifest-list", err);
         if (k < 0)
                 return k;
-        k = alloc_array(&m->unneeded_manifest_list, n, sizeof(TeepComponentId), err);
+        k = alloc_array(&m->unneeded_manifest_list, n, sizeof(TeepSuitComponentId), err);
         if (k < 0)
                 return k;
         m->n_unneeded_manifest_list = n;
@@ -1043,15 +1033,14 @@ static bool option_present(const TeepMessage *m, unsigned label) {
         }
 }
 
-static int encode_component_id(TeepCborWriter *w, const TeepComponentId *id) {
-        if (id->n_parts > 0 && !id->parts)
+/* The teep-component bounds are rules the decoder enforces, so breaking them is -EINVAL here. */
+static int encode_component_id(TeepCborWriter *w, const TeepSuitComponentId *id) {
+        if (id->n_segments > TEEP_COMPONENT_MAX_SEGMENTS)
                 return -EINVAL;
-        teep_cbor_put_array(w, id->n_parts);
-        for (size_t i = 0; i < id->n_parts; i++) {
-                if (!bytes_ok(id->parts[i], 0, SIZE_MAX))
+        for (size_t i = 0; i < id->n_segments; i++)
+                if (!bytes_ok(id->segments[i], 0, TEEP_COMPONENT_MAX_SEGMENT_LEN))
                         return -EINVAL;
-                teep_cbor_put_buf(w, id->parts[i]);
-        }
+        teep_suit_component_id_put(w, id);
         return 0;
 }
 
@@ -1443,36 +1432,38 @@ int teep_message_add_buf(TeepMessage *m, uint64_t label, TeepBuf b) {
         return 0;
 }
 
-static int component_id_copy(TeepComponentId *dst, const TeepBuf *id, size_t n_id) {
-        TeepBuf *parts = NULL;
+/* Fill dst with the segments id[0..n_id) (views); raw stays empty, nothing was decoded. */
+static int component_id_set(TeepSuitComponentId *dst, const TeepBuf *id, size_t n_id) {
+        TeepSuitComponentId cid = { .n_segments = n_id };
 
-        if (n_id > 0) {
-                if (!id)
+        if (n_id > 0 && !id)
+                return -EINVAL;
+        if (n_id > TEEP_COMPONENT_MAX_SEGMENTS)
+                return -E2BIG;
+        for (size_t i = 0; i < n_id; i++) {
+                if (!id[i].ptr && id[i].len > 0)
                         return -EINVAL;
-                parts = calloc(n_id, sizeof(TeepBuf));
-                if (!parts)
-                        return -ENOMEM;
-                memcpy(parts, id, n_id * sizeof(TeepBuf));
+                if (id[i].len > TEEP_COMPONENT_MAX_SEGMENT_LEN)
+                        return -E2BIG;
+                cid.segments[i] = id[i];
         }
-        *dst = (TeepComponentId){ .n_parts = n_id, .parts = parts };
+        *dst = cid;
         return 0;
 }
 
 int teep_message_add_tc(TeepMessage *m, const TeepBuf *id, size_t n_id, TeepSystemPropertyClaims **ret) {
         TeepSystemPropertyClaims *a;
-        TeepComponentId cid;
+        TeepSuitComponentId cid;
         int k;
 
         if (!m)
                 return -EINVAL;
-        k = component_id_copy(&cid, id, n_id);
+        k = component_id_set(&cid, id, n_id);
         if (k < 0)
                 return k;
         a = array_grow(m->tc_list, m->n_tc_list, sizeof(*a));
-        if (!a) {
-                component_id_clear(&cid);
+        if (!a)
                 return -ENOMEM;
-        }
         m->tc_list = a;
         a[m->n_tc_list].component_id = cid;
         if (ret)
@@ -1485,19 +1476,17 @@ int teep_message_add_tc(TeepMessage *m, const TeepBuf *id, size_t n_id, TeepSyst
 int teep_message_add_requested_tc(TeepMessage *m, const TeepBuf *id, size_t n_id,
                                   TeepRequestedTcInfo **ret) {
         TeepRequestedTcInfo *a;
-        TeepComponentId cid;
+        TeepSuitComponentId cid;
         int k;
 
         if (!m)
                 return -EINVAL;
-        k = component_id_copy(&cid, id, n_id);
+        k = component_id_set(&cid, id, n_id);
         if (k < 0)
                 return k;
         a = array_grow(m->requested_tc_list, m->n_requested_tc_list, sizeof(*a));
-        if (!a) {
-                component_id_clear(&cid);
+        if (!a)
                 return -ENOMEM;
-        }
         m->requested_tc_list = a;
         a[m->n_requested_tc_list].component_id = cid;
         if (ret)
@@ -1508,20 +1497,18 @@ int teep_message_add_requested_tc(TeepMessage *m, const TeepBuf *id, size_t n_id
 }
 
 int teep_message_add_unneeded_manifest(TeepMessage *m, const TeepBuf *id, size_t n_id) {
-        TeepComponentId *a;
-        TeepComponentId cid;
+        TeepSuitComponentId *a;
+        TeepSuitComponentId cid;
         int k;
 
         if (!m)
                 return -EINVAL;
-        k = component_id_copy(&cid, id, n_id);
+        k = component_id_set(&cid, id, n_id);
         if (k < 0)
                 return k;
         a = array_grow(m->unneeded_manifest_list, m->n_unneeded_manifest_list, sizeof(*a));
-        if (!a) {
-                component_id_clear(&cid);
+        if (!a)
                 return -ENOMEM;
-        }
         m->unneeded_manifest_list = a;
         a[m->n_unneeded_manifest_list++] = cid;
         m->has_unneeded_manifest_list = true;
@@ -1582,13 +1569,4 @@ int teep_claims_get_image_digest(const TeepSystemPropertyClaims *c, int64_t *ret
         if (ret_digest)
                 *ret_digest = digest;
         return 0;
-}
-
-bool teep_component_id_equal(const TeepComponentId *a, const TeepComponentId *b) {
-        if (a->n_parts != b->n_parts)
-                return false;
-        for (size_t i = 0; i < a->n_parts; i++)
-                if (!teep_buf_eq(a->parts[i], b->parts[i]))
-                        return false;
-        return true;
 }

@@ -7,18 +7,9 @@
 #include <stdint.h>
 
 #include "teep-cbor.h"
+#include "teep-component.h"
 #include "teep-errors.h"
 #include "teep-protocol.h"
-
-/*
- * Keys of suit-report's system-property-claims (the tc-list entries): 0 is the component id,
- * every other key is a SUIT parameter label. These belong to SUIT rather than to TEEP, which is
- * why teep-protocol.h does not carry them (yet).
- */
-enum {
-        TEEP_CLAIM_COMPONENT_ID = 0,
-        TEEP_CLAIM_IMAGE_DIGEST = 3, /* suit-parameter-image-digest: bstr .cbor SUIT_Digest */
-};
 
 /* Our own bounds for the small fixed-shape arrays, so they need no heap array of their own. */
 enum {
@@ -44,28 +35,26 @@ typedef struct TeepSuitCoseProfile {
         int64_t algs[TEEP_SUIT_COSE_PROFILE_MAX_ALGS];
 } TeepSuitCoseProfile;
 
-/* SUIT_Component_Identifier = [* bstr]; parts are views, the array is owned by the message. */
-typedef struct TeepComponentId {
-        size_t n_parts;
-        TeepBuf *parts;
-} TeepComponentId;
-
 /* One pair of system-property-claims other than key 0: the value stays encoded, as received. */
 typedef struct TeepClaim {
         int64_t label;
         TeepBuf value; /* the complete encoded CBOR item */
 } TeepClaim;
 
-/* A tc-list entry: {0: component-id, + label => value}. */
+/*
+ * A tc-list entry: {0: component-id, + label => value}. Component ids here and below are
+ * TeepSuitComponentId (teep-component.h): at most TEEP_COMPONENT_MAX_SEGMENTS segments of at
+ * most TEEP_COMPONENT_MAX_SEGMENT_LEN bytes, held inline as views.
+ */
 typedef struct TeepSystemPropertyClaims {
-        TeepComponentId component_id;
+        TeepSuitComponentId component_id;
         size_t n_claims;
         TeepClaim *claims; /* in received order; encoded after key 0 in this order */
 } TeepSystemPropertyClaims;
 
 /* requested-tc-info: {16: component-id, ? 17: tc-manifest-sequence-number, ? 18: have-binary}. */
 typedef struct TeepRequestedTcInfo {
-        TeepComponentId component_id;
+        TeepSuitComponentId component_id;
         bool has_tc_manifest_sequence_number;
         uint64_t tc_manifest_sequence_number;
         bool has_have_binary;
@@ -76,8 +65,9 @@ typedef struct TeepRequestedTcInfo {
  * A decoded (or to-be-encoded) TEEP message. All TeepBuf fields are views: after
  * teep_message_decode() they point into the caller's payload, which must outlive the message;
  * when a message is built in code they point wherever the caller likes, and that memory must
- * outlive teep_message_encode(). The arrays (lists, component id parts, claims) are owned by the
- * message and released by teep_message_free().
+ * outlive teep_message_encode(). The arrays (lists, claims) are owned by the message and
+ * released by teep_message_free(); component ids are held inline (TeepSuitComponentId), their
+ * segments are views like every other TeepBuf.
  *
  * has_* says whether an option was present. Text fields (msg, err-msg, err-lang,
  * attestation-payload-format) are UTF-8 views, not NUL-terminated.
@@ -116,7 +106,7 @@ typedef struct TeepMessage {
         TeepRequestedTcInfo *requested_tc_list;
         bool has_unneeded_manifest_list;                /* 15: [+ SUIT_Component_Identifier] */
         size_t n_unneeded_manifest_list;
-        TeepComponentId *unneeded_manifest_list;
+        TeepSuitComponentId *unneeded_manifest_list;
         bool has_suit_reports;                          /* 19: [+ bstr .cbor SUIT_Report_*] */
         size_t n_suit_reports;
         TeepBuf *suit_reports;
@@ -149,7 +139,9 @@ typedef struct TeepMessage {
  *             (MSG_NOT_ARRAY, MSG_ARITY, MSG_OPTIONS, CBOR_DUPLICATE_KEY, MSG_FIELD_TYPE,
  *             MSG_FIELD_SIZE, MSG_FIELD_EMPTY, MSG_FIELD_MISSING, MSG_FIELD_VALUE, CBOR_*)
  *   -EPROTO   a well-formed message of a type we do not know (MSG_TYPE_UNKNOWN)
- *   -E2BIG    a limit was exceeded (CBOR_* limits, or a suite/profile longer than our bounds)
+ *   -E2BIG    a limit was exceeded (CBOR_* limits, or a suite/profile longer than our bounds),
+ *             or a component id beyond TEEP_COMPONENT_MAX_SEGMENTS segments or with a segment
+ *             over TEEP_COMPONENT_MAX_SEGMENT_LEN bytes (SUIT_COMPONENT)
  *   -ENOMEM
  * Options with unknown labels are skipped. Known labels are type-checked in every message (one
  * label space, one type per label) but kept only where the message's CDDL lists them.
@@ -170,7 +162,8 @@ static inline void teep_message_freep(TeepMessage **m) {
  * CDDL lists them; options that the CDDL does not list for m->type are not emitted, and an
  * empty tc-list is omitted. On success *ret (free() it) and *ret_len hold the encoding.
  * Returns 0, -EINVAL if m breaks a rule the decoder enforces (sizes, empty lists, err-code 0,
- * invalid UTF-8, a malformed claim value, unknown type), -ENOMEM or -E2BIG.
+ * invalid UTF-8, a malformed claim value, a component id beyond the teep-component.h bounds,
+ * unknown type), -ENOMEM or -E2BIG.
  */
 int teep_message_encode(const TeepMessage *m, uint8_t **ret, size_t *ret_len);
 
@@ -183,7 +176,9 @@ const char *teep_label_to_string(uint64_t label);
 
 /*
  * Constructors for the agent and the TAM. Each returns 0, -ENOMEM, or -EINVAL for a bad
- * argument; the caller fills scalar options (token, msg, err_code, ...) directly.
+ * argument; the caller fills scalar options (token, msg, err_code, ...) directly. Those that
+ * take a component id (id[0..n_id), views) return -E2BIG for more than
+ * TEEP_COMPONENT_MAX_SEGMENTS segments or a segment over TEEP_COMPONENT_MAX_SEGMENT_LEN bytes.
  */
 
 /* A new empty message of a known type (-EINVAL otherwise). */
@@ -205,8 +200,9 @@ int teep_message_add_uint(TeepMessage *m, uint64_t label, uint64_t v);
 int teep_message_add_buf(TeepMessage *m, uint64_t label, TeepBuf b);
 
 /*
- * Append a tc-list entry with component id parts id[0..n_id) (the array is copied, the views
- * are not). ret (optional) gets the entry, to add claims with teep_claims_add().
+ * Append a tc-list entry with component id segments id[0..n_id) (the array is copied into the
+ * entry, the views are not; component_id.raw stays empty). ret (optional) gets the entry, to
+ * add claims with teep_claims_add().
  */
 int teep_message_add_tc(TeepMessage *m, const TeepBuf *id, size_t n_id, TeepSystemPropertyClaims **ret);
 
@@ -227,6 +223,3 @@ int teep_claims_find(const TeepSystemPropertyClaims *c, int64_t label, TeepBuf *
  * ret_alg / ret_digest (views) are optional. Returns 0, -ENOENT if absent, -EBADMSG if malformed.
  */
 int teep_claims_get_image_digest(const TeepSystemPropertyClaims *c, int64_t *ret_alg, TeepBuf *ret_digest);
-
-/* True if the component ids have the same parts. */
-bool teep_component_id_equal(const TeepComponentId *a, const TeepComponentId *b);

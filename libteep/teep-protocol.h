@@ -45,6 +45,15 @@ enum {
         TEEP_LABEL_ERR_CODE = 23,
 };
 
+/*
+ * SUIT parameter labels used by TEEP: the keys of system-property-claims (the tc-list entries).
+ * 0 is the component id, every other key is a SUIT parameter label (draft-ietf-suit-manifest).
+ */
+enum {
+        TEEP_CLAIM_COMPONENT_ID = 0,
+        TEEP_CLAIM_IMAGE_DIGEST = 3, /* suit-parameter-image-digest: bstr .cbor SUIT_Digest */
+};
+
 /* data-item-requested bits */
 enum {
         TEEP_DATA_ATTESTATION = 1,

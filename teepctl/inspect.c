@@ -65,7 +65,7 @@ static int fail(const Inspect *in, int r, const TeepError *err, const char *what
         fprintf(stderr, "teepctl: %s: %s: %s (%s)\n", in->input_name, what,
                 err && err->detail[0] ? err->detail : strerror(-r),
                 err ? teep_reason_to_string(err->reason) : "error");
-        return r == -EKEYREJECTED || r == -ENOKEY ? EXIT_TRUST : teep_errno_mapping(r)->exit_code;
+        return teep_errno_mapping(r)->exit_code;
 }
 
 /* Verify one COSE message, each signer on its own so every signature gets its own verdict. */
@@ -102,8 +102,10 @@ static int inspect_suit(Inspect *in, TeepBuf data, const char *what) {
                 size_t key = 0;
                 r = teep_suit_envelope_verify(env, in->keys, in->n_keys, &key, &err);
                 record(add_check(in, what), r, key, &err, in);
-                if (r >= 0)
-                        flags = 0;
+                /* a manifest that fails authentication is not interpreted any further */
+                if (r < 0)
+                        return fail(in, r, &err, what);
+                flags = 0;
         }
         /* without keys the manifest is decoded for display only, never acted on */
         err = (TeepError){};

@@ -197,8 +197,8 @@ Test(message, draft_query_response) {
 
         cr_assert(m->has_tc_list);
         cr_assert_eq(m->n_tc_list, 1);
-        cr_assert_eq(m->tc_list[0].component_id.n_parts, 1);
-        assert_buf(m->tc_list[0].component_id.parts[0], id, sizeof(id), "component id");
+        cr_assert_eq(m->tc_list[0].component_id.n_segments, 1);
+        assert_buf(m->tc_list[0].component_id.segments[0], id, sizeof(id), "component id");
         cr_assert_eq(m->tc_list[0].n_claims, 1);
         cr_assert_eq(m->tc_list[0].claims[0].label, TEEP_CLAIM_IMAGE_DIGEST);
         cr_assert_eq(teep_claims_get_image_digest(&m->tc_list[0], &alg, &d), 0);
@@ -299,7 +299,7 @@ Test(message, libteep_query_response_ignores_option_5) {
         cr_assert_eq(m->selected_version, 0);
         cr_assert_eq(m->n_tc_list, 2);
         cr_assert_eq(teep_claims_get_image_digest(&m->tc_list[0], NULL, NULL), 0);
-        assert_buf(m->tc_list[1].component_id.parts[0], id2, sizeof(id2), "second component id");
+        assert_buf(m->tc_list[1].component_id.segments[0], id2, sizeof(id2), "second component id");
         cr_assert_eq(teep_claims_get_image_digest(&m->tc_list[1], NULL, NULL), -ENOENT);
         cr_assert_eq(teep_claims_find(&m->tc_list[1], 28, &raw), 0);
         assert_buf(raw, version, sizeof(version), "suit-parameter-version raw value");
@@ -366,7 +366,7 @@ Test(message, derived_update_unlink) {
         };
         Vector v = vector_load("derived/update_unlink.hex");
         TeepMessage *m = decode_ok(vector_buf(&v), "update_unlink");
-        const TeepComponentId *id;
+        const TeepSuitComponentId *id;
 
         cr_assert_eq(m->type, TEEP_TYPE_UPDATE);
         assert_buf(m->token, token16, sizeof(token16), "token");
@@ -374,14 +374,115 @@ Test(message, derived_update_unlink) {
         cr_assert(m->has_unneeded_manifest_list);
         cr_assert_eq(m->n_unneeded_manifest_list, 1);
         id = &m->unneeded_manifest_list[0];
-        cr_assert_eq(id->n_parts, 4);
-        assert_text(id->parts[0], "TEEP-Device", "part 0");
-        assert_text(id->parts[1], "SecureFS", "part 1");
-        assert_buf(id->parts[2], uuid, sizeof(uuid), "part 2");
-        assert_text(id->parts[3], "suit", "part 3");
+        cr_assert_eq(id->n_segments, 4);
+        assert_text(id->segments[0], "TEEP-Device", "part 0");
+        assert_text(id->segments[1], "SecureFS", "part 1");
+        assert_buf(id->segments[2], uuid, sizeof(uuid), "part 2");
+        assert_text(id->segments[3], "suit", "part 3");
 
         teep_message_free(m);
         vector_free(&v);
+}
+
+/* ---- component ids: the teep-component.h bounds (16 segments of at most 255 bytes) ---- */
+
+/* An Update {15: [[n segments of seg_len bytes 0xab]]}. */
+static Vector update_unneeded(size_t n, size_t seg_len) {
+        uint8_t ab[TEEP_COMPONENT_MAX_SEGMENT_LEN + 1];
+        TeepCborWriter w;
+
+        cr_assert_leq(seg_len, sizeof(ab));
+        memset(ab, 0xab, sizeof(ab));
+        begin_one_option(&w, TEEP_TYPE_UPDATE, TEEP_LABEL_UNNEEDED_MANIFEST_LIST);
+        teep_cbor_put_array(&w, 1);
+        teep_cbor_put_array(&w, n);
+        for (size_t i = 0; i < n; i++)
+                teep_cbor_put_bytes(&w, ab, seg_len);
+        return built(&w);
+}
+
+Test(message, unneeded_manifest_component_id_bounds) {
+        Vector v = update_unneeded(TEEP_COMPONENT_MAX_SEGMENTS, 1);
+        TeepMessage *m = decode_ok(vector_buf(&v), "16 segments");
+        const TeepSuitComponentId *id;
+
+        cr_assert_eq(m->n_unneeded_manifest_list, 1);
+        id = &m->unneeded_manifest_list[0];
+        cr_assert_eq(id->n_segments, 16);
+        for (size_t i = 0; i < id->n_segments; i++)
+                assert_buf(id->segments[i], "\xab", 1, "segment");
+        /* raw is the encoded identifier, a view into the payload: 90 then 16 x 41 ab */
+        cr_assert_eq(id->raw.len, 1 + 16 * 2);
+        cr_assert_eq(id->raw.ptr[0], 0x90);
+        cr_assert(id->raw.ptr >= v.data && id->raw.ptr + id->raw.len <= v.data + v.len);
+        expect_encoding(m, vector_buf(&v), "16 segments");
+        teep_message_free(m);
+        vector_free(&v);
+
+        v = update_unneeded(TEEP_COMPONENT_MAX_SEGMENTS + 1, 1);
+        expect_reject(vector_buf(&v), -E2BIG, TEEP_REASON_SUIT_COMPONENT, "17 segments");
+        vector_free(&v);
+
+        v = update_unneeded(1, TEEP_COMPONENT_MAX_SEGMENT_LEN);
+        m = decode_ok(vector_buf(&v), "255-byte segment");
+        cr_assert_eq(m->unneeded_manifest_list[0].segments[0].len, 255);
+        teep_message_free(m);
+        vector_free(&v);
+
+        v = update_unneeded(1, TEEP_COMPONENT_MAX_SEGMENT_LEN + 1);
+        expect_reject(vector_buf(&v), -E2BIG, TEEP_REASON_SUIT_COMPONENT, "256-byte segment");
+        vector_free(&v);
+
+        /* an empty identifier is well-formed */
+        v = update_unneeded(0, 0);
+        m = decode_ok(vector_buf(&v), "empty component id");
+        cr_assert_eq(m->unneeded_manifest_list[0].n_segments, 0);
+        expect_encoding(m, vector_buf(&v), "empty component id");
+        teep_message_free(m);
+        vector_free(&v);
+
+        /* an element that is not an array is a type fault of the message, like a text segment */
+        TeepCborWriter w;
+        begin_one_option(&w, TEEP_TYPE_UPDATE, TEEP_LABEL_UNNEEDED_MANIFEST_LIST);
+        teep_cbor_put_array(&w, 1);
+        teep_cbor_put_bytes(&w, "ta", 2);
+        expect_reject_w(&w, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, "component id as bstr");
+}
+
+Test(message, tc_and_requested_component_id_bounds) {
+        TeepCborWriter w;
+
+        /* tc-list [{0: [17 x h''], 14: 1}] */
+        begin_one_option(&w, TEEP_TYPE_QUERY_RESPONSE, TEEP_LABEL_TC_LIST);
+        teep_cbor_put_array(&w, 1);
+        teep_cbor_put_map(&w, 2);
+        teep_cbor_put_uint(&w, TEEP_CLAIM_COMPONENT_ID);
+        teep_cbor_put_array(&w, TEEP_COMPONENT_MAX_SEGMENTS + 1);
+        for (size_t i = 0; i < TEEP_COMPONENT_MAX_SEGMENTS + 1; i++)
+                teep_cbor_put_bytes(&w, "", 0);
+        teep_cbor_put_uint(&w, 14);
+        teep_cbor_put_uint(&w, 1);
+        expect_reject_w(&w, -E2BIG, TEEP_REASON_SUIT_COMPONENT, "tc-list: 17 segments");
+
+        /* requested-tc-list [{16: [17 x h'']}] */
+        begin_one_option(&w, TEEP_TYPE_QUERY_RESPONSE, TEEP_LABEL_REQUESTED_TC_LIST);
+        teep_cbor_put_array(&w, 1);
+        teep_cbor_put_map(&w, 1);
+        teep_cbor_put_uint(&w, TEEP_LABEL_COMPONENT_ID);
+        teep_cbor_put_array(&w, TEEP_COMPONENT_MAX_SEGMENTS + 1);
+        for (size_t i = 0; i < TEEP_COMPONENT_MAX_SEGMENTS + 1; i++)
+                teep_cbor_put_bytes(&w, "", 0);
+        expect_reject_w(&w, -E2BIG, TEEP_REASON_SUIT_COMPONENT, "requested-tc-list: 17 segments");
+
+        /* requested-tc-list [{16: [h'ab', "ta"]}]: a text segment */
+        begin_one_option(&w, TEEP_TYPE_QUERY_RESPONSE, TEEP_LABEL_REQUESTED_TC_LIST);
+        teep_cbor_put_array(&w, 1);
+        teep_cbor_put_map(&w, 1);
+        teep_cbor_put_uint(&w, TEEP_LABEL_COMPONENT_ID);
+        teep_cbor_put_array(&w, 2);
+        teep_cbor_put_bytes(&w, "\xab", 1);
+        teep_cbor_put_cstr(&w, "ta");
+        expect_reject_w(&w, -EBADMSG, TEEP_REASON_MSG_FIELD_TYPE, "requested-tc-list: text segment");
 }
 
 /* ---- decode -> encode is byte-identical for every preferred-encoded vector ---- */
@@ -1295,8 +1396,8 @@ Test(message, requested_tc_info) {
         v = built(&w);
         m = decode_ok(vector_buf(&v), "requested-tc-info");
         cr_assert_eq(m->n_requested_tc_list, 1);
-        cr_assert_eq(m->requested_tc_list[0].component_id.n_parts, 1);
-        assert_text(m->requested_tc_list[0].component_id.parts[0], "ta", "component-id");
+        cr_assert_eq(m->requested_tc_list[0].component_id.n_segments, 1);
+        assert_text(m->requested_tc_list[0].component_id.segments[0], "ta", "component-id");
         cr_assert(m->requested_tc_list[0].has_tc_manifest_sequence_number);
         cr_assert_eq(m->requested_tc_list[0].tc_manifest_sequence_number, 5);
         cr_assert(m->requested_tc_list[0].has_have_binary);
@@ -1526,20 +1627,21 @@ Test(message, build_query_response) {
         cr_assert(back->has_selected_version);
         assert_buf(back->attestation_payload, "eat", 3, "attestation payload");
         cr_assert_eq(back->n_tc_list, 1);
-        cr_assert(teep_component_id_equal(&back->tc_list[0].component_id, &m->tc_list[0].component_id));
+        cr_assert(teep_suit_component_id_equal(&back->tc_list[0].component_id, &m->tc_list[0].component_id));
         cr_assert_eq(teep_claims_get_image_digest(&back->tc_list[0], &alg, &d), 0);
         cr_assert_eq(alg, COSE_ALG_SHA256);
         assert_buf(d, "\xde\xad\xbe\xef", 4, "digest");
         cr_assert_eq(back->n_requested_tc_list, 2);
-        cr_assert(teep_component_id_equal(&back->requested_tc_list[0].component_id,
-                                          &m->requested_tc_list[0].component_id));
+        cr_assert(teep_suit_component_id_equal(&back->requested_tc_list[0].component_id,
+                                               &m->requested_tc_list[0].component_id));
         cr_assert_eq(back->requested_tc_list[0].tc_manifest_sequence_number, 3);
         cr_assert(back->requested_tc_list[0].have_binary);
-        cr_assert_eq(back->requested_tc_list[1].component_id.n_parts, 1);
+        cr_assert_eq(back->requested_tc_list[1].component_id.n_segments, 1);
         cr_assert_not(back->requested_tc_list[1].has_have_binary);
         cr_assert_eq(back->n_unneeded_manifest_list, 1);
-        cr_assert(teep_component_id_equal(&back->unneeded_manifest_list[0], &m->unneeded_manifest_list[0]));
-        assert_text(back->unneeded_manifest_list[0].parts[3], "suit", "manifest id");
+        cr_assert(teep_suit_component_id_equal(&back->unneeded_manifest_list[0],
+                                               &m->unneeded_manifest_list[0]));
+        assert_text(back->unneeded_manifest_list[0].segments[3], "suit", "manifest id");
         cr_assert_eq(back->n_ext_list, 1);
         cr_assert_eq(back->ext_list[0], 42);
 
@@ -1723,6 +1825,66 @@ Test(message, encode_refuses_invalid_structs) {
         req->have_binary = true;
         cr_assert_eq(teep_message_encode(m, &out, &len), -EINVAL, "have-binary without sequence number");
         m = teep_message_free(m);
+}
+
+Test(message, build_component_id_bounds) {
+        static const uint8_t big[TEEP_COMPONENT_MAX_SEGMENT_LEN + 1] = { 0 };
+        TeepBuf seg[TEEP_COMPONENT_MAX_SEGMENTS + 1];
+        TeepSystemPropertyClaims *tc = NULL;
+        TeepRequestedTcInfo *req = NULL;
+        TeepMessage *m = NULL, *back;
+        uint8_t *out = NULL;
+        size_t len = 0;
+        Vector buf;
+
+        for (size_t i = 0; i < TEEP_COMPONENT_MAX_SEGMENTS + 1; i++)
+                seg[i] = TEEP_BUF("s", 1);
+
+        cr_assert_eq(teep_message_new(&m, TEEP_TYPE_QUERY_RESPONSE), 0);
+        cr_assert_eq(teep_message_add_tc(m, seg, TEEP_COMPONENT_MAX_SEGMENTS + 1, &tc), -E2BIG);
+        cr_assert_eq(teep_message_add_requested_tc(m, seg, TEEP_COMPONENT_MAX_SEGMENTS + 1, &req), -E2BIG);
+        cr_assert_eq(teep_message_add_unneeded_manifest(m, seg, TEEP_COMPONENT_MAX_SEGMENTS + 1), -E2BIG);
+        cr_assert_eq(teep_message_add_unneeded_manifest(m, &TEEP_BUF(big, sizeof(big)), 1), -E2BIG);
+        cr_assert_eq(teep_message_add_tc(m, &TEEP_BUF(big, sizeof(big)), 1, &tc), -E2BIG);
+        cr_assert_eq(teep_message_add_requested_tc(m, &TEEP_BUF(big, sizeof(big)), 1, &req), -E2BIG);
+        cr_assert_eq(teep_message_add_unneeded_manifest(m, NULL, 1), -EINVAL);
+        cr_assert_eq(teep_message_add_unneeded_manifest(m, &TEEP_BUF(NULL, 1), 1), -EINVAL);
+        /* a refusal adds nothing */
+        cr_assert_eq(m->n_tc_list, 0);
+        cr_assert_eq(m->n_requested_tc_list, 0);
+        cr_assert_eq(m->n_unneeded_manifest_list, 0);
+        cr_assert_not(m->has_tc_list);
+        cr_assert_not(m->has_requested_tc_list);
+        cr_assert_not(m->has_unneeded_manifest_list);
+
+        /* at the bounds: 16 segments, one of 255 bytes */
+        cr_assert_eq(teep_message_add_tc(m, seg, TEEP_COMPONENT_MAX_SEGMENTS, &tc), 0);
+        cr_assert_eq(teep_claims_add(tc, 14, TEEP_BUF("\x01", 1)), 0);
+        cr_assert_eq(teep_message_add_requested_tc(m, &TEEP_BUF(big, TEEP_COMPONENT_MAX_SEGMENT_LEN), 1, &req),
+                     0);
+        cr_assert_eq(teep_message_add_unneeded_manifest(m, seg, TEEP_COMPONENT_MAX_SEGMENTS), 0);
+        back = encode_decode(m, &buf);
+        cr_assert(teep_suit_component_id_equal(&back->tc_list[0].component_id, &m->tc_list[0].component_id));
+        cr_assert(teep_suit_component_id_equal(&back->requested_tc_list[0].component_id,
+                                               &m->requested_tc_list[0].component_id));
+        cr_assert(teep_suit_component_id_equal(&back->unneeded_manifest_list[0], &m->unneeded_manifest_list[0]));
+        cr_assert_eq(back->unneeded_manifest_list[0].n_segments, 16);
+        cr_assert_eq(back->requested_tc_list[0].component_id.segments[0].len, 255);
+        teep_message_free(back);
+        vector_free(&buf);
+
+        /* a struct filled by hand beyond the bounds is refused by the encoder */
+        m->unneeded_manifest_list[0].n_segments = TEEP_COMPONENT_MAX_SEGMENTS + 1;
+        cr_assert_eq(teep_message_encode(m, &out, &len), -EINVAL, "17 segments");
+        m->unneeded_manifest_list[0].n_segments = TEEP_COMPONENT_MAX_SEGMENTS;
+        m->requested_tc_list[0].component_id.segments[0] = TEEP_BUF(big, sizeof(big));
+        cr_assert_eq(teep_message_encode(m, &out, &len), -EINVAL, "256-byte segment");
+        m->requested_tc_list[0].component_id.segments[0] = TEEP_BUF(NULL, 1);
+        cr_assert_eq(teep_message_encode(m, &out, &len), -EINVAL, "NULL segment");
+        m->requested_tc_list[0].component_id.segments[0] = TEEP_BUF(big, 1);
+        cr_assert_eq(teep_message_encode(m, &out, &len), 0);
+        free(out);
+        teep_message_free(m);
 }
 
 /* ---- names ---- */
