@@ -162,7 +162,7 @@ int teep_cbor_check(TeepBuf in, const TeepCborLimits *limits, TeepError *err) {
 
                 n = decode_head(p, end, &item, err);
                 if (n < 0) {
-                        (void)teep_error_prefix(err, "offset %zu", (size_t)(p - in.ptr));
+                        (void)teep_error_prefix(err, n, "offset %zu", (size_t)(p - in.ptr));
                         return n;
                 }
                 p += item.head.len;

@@ -14,7 +14,7 @@ int teep_suit_component_id_read(TeepCborReader *r, TeepSuitComponentId *ret, Tee
 
         k = teep_cbor_read_array(r, &n, err);
         if (k < 0)
-                return teep_error_prefix(err, "component identifier");
+                return teep_error_prefix(err, k, "component identifier");
         if (n > TEEP_COMPONENT_MAX_SEGMENTS)
                 return teep_error_set(err, -E2BIG, TEEP_REASON_SUIT_COMPONENT,
                                       "component identifier: %zu segments, at most %d", n,

@@ -428,7 +428,7 @@ int teep_key_from_cose_key(TeepKey **ret, TeepBuf cose_key, TeepError *err) {
                 return -EINVAL;
         r = teep_cbor_check(cose_key, NULL, err);
         if (r < 0) {
-                teep_error_prefix(err, "COSE_Key");
+                teep_error_prefix(err, r, "COSE_Key");
                 return r;
         }
         teep_cbor_reader_init(&rd, cose_key);
@@ -1094,7 +1094,7 @@ static int parse_headers(TeepBuf protected_raw, TeepCborReader *r, bool require_
                 /* the bstr content is a CBOR item of its own: same limits, exactly one item */
                 k = teep_cbor_check(protected_raw, NULL, err);
                 if (k < 0) {
-                        teep_error_prefix(err, "protected header");
+                        teep_error_prefix(err, k, "protected header");
                         return k;
                 }
                 teep_cbor_reader_init(&pr, protected_raw);
@@ -1237,7 +1237,7 @@ int teep_cose_decode(TeepBuf in, TeepCoseMessage *ret, TeepError *err) {
                         if (k >= 0)
                                 k = read_struct_bytes(&rd, &s->signature, "signature", err);
                         if (k < 0) {
-                                teep_error_prefix(err, "signer %zu", i);
+                                teep_error_prefix(err, k, "signer %zu", i);
                                 return k;
                         }
                 }
@@ -1318,7 +1318,7 @@ int teep_cose_verify(const TeepCoseMessage *msg, const TeepBuf *detached_payload
                             (first.reason != TEEP_REASON_COSE_SIGNATURE_SIZE && e.reason == TEEP_REASON_COSE_SIGNATURE_SIZE)) {
                                 first = e;
                                 if (msg->n_signers > 1)
-                                        teep_error_prefix(&first, "signer %zu", s);
+                                        teep_error_prefix(&first, first.error, "signer %zu", s);
                         }
                 }
         }

@@ -263,7 +263,7 @@ int teep_eat_decode_flags(TeepBuf in, unsigned flags, TeepEat **ret, TeepError *
                 return -EINVAL;
         k = teep_cbor_check(in, NULL, err);
         if (k < 0)
-                return teep_error_prefix(err, "EAT claims");
+                return teep_error_prefix(err, k, "EAT claims");
         teep_cbor_reader_init(&r, in);
         if (teep_cbor_read_map(&r, &n, err) < 0)
                 return teep_error_set(err, -EBADMSG, TEEP_REASON_EAT_CLAIM, "EAT claims set is not a map");

@@ -75,13 +75,13 @@ int teep_error_set(TeepError *err, int error, TeepReason reason, const char *fmt
         return error;
 }
 
-int teep_error_prefix(TeepError *err, const char *fmt, ...) {
+int teep_error_prefix(TeepError *err, int error, const char *fmt, ...) {
         char joined[sizeof(err->detail)];
         va_list ap;
         int n;
 
         if (!err)
-                return -EBADMSG;
+                return error;
         va_start(ap, fmt);
         n = vsnprintf(joined, sizeof(joined), fmt, ap);
         va_end(ap);
@@ -96,7 +96,7 @@ int teep_error_prefix(TeepError *err, const char *fmt, ...) {
                 joined[off + rest] = 0;
                 memcpy(err->detail, joined, sizeof(joined));
         }
-        return err->error ? err->error : -EBADMSG;
+        return error;
 }
 
 /*

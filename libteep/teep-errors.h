@@ -104,8 +104,12 @@ const char *teep_reason_to_string(TeepReason reason);
 int teep_error_set(TeepError *err, int error, TeepReason reason, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
-/* Prepend "context: " to an existing detail, keeping reason and errno. Returns err->error. */
-int teep_error_prefix(TeepError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Prepend "context: " to an existing detail, keeping the recorded reason. Returns error (the
+ * caller's own errno), so `return teep_error_prefix(err, k, "manifest");` keeps -E2BIG an
+ * -E2BIG even when the caller passed err == NULL.
+ */
+int teep_error_prefix(TeepError *err, int error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * The one table that maps a libteep errno to what each boundary reports: the TEEP error code

@@ -460,7 +460,7 @@ static int decode_component_id(TeepCborReader *r, TeepSuitComponentId *id, const
         if (err && k == -EBADMSG &&
             (err->reason == TEEP_REASON_CBOR_TYPE || err->reason == TEEP_REASON_SUIT_COMPONENT))
                 err->reason = TEEP_REASON_MSG_FIELD_TYPE;
-        (void)teep_error_prefix(err, "%s", field);
+        (void)teep_error_prefix(err, k, "%s", field);
         return k;
 }
 
@@ -668,7 +668,7 @@ static int decode_tc_list(TeepCborReader *r, TeepMessage *m, TeepError *err) {
         for (size_t i = 0; i < n; i++) {
                 k = decode_claims(r, &m->tc_list[i], err);
                 if (k < 0) {
-                        (void)teep_error_prefix(err, "tc-list[%zu]", i);
+                        (void)teep_error_prefix(err, k, "tc-list[%zu]", i);
                         return k;
                 }
         }
@@ -739,7 +739,7 @@ static int decode_requested_tc_list(TeepCborReader *r, TeepMessage *m, TeepError
         for (size_t i = 0; i < n; i++) {
                 k = decode_requested_tc(r, &m->requested_tc_list[i], err);
                 if (k < 0) {
-                        (void)teep_error_prefix(err, "requested-tc-list[%zu]", i);
+                        (void)teep_error_prefix(err, k, "requested-tc-list[%zu]", i);
                         return k;
                 }
         }

@@ -137,7 +137,7 @@ int teep_suit_envelope_decode(TeepBuf in, TeepSuitEnvelope **ret, TeepError *err
                 return -EINVAL;
         k = teep_cbor_check(in, NULL, err);
         if (k < 0)
-                return teep_error_prefix(err, "SUIT envelope");
+                return teep_error_prefix(err, k, "SUIT envelope");
         teep_cbor_reader_init(&r, in);
 
         if (teep_cbor_accept_tag(&r, SUIT_ENVELOPE_TAG))
@@ -288,7 +288,7 @@ int teep_suit_envelope_verify(TeepSuitEnvelope *env, TeepKey *const *keys, size_
                 if (k < 0) {
                         if (err)
                                 *err = e;
-                        return teep_error_prefix(err, "SUIT authentication block %zu", i);
+                        return teep_error_prefix(err, e.error, "SUIT authentication block %zu", i);
                 }
                 if (!msg.payload_detached)
                         return teep_error_set(
@@ -305,7 +305,7 @@ int teep_suit_envelope_verify(TeepSuitEnvelope *env, TeepKey *const *keys, size_
                 if (verify_failure_rank(k) == 0) {
                         if (err)
                                 *err = e;
-                        return teep_error_prefix(err, "SUIT authentication block %zu", i);
+                        return teep_error_prefix(err, e.error, "SUIT authentication block %zu", i);
                 }
         failed:
                 if (e.error == 0)
@@ -316,7 +316,7 @@ int teep_suit_envelope_verify(TeepSuitEnvelope *env, TeepKey *const *keys, size_
 
         if (err)
                 *err = best;
-        return teep_error_prefix(err, "SUIT manifest signature");
+        return teep_error_prefix(err, best.error, "SUIT manifest signature");
 }
 
 /* ---- manifest ---- */
@@ -647,7 +647,7 @@ static int command_decode(ManifestCtx *c, TeepCborReader *r, unsigned depth, Tee
                         return -ENOMEM;
                 k = parameters_decode(&ar, cmd->params, err);
                 if (k < 0)
-                        return teep_error_prefix(err, "%s", teep_suit_command_to_string(cmd->label));
+                        return teep_error_prefix(err, k, "%s", teep_suit_command_to_string(cmd->label));
                 return 0;
 
         case SUIT_DIRECTIVE_RUN_SEQUENCE:
@@ -702,7 +702,7 @@ static int sequence_decode(ManifestCtx *c, TeepBuf content, unsigned depth, cons
         for (size_t i = 0; i < n / 2; i++) {
                 k = command_decode(c, &r, depth, &seq.commands[i], err);
                 if (k < 0)
-                        return teep_error_prefix(err, "%s, command %zu", what, i);
+                        return teep_error_prefix(err, k, "%s, command %zu", what, i);
         }
         seq.n_commands = n / 2;
         *ret = seq;
@@ -751,7 +751,7 @@ static int dependencies_decode(ManifestCtx *c, TeepCborReader *r, TeepError *err
                                                       "dependency %" PRIu64 ": prefix twice", dep.index);
                         k = teep_suit_component_id_read(r, &dep.prefix, err);
                         if (k < 0)
-                                return teep_error_prefix(err, "dependency %" PRIu64 " prefix", dep.index);
+                                return teep_error_prefix(err, k, "dependency %" PRIu64 " prefix", dep.index);
                         dep.has_prefix = true;
                 }
                 m->dependencies[m->n_dependencies++] = dep;
@@ -805,7 +805,7 @@ static int common_decode(ManifestCtx *c, TeepBuf content, TeepError *err) {
                         for (size_t j = 0; j < nc; j++) {
                                 k = teep_suit_component_id_read(&r, &m->components[j], err);
                                 if (k < 0)
-                                        return teep_error_prefix(err, "common: component %zu", j);
+                                        return teep_error_prefix(err, k, "common: component %zu", j);
                         }
                         m->n_components = nc;
                         break;
@@ -1047,7 +1047,7 @@ static int manifest_decode_into(const TeepSuitEnvelope *env, TeepSuitManifest *m
                 teep_cbor_reader_init(&r, members[SUIT_MANIFEST_COMPONENT_ID]);
                 k = teep_suit_component_id_read(&r, &m->manifest_component_id, err);
                 if (k < 0)
-                        return teep_error_prefix(err, "manifest-component-id");
+                        return teep_error_prefix(err, k, "manifest-component-id");
                 m->has_manifest_component_id = true;
         }
 

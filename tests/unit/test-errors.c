@@ -20,7 +20,7 @@ Test(errors, every_reason_has_a_distinct_name) {
 Test(errors, set_and_prefix_keep_reason_and_errno) {
         TeepError err = {};
         cr_assert_eq(teep_error_set(&err, -E2BIG, TEEP_REASON_CBOR_DEPTH, "nesting deeper than %u", 16u), -E2BIG);
-        cr_assert_eq(teep_error_prefix(&err, "offset %d", 7), -E2BIG);
+        cr_assert_eq(teep_error_prefix(&err, -E2BIG, "offset %d", 7), -E2BIG);
         cr_assert_str_eq(err.detail, "offset 7: nesting deeper than 16");
         cr_assert_eq(err.reason, TEEP_REASON_CBOR_DEPTH);
         /* NULL is allowed: the errno still comes back */
@@ -33,7 +33,7 @@ Test(errors, prefix_never_overflows) {
         memset(longs, 'a', sizeof(longs) - 1);
         longs[sizeof(longs) - 1] = 0;
         teep_error_set(&err, -EBADMSG, TEEP_REASON_CBOR_TYPE, "%s", longs);
-        teep_error_prefix(&err, "%s", longs);
+        teep_error_prefix(&err, -EBADMSG, "%s", longs);
         cr_assert_lt(strlen(err.detail), sizeof(err.detail));
 }
 

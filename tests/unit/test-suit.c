@@ -1315,3 +1315,19 @@ Test(component, decode_bounds) {
         cr_assert_eq(teep_suit_component_id_decode(hexbuf("816161", &b), &id, &err), -EBADMSG);
         cr_assert_eq(err.reason, TEEP_REASON_SUIT_COMPONENT);
 }
+
+Test(suit_auth, errno_survives_without_an_error_record) {
+        /* callers may pass err == NULL; the errno must still say what happened */
+        Vector v = vector_load("draft-teep-protocol/suit_uri.hex");
+        TeepKey *signer = load_key("draft-teep-protocol/keys/suit_signer_p256_public.pem");
+        TeepKey *wrong = load_key("libteep/keys/tam_es256_public.cose.hex");
+        TeepSuitEnvelope *env = NULL;
+
+        cr_assert_eq(teep_suit_envelope_decode(vector_buf(&v), &env, NULL), 0);
+        cr_assert_eq(teep_suit_envelope_verify(env, &wrong, 1, NULL, NULL), -EKEYREJECTED);
+        cr_assert_eq(teep_suit_envelope_verify(env, &signer, 1, NULL, NULL), 0);
+        teep_suit_envelope_free(env);
+        teep_key_free(signer);
+        teep_key_free(wrong);
+        vector_free(&v);
+}
