@@ -10,12 +10,6 @@
 #include "teep-cbor.h"
 #include "vectors.h"
 
-static TeepBuf hexbuf(const char *hex, uint8_t **owned) {
-        size_t n;
-        cr_assert_eq(unhex(hex, strlen(hex), owned, &n), 0, "bad hex in test: %s", hex);
-        return TEEP_BUF(*owned, n);
-}
-
 static int check_hex(const char *hex, TeepError *err) {
         _cleanup_free_ uint8_t *b = NULL;
         TeepBuf in = hexbuf(hex, &b);

@@ -16,21 +16,6 @@
 #define UEID      "0198f50a4ff6c05861c8860d13a638ea"
 #define HWMODEL   "549dcecc8b987c737b44e40f7c635ce8"
 
-static TeepBuf hexbuf(const char *hex, uint8_t **owned) {
-        size_t n;
-        cr_assert_eq(unhex(hex, strlen(hex), owned, &n), 0, "bad hex in test: %s", hex);
-        return TEEP_BUF(*owned, n);
-}
-
-static bool buf_eq_hex(TeepBuf b, const char *hex) {
-        _cleanup_free_ uint8_t *p = NULL;
-        return teep_buf_eq(b, hexbuf(hex, &p));
-}
-
-static bool buf_eq_str(TeepBuf b, const char *s) {
-        return teep_buf_eq(b, TEEP_BUF(s, strlen(s)));
-}
-
 /* The libteep claims as the vectors have them (hwversion [h'312e332e34', 1]). */
 static void assert_libteep_claims(const TeepEat *e, const char *iss) {
         cr_assert(e->has_iss);

@@ -27,21 +27,6 @@
 
 /* ---- helpers ---- */
 
-static TeepBuf hexbuf(const char *hex, uint8_t **owned) {
-        size_t n;
-        cr_assert_eq(unhex(hex, strlen(hex), owned, &n), 0, "bad hex in test: %s", hex);
-        return TEEP_BUF(*owned, n);
-}
-
-static bool buf_eq_hex(TeepBuf b, const char *hex) {
-        _cleanup_free_ uint8_t *p = NULL;
-        return teep_buf_eq(b, hexbuf(hex, &p));
-}
-
-static bool buf_eq_str(TeepBuf b, const char *s) {
-        return teep_buf_eq(b, TEEP_BUF(s, strlen(s)));
-}
-
 static TeepKey *load_key(const char *relpath) {
         Vector v = vector_load(relpath);
         TeepKey *key = NULL;

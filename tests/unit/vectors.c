@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "macro.h"
 #include "vectors.h"
 
 const char *vectors_dir(void) {
@@ -44,4 +45,19 @@ void vector_free(Vector *v) {
         free(v->data);
         v->data = NULL;
         v->len = 0;
+}
+
+TeepBuf hexbuf(const char *hex, uint8_t **owned) {
+        size_t n;
+        cr_assert_eq(unhex(hex, strlen(hex), owned, &n), 0, "bad hex in test: %s", hex);
+        return TEEP_BUF(*owned, n);
+}
+
+bool buf_eq_hex(TeepBuf b, const char *hex) {
+        _cleanup_free_ uint8_t *p = NULL;
+        return teep_buf_eq(b, hexbuf(hex, &p));
+}
+
+bool buf_eq_str(TeepBuf b, const char *s) {
+        return teep_buf_eq(b, TEEP_BUF(s, strlen(s)));
 }

@@ -2,6 +2,7 @@
 /* vectors.h: load the shared TEEP/SUIT test vectors for the unit tests */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,12 @@ Vector vector_load(const char *relpath);
 /* Same, from tests/data ($TEEP_TEST_DATA). */
 Vector testdata_load(const char *relpath);
 void vector_free(Vector *v);
+
+/* Decode test-literal hex into *owned (to free); fails the test on bad hex. */
+TeepBuf hexbuf(const char *hex, uint8_t **owned);
+/* Compare a view with hex text, or with a C string. */
+bool buf_eq_hex(TeepBuf b, const char *hex);
+bool buf_eq_str(TeepBuf b, const char *s);
 
 static inline TeepBuf vector_buf(const Vector *v) {
         return TEEP_BUF(v->data, v->len);
