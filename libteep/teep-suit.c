@@ -1252,6 +1252,29 @@ static void put_sequence_1(TeepCborWriter *w, int64_t label) {
         put_wrapped(w, &s);
 }
 
+/*
+ * shared-sequence: [override {1 vendor, 2 class[, 3 digest, 14 size]}, check vendor 15,
+ * check class 15]; the image parameters only where there is an image (install, not unlink).
+ */
+static void put_shared_sequence(TeepCborWriter *shared, const TeepSuitBuild *b, bool with_image) {
+        teep_cbor_writer_init(shared);
+        teep_cbor_put_array(shared, 6);
+        teep_cbor_put_uint(shared, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
+        teep_cbor_put_map(shared, with_image ? 4 : 2);
+        teep_cbor_put_uint(shared, SUIT_PARAM_VENDOR_IDENTIFIER);
+        teep_cbor_put_buf(shared, b->vendor_id);
+        teep_cbor_put_uint(shared, SUIT_PARAM_CLASS_IDENTIFIER);
+        teep_cbor_put_buf(shared, b->class_id);
+        if (with_image) {
+                teep_cbor_put_uint(shared, SUIT_PARAM_IMAGE_DIGEST);
+                put_digest_wrapped(shared, b->image_digest);
+                teep_cbor_put_uint(shared, SUIT_PARAM_IMAGE_SIZE);
+                teep_cbor_put_uint(shared, b->image_size);
+        }
+        put_condition_pair(shared, SUIT_CONDITION_VENDOR_IDENTIFIER);
+        put_condition_pair(shared, SUIT_CONDITION_CLASS_IDENTIFIER);
+}
+
 int teep_suit_manifest_encode_install(const TeepSuitBuild *b, uint8_t **ret, size_t *ret_len) {
         TeepCborWriter w, shared, install;
         size_t pairs;
@@ -1275,21 +1298,7 @@ int teep_suit_manifest_encode_install(const TeepSuitBuild *b, uint8_t **ret, siz
                         return -EINVAL;
         }
 
-        /* shared-sequence: [override {1 vendor, 2 class, 3 digest, 14 size}, vendor 15, class 15] */
-        teep_cbor_writer_init(&shared);
-        teep_cbor_put_array(&shared, 6);
-        teep_cbor_put_uint(&shared, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
-        teep_cbor_put_map(&shared, 4);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_VENDOR_IDENTIFIER);
-        teep_cbor_put_buf(&shared, b->vendor_id);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_CLASS_IDENTIFIER);
-        teep_cbor_put_buf(&shared, b->class_id);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_IMAGE_DIGEST);
-        put_digest_wrapped(&shared, b->image_digest);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_IMAGE_SIZE);
-        teep_cbor_put_uint(&shared, b->image_size);
-        put_condition_pair(&shared, SUIT_CONDITION_VENDOR_IDENTIFIER);
-        put_condition_pair(&shared, SUIT_CONDITION_CLASS_IDENTIFIER);
+        put_shared_sequence(&shared, b, true);
 
         /* install: [override {21 uri}, fetch 15, image-match 15] */
         teep_cbor_writer_init(&install);
@@ -1335,16 +1344,7 @@ int teep_suit_manifest_encode_unlink(const TeepSuitBuild *b, uint8_t **ret, size
         if (k < 0)
                 return k;
 
-        teep_cbor_writer_init(&shared);
-        teep_cbor_put_array(&shared, 6);
-        teep_cbor_put_uint(&shared, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
-        teep_cbor_put_map(&shared, 2);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_VENDOR_IDENTIFIER);
-        teep_cbor_put_buf(&shared, b->vendor_id);
-        teep_cbor_put_uint(&shared, SUIT_PARAM_CLASS_IDENTIFIER);
-        teep_cbor_put_buf(&shared, b->class_id);
-        put_condition_pair(&shared, SUIT_CONDITION_VENDOR_IDENTIFIER);
-        put_condition_pair(&shared, SUIT_CONDITION_CLASS_IDENTIFIER);
+        put_shared_sequence(&shared, b, false);
 
         teep_cbor_writer_init(&w);
         teep_cbor_put_map(&w, 4 + !!b->manifest_component_id);
