@@ -22,6 +22,7 @@
 typedef struct Check {
         char what[96];      /* "COSE_Sign1 signer 1", "SUIT envelope 1 in manifest-list" */
         int result;         /* 0 verified, < 0 errno */
+        size_t key;         /* when verified: index of the key that did */
         char detail[200];   /* which key, or why not */
 } Check;
 
@@ -54,6 +55,7 @@ static void record(Check *c, int r, size_t key, const TeepError *err, const Insp
         if (!c)
                 return;
         c->result = r;
+        c->key = key;
         if (r >= 0)
                 snprintf(c->detail, sizeof(c->detail), "verified by key %zu (%s)", key + 1, in->key_names[key]);
         else
@@ -218,13 +220,8 @@ static void print_checks_json(const Inspect *in) {
                 render_json_string(stdout, c->what, strlen(c->what));
                 printf(", \"verified\": %s, ", c->result >= 0 ? "true" : "false");
                 if (c->result >= 0) {
-                        const char *k = strstr(c->detail, "key ");
-                        unsigned long idx = k ? strtoul(k + 4, NULL, 10) : 0;
                         printf("\"key\": ");
-                        if (idx >= 1 && idx <= in->n_keys)
-                                render_json_string(stdout, in->key_names[idx - 1], strlen(in->key_names[idx - 1]));
-                        else
-                                printf("null");
+                        render_json_string(stdout, in->key_names[c->key], strlen(in->key_names[c->key]));
                 } else {
                         printf("\"error\": ");
                         render_json_string(stdout, c->detail, strlen(c->detail));

@@ -135,6 +135,14 @@ Test(inspect, signed_vectors_verify_and_name_the_key) {
                 cr_assert(strstr(r.out, "COSE_Sign signer 2") && strstr(r.out, "verified by key 2"), "%s", r.out);
                 run_free(&r);
         }
+        /* and the JSON form names the key file that verified each signer */
+        {
+                Run r = inspect("--json %s %s derived/query_request_sign_esp256_ed25519.hex", TAM_P256, TAM_ED25519);
+                cr_assert_eq(r.status, 0);
+                cr_assert(strstr(r.out, "\"key\": \"libteep/keys/tam_prime256v1_pub.pem\""), "%s", r.out);
+                cr_assert(strstr(r.out, "\"key\": \"derived/keys/tam_ed25519_public_from_private.cose.hex\""), "%s", r.out);
+                run_free(&r);
+        }
 }
 
 Test(inspect, wrong_key_is_refused_with_exit_77) {
