@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* teep-cose.c: keys, COSE_Sign1 sign/verify and COSE_Sign verify through gnutls */
 
-#define _GNU_SOURCE  /* memmem() */
 
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>

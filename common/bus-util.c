@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-util.c: see bus-util.h */
+#include "bus-util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "log.h"
+#include "macro.h"
+#include "teep-errors.h"
+
+int teep_resolve_user(const char *name_or_uid, uid_t *ret_uid, gid_t *ret_gid) {
+        struct passwd *pw;
+        char *end;
+        unsigned long v;
+
+        if (!name_or_uid || !*name_or_uid)
+                return -EINVAL;
+        errno = 0;
+        v = strtoul(name_or_uid, &end, 10);
+        if (*end == '\0' && errno == 0 && v < UINT32_MAX) {
+                if (ret_uid)
+                        *ret_uid = (uid_t)v;
+                if (ret_gid) {
+                        pw = getpwuid((uid_t)v);
+                        *ret_gid = pw ? pw->pw_gid : (gid_t)v;
+                }
+                return 0;
+        }
+        errno = 0;
+        pw = getpwnam(name_or_uid);
+        if (!pw)
+                return errno > 0 ? -errno : -ESRCH;
+        if (ret_uid)
+                *ret_uid = pw->pw_uid;
+        if (ret_gid)
+                *ret_gid = pw->pw_gid;
+        return 0;
+}
+
+int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
+        sd_bus_creds *creds = NULL;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, ret);
+        sd_bus_creds_unref(creds);
+        return r;
+}
+
+int bus_require_sender_uid(sd_bus_message *m, uid_t allowed, sd_bus_error *error) {
+        uid_t uid = (uid_t)-1;
+        int r;
+
+        r = bus_sender_uid(m, &uid);
+        if (r >= 0 && uid == allowed)
+                return 0;
+        log_warning("refused %s.%s from %s (uid %" PRIu32 "): only uid %" PRIu32 " may call it",
+                    sd_bus_message_get_interface(m) ?: "?", sd_bus_message_get_member(m) ?: "?",
+                    sd_bus_message_get_sender(m) ?: "?", (uint32_t)uid, (uint32_t)allowed);
+        sd_bus_error_setf(error, TEEP_ERROR_ACCESS_DENIED, "%s is reserved for uid %" PRIu32 "; caller is uid %" PRIu32,
+                          sd_bus_message_get_member(m) ?: "this method", (uint32_t)allowed, (uint32_t)uid);
+        return -EACCES;
+}
+
+int bus_error_set_teep(sd_bus_error *error, int errno_value, const char *fmt, ...) {
+        const TeepErrnoMapping *map = teep_errno_mapping(errno_value);
+        char msg[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        sd_bus_error_set(error, map->dbus_name, msg);
+        return errno_value < 0 ? errno_value : -errno_value;
+}
+
+int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r < 0)
+                return log_error_errno(r, "cannot connect to the system bus (%s): %s",
+                                       getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default address", strerror(-r));
+        r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                sd_bus_flush_close_unref(bus);
+                return log_error_errno(r, "cannot attach the bus to the event loop: %s", strerror(-r));
+        }
+        r = sd_bus_request_name(bus, name, 0);
+        if (r < 0) {
+                sd_bus_flush_close_unref(bus);
+                return log_error_errno(r, "cannot own %s on the bus (%s): %s", name,
+                                       r == -EACCES ? "the bus policy does not allow this user" : "taken?",
+                                       strerror(-r));
+        }
+        *ret = bus;
+        return 0;
+}

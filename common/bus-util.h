@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-util.h: what every teepkit bus service does the same way — names, errors, who is calling */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+/* Well-known names and paths (docs/design.md). */
+#define TEEP_BROKER_BUS_NAME "org.teepkit.Broker1"
+#define TEEP_BROKER_PATH "/org/teepkit/Broker1"
+#define TEEP_BROKER_INTERFACE "org.teepkit.Broker1"
+#define TEEP_BROKER_JOB_INTERFACE "org.teepkit.Broker1.Job"
+#define TEEP_FETCHER_INTERFACE "org.teepkit.PayloadFetcher1" /* on the broker, for the agent only */
+#define TEEP_AGENT_BUS_NAME "org.teepkit.Agent1"
+#define TEEP_AGENT_PATH "/org/teepkit/Agent1"
+#define TEEP_AGENT_INTERFACE "org.teepkit.Agent1"
+#define TEEP_INSTALLER_BUS_NAME "org.teepkit.Installer1"
+#define TEEP_INSTALLER_PATH "/org/teepkit/Installer1"
+#define TEEP_INSTALLER_INTERFACE "org.teepkit.Installer1"
+
+/* Named errors (org.teepkit.Error.*); docs/errors.md lists when each is used. */
+#define TEEP_ERROR_PREFIX "org.teepkit.Error."
+#define TEEP_ERROR_ACCESS_DENIED TEEP_ERROR_PREFIX "AccessDenied"
+#define TEEP_ERROR_INVALID_COMPONENT TEEP_ERROR_PREFIX "InvalidComponent"
+#define TEEP_ERROR_TAM_UNREACHABLE TEEP_ERROR_PREFIX "TamUnreachable"
+#define TEEP_ERROR_AGENT_UNAVAILABLE TEEP_ERROR_PREFIX "AgentUnavailable"
+#define TEEP_ERROR_INSTALLER_UNAVAILABLE TEEP_ERROR_PREFIX "InstallerUnavailable"
+#define TEEP_ERROR_NOT_REQUESTED TEEP_ERROR_PREFIX "NotRequested"
+#define TEEP_ERROR_NOT_INSTALLED TEEP_ERROR_PREFIX "NotInstalled"
+#define TEEP_ERROR_TRUST_FAILURE TEEP_ERROR_PREFIX "TrustFailure"
+#define TEEP_ERROR_MANIFEST_REJECTED TEEP_ERROR_PREFIX "ManifestRejected"
+#define TEEP_ERROR_DIGEST_MISMATCH TEEP_ERROR_PREFIX "DigestMismatch"
+#define TEEP_ERROR_SIZE_MISMATCH TEEP_ERROR_PREFIX "SizeMismatch"
+#define TEEP_ERROR_BUSY TEEP_ERROR_PREFIX "Busy"
+#define TEEP_ERROR_NO_TAM TEEP_ERROR_PREFIX "NoTam"
+#define TEEP_ERROR_FAILED TEEP_ERROR_PREFIX "Failed"
+
+/* "teep-broker" or a decimal uid → uid (and primary gid if ret_gid). -ESRCH if unknown. */
+int teep_resolve_user(const char *name_or_uid, uid_t *ret_uid, gid_t *ret_gid);
+
+/* The sender's effective uid, from the bus's own credentials (never from message arguments). */
+int bus_sender_uid(sd_bus_message *m, uid_t *ret);
+
+/*
+ * Refuse a caller whose uid is not allowed: sets org.teepkit.Error.AccessDenied naming the
+ * caller's uid and the method, logs one line, returns -EACCES. Root is not special here: the
+ * internal interfaces belong to one uid each (design.md, "enforced twice").
+ */
+int bus_require_sender_uid(sd_bus_message *m, uid_t allowed, sd_bus_error *error);
+
+/*
+ * Set a named error from a libteep errno through teep_errno_mapping() (docs/errors.md) with a
+ * printf message for people, and return the negative errno (sd-bus handler convention).
+ */
+int bus_error_set_teep(sd_bus_error *error, int errno_value, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Open the system bus (honours DBUS_SYSTEM_BUS_ADDRESS), attach it to event, request name.
+ * Logs and returns -errno on failure. */
+struct sd_event;
+int bus_open_and_request_name(struct sd_event *event, const char *name, sd_bus **ret);
