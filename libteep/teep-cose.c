@@ -862,9 +862,11 @@ static int key_sign_raw(const TeepKey *key, TeepBuf tbs, uint8_t ret[SIG_SIZE]) 
 
         if (tbs.len > UINT32_MAX)
                 return -E2BIG;
+        /* ECDSA per RFC 6979 (deterministic): no dependence on the RNG at signing time, and the
+         * same inputs give the same bytes (teep-manifest's output is reproducible). */
         gr = gnutls_privkey_sign_data2(key->priv,
                                        key->type == TEEP_KEY_P256 ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_EDDSA_ED25519,
-                                       0, &data, &sig);
+                                       key->type == TEEP_KEY_P256 ? GNUTLS_PRIVKEY_FLAG_REPRODUCIBLE : 0, &data, &sig);
         if (gr < 0)
                 return gnutls_to_errno(gr);
 
