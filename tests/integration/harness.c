@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* harness.c: see harness.h. The stack itself is tools/devstack: one implementation for
+ * newcomers, the demo and the tests. */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "macro.h"
+
+static const char *env_or(const char *name, const char *fallback) {
+        const char *v = getenv(name);
+        return v && *v ? v : fallback;
+}
+
+bool stack_can_run(const char **why_not) {
+        static const char *const tools[] = { "/usr/bin/dbus-daemon", "/usr/bin/setpriv", "/usr/bin/unshare" };
+
+        if (geteuid() != 0) {
+                if (why_not)
+                        *why_not = "needs root (the stack's users exist only in a private mount namespace)";
+                return false;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(tools); i++)
+                if (access(tools[i], X_OK) < 0) {
+                        if (why_not)
+                                *why_not = "dbus-daemon, setpriv or unshare is missing";
+                        return false;
+                }
+        return true;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read fd to EOF into a growing buffer until deadline; returns 0 or -ETIMEDOUT. */
+static int slurp(int fd, char **buf, size_t *len, uint64_t deadline) {
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                uint64_t t = now_ms();
+                char chunk[4096];
+                ssize_t n;
+                int r;
+
+                if (t >= deadline)
+                        return -ETIMEDOUT;
+                r = poll(&p, 1, (int)(deadline - t));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return r < 0 ? -errno : -ETIMEDOUT;
+                n = read(fd, chunk, sizeof(chunk));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return 0;
+                if (buf) {
+                        char *nb = realloc(*buf, *len + (size_t)n + 1);
+                        if (!nb)
+                                return -ENOMEM;
+                        memcpy(nb + *len, chunk, (size_t)n);
+                        *len += (size_t)n;
+                        nb[*len] = '\0';
+                        *buf = nb;
+                }
+        }
+}
+
+static int drop_to(uid_t uid, gid_t gid) {
+        if (getuid() == uid && geteuid() == uid)
+                return 0;
+        if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+                return -errno;
+        return 0;
+}
+
+int run_cmd_as(uid_t uid, gid_t gid, const char *const *argv, unsigned timeout_sec, char **ret_out, char **ret_err) {
+        int out[2], err[2], status;
+        _cleanup_free_ char *obuf = NULL, *ebuf = NULL;
+        size_t olen = 0, elen = 0;
+        uint64_t deadline = now_ms() + (uint64_t)timeout_sec * 1000u;
+        pid_t pid;
+        int r;
+
+        if (pipe2(out, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(err, O_CLOEXEC) < 0) {
+                close(out[0]);
+                close(out[1]);
+                return -errno;
+        }
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+                return r;
+        }
+        if (pid == 0) {
+                dup2(out[1], 1);
+                dup2(err[1], 2);
+                if (drop_to(uid, gid) < 0)
+                        _exit(126);
+                execvp(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        /* stdout first, then stderr: both are small for the commands tests run; the pipes
+         * buffer 64 KiB each, so a chatty stderr cannot deadlock a short stdout. */
+        r = slurp(out[0], &obuf, &olen, deadline);
+        if (r == 0)
+                r = slurp(err[0], &ebuf, &elen, deadline);
+        close(out[0]);
+        close(err[0]);
+        if (r < 0)
+                kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (ret_out)
+                *ret_out = obuf ? TAKE_PTR(obuf) : strdup("");
+        if (ret_err)
+                *ret_err = ebuf ? TAKE_PTR(ebuf) : strdup("");
+        if (r < 0)
+                return r;
+        if (WIFSIGNALED(status))
+                return 128 + WTERMSIG(status);
+        return WEXITSTATUS(status);
+}
+
+int run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata) {
+        int status;
+        pid_t pid;
+
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                if (drop_to(uid, gid) < 0)
+                        _exit(125);
+                _exit(fn(userdata) & 0xff);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -1;
+        if (WIFSIGNALED(status))
+                return 128 + WTERMSIG(status);
+        return WEXITSTATUS(status);
+}
+
+static void set_field(Stack *s, const char *key, const char *value) {
+        struct {
+                const char *key;
+                char *str;
+                size_t size;
+        } strs[] = {
+                { "DBUS_SYSTEM_BUS_ADDRESS", s->bus_address, sizeof(s->bus_address) },
+                { "TEEP_CONF", s->conf, sizeof(s->conf) },
+                { "TEEP_TAM_URI", s->tam_uri, sizeof(s->tam_uri) },
+                { "TEEP_DEMO_COMPONENT", s->demo_component, sizeof(s->demo_component) },
+        };
+        struct {
+                const char *key;
+                unsigned *id;
+        } ids[] = {
+                { "TEEP_UID_BROKER", &s->uid_broker }, { "TEEP_GID_BROKER", &s->gid_broker },
+                { "TEEP_UID_AGENT", &s->uid_agent }, { "TEEP_GID_AGENT", &s->gid_agent },
+                { "TEEP_UID_INSTALLER", &s->uid_installer }, { "TEEP_GID_INSTALLER", &s->gid_installer },
+                { "TEEP_UID_APP", &s->uid_app }, { "TEEP_GID_APP", &s->gid_app },
+                { "TEEP_UID_APP2", &s->uid_app2 }, { "TEEP_GID_APP2", &s->gid_app2 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                if (strcmp(key, strs[i].key) == 0)
+                        snprintf(strs[i].str, strs[i].size, "%s", value);
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+                if (strcmp(key, ids[i].key) == 0)
+                        *ids[i].id = (unsigned)strtoul(value, NULL, 10);
+        if (strcmp(key, "TEEP_DISTINCT_USERS") == 0)
+                s->distinct_users = strcmp(value, "1") == 0;
+}
+
+int stack_up(Stack *s, const char *const *extra) {
+        char tmpl[] = "/tmp/teepkit-test-XXXXXX", envpath[320], lifetime[16];
+        const char *argv[64];
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        _cleanup_free_ uint8_t *env = NULL;
+        size_t n = 0, len;
+        int r;
+
+        memset(s, 0, sizeof(*s));
+        if (!mkdtemp(tmpl))
+                return -errno;
+        (void)chmod(tmpl, 0755);
+        snprintf(s->dir, sizeof(s->dir), "%s", tmpl);
+        snprintf(lifetime, sizeof(lifetime), "%s", env_or("TEEP_STACK_LIFETIME", "300"));
+
+        static char devstack[512];
+        snprintf(devstack, sizeof(devstack), "%s/tools/devstack", env_or("TEEP_SOURCE_ROOT", "."));
+        argv[n++] = devstack;
+        argv[n++] = "up";
+        argv[n++] = "--quiet";
+        argv[n++] = "--dir";
+        argv[n++] = s->dir;
+        argv[n++] = "--build";
+        argv[n++] = env_or("TEEP_BUILD_DIR", "build");
+        argv[n++] = "--lifetime";
+        argv[n++] = lifetime;
+        for (size_t i = 0; extra && extra[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = extra[i];
+        argv[n] = NULL;
+
+        r = run_cmd_as(geteuid(), getegid(), argv, 60, &out, &err);
+        if (r != 0) {
+                fprintf(stderr, "harness: tools/devstack up failed (%d):\n%s%s", r, out ?: "", err ?: "");
+                stack_down(s);
+                return r < 0 ? r : -EIO;
+        }
+        snprintf(envpath, sizeof(envpath), "%s/env", s->dir);
+        r = read_full_file(envpath, 64 * 1024, &env, &len);
+        if (r < 0)
+                return r;
+        for (char *line = strtok((char *)env, "\n"); line; line = strtok(NULL, "\n")) {
+                char *eq;
+                if (strncmp(line, "export ", 7) == 0)
+                        line += 7;
+                eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                *eq = '\0';
+                set_field(s, line, eq + 1);
+        }
+        if (!s->bus_address[0])
+                return -EBADMSG;
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", s->bus_address, 1);
+        return 0;
+}
+
+void stack_down(Stack *s) {
+        const char *argv[] = { NULL, "down", "--quiet", "--dir", s->dir, NULL };
+        char devstack[512];
+        const char *keep = getenv("TEEP_KEEP_STACK");
+
+        if (!s->dir[0])
+                return;
+        snprintf(devstack, sizeof(devstack), "%s/tools/devstack", env_or("TEEP_SOURCE_ROOT", "."));
+        argv[0] = devstack;
+        (void)run_cmd_as(geteuid(), getegid(), argv, 30, NULL, NULL);
+        if (!(keep && strcmp(keep, "1") == 0)) {
+                const char *rm[] = { "rm", "-rf", "--", s->dir, NULL };
+                (void)run_cmd_as(geteuid(), getegid(), rm, 30, NULL, NULL);
+        } else
+                fprintf(stderr, "harness: kept the stack directory %s\n", s->dir);
+        s->dir[0] = '\0';
+}
+
+const char *stack_path(const Stack *s, const char *rel) {
+        static char ring[8][512];
+        static unsigned next;
+        char *p = ring[next++ % 8];
+
+        snprintf(p, 512, "%s/%s", s->dir, rel);
+        return p;
+}
+
+bool wait_for_file(const char *path, unsigned timeout_ms) {
+        uint64_t deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                if (access(path, F_OK) == 0)
+                        return true;
+                if (now_ms() >= deadline)
+                        return false;
+                usleep(20 * 1000);
+        }
+}
+
+int file_sha256_hex(const char *path, char out[65]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        gnutls_hash_hd_t h;
+        uint8_t buf[65536], digest[32];
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+                return -ENOMEM;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                gnutls_hash(h, buf, (size_t)n);
+        gnutls_hash_deinit(h, digest);
+        if (n < 0)
+                return -errno;
+        hexstr(digest, sizeof(digest), out);
+        return 0;
+}
