@@ -9,7 +9,8 @@
  * epoll/poll, reading and writing already-open descriptors, sendmsg/recvmsg on the bus socket).
  * Unknown names (older kernels, other architectures) are skipped.
  *
- * Always killed, whatever the allowlist says: execve, execveat, ptrace, process_vm_*, kexec_*,
+ * Always killed, whatever the allowlist says: execve, execveat, ptrace (allowed in sanitizer
+ * builds only: LeakSanitizer needs it at exit), process_vm_*, kexec_*,
  * *_module, bpf, mount, umount2, pivot_root, chroot, swapon/off, reboot, setns, unshare,
  * keyctl/add_key/request_key, perf_event_open, userfaultfd.
  *
