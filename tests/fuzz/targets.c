@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "targets.h"
 #include "teep-component.h"
 #include "teep-cose.h"
@@ -185,6 +186,35 @@ int fuzz_target_key(const uint8_t *data, size_t size) {
         return 0;
 }
 
+/* teepkit.conf: parse, then read back every section's keys; values never escape their line. */
+int fuzz_target_conf(const uint8_t *data, size_t size) {
+        TeepConf *c = NULL;
+        char *text, err[256];
+        int k;
+
+        text = strndup((const char *)data, size);
+        if (!text)
+                return -ENOMEM;
+        k = teep_conf_load_string(text, "fuzz.conf", &c, err, sizeof(err));
+        free(text);
+        if (k < 0)
+                return k;
+        for (const char *const *sec = (const char *const[]){ "Agent", "TAM", "Broker", "Installer", NULL }; *sec; sec++)
+                for (const TeepConfSection *s = teep_conf_sections(c, *sec, NULL); s; s = teep_conf_sections(c, *sec, s)) {
+                        const char **list = NULL;
+                        const char *v = teep_conf_section_get(s, "URI");
+                        uint64_t u;
+                        FUZZ_ASSERT(!v || !strchr(v, '\n'));
+                        k = teep_conf_section_get_list(s, "TrustAnchor", &list);
+                        FUZZ_ASSERT(k >= 0 && list && !list[k]);
+                        free(list);
+                        (void)teep_conf_get_size(c, *sec, "MaxPayloadSize", &u, err, sizeof(err));
+                        (void)teep_conf_get_usec(c, *sec, "TimeoutSec", &u, err, sizeof(err));
+                }
+        teep_conf_free(c);
+        return 0;
+}
+
 const FuzzTarget fuzz_targets[] = {
         { "cbor", fuzz_target_cbor },
         { "cose", fuzz_target_cose },
@@ -193,5 +223,6 @@ const FuzzTarget fuzz_targets[] = {
         { "eat", fuzz_target_eat },
         { "component", fuzz_target_component },
         { "key", fuzz_target_key },
+        { "conf", fuzz_target_conf },
 };
 const size_t fuzz_targets_count = sizeof(fuzz_targets) / sizeof(fuzz_targets[0]);

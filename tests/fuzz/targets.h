@@ -17,6 +17,7 @@ int fuzz_target_suit(const uint8_t *data, size_t size);
 int fuzz_target_eat(const uint8_t *data, size_t size);
 int fuzz_target_component(const uint8_t *data, size_t size);
 int fuzz_target_key(const uint8_t *data, size_t size);
+int fuzz_target_conf(const uint8_t *data, size_t size);
 
 typedef struct FuzzTarget {
         const char *name;
