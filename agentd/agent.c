@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agent.c: the agent's life cycle, state commits, crash recovery and request bookkeeping */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent-internal.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "teep-component.h"
+
+#define STATE_FILE "state"
+#define STATE_MAX (16 * 1024 * 1024)
+
+uint64_t agent_now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void agent_notify(Agent *a, unsigned what) {
+        if (what && a->changed_cb)
+                a->changed_cb(a, what, a->changed_userdata);
+}
+
+void agent_store_entries_free(AgentStoreEntry *e, size_t n) {
+        for (size_t i = 0; e && i < n; i++)
+                free(e[i].component);
+        free(e);
+}
+
+static int config_copy(AgentConfig *dst, const AgentConfig *src) {
+        AgentConfig c;
+        bool oom = false;
+
+#define DUP(f) do { c.f = src->f ? strdup(src->f) : NULL; oom = oom || (src->f && !c.f); } while (0)
+        c = *src;
+        c.tams = NULL;
+        c.n_tams = 0;
+        DUP(state_dir);
+        DUP(trust_anchor_dir);
+        DUP(signer_dir);
+        DUP(broker_user);
+        DUP(oemid);
+        DUP(hwmodel);
+        DUP(hwversion);
+#undef DUP
+        if (!oom && src->n_tams > 0) {
+                c.tams = calloc(src->n_tams, sizeof(AgentTamConfig));
+                oom = !c.tams;
+                for (size_t t = 0; !oom && t < src->n_tams; t++) {
+                        const AgentTamConfig *s = &src->tams[t];
+                        AgentTamConfig *d = &c.tams[t];
+                        size_t n = 0;
+
+                        c.n_tams++;
+                        d->uri = strdup(s->uri);
+                        d->has_kid = s->has_kid;
+                        d->kid_len = s->kid_len;
+                        if (s->kid_len > 0) {
+                                d->kid = malloc(s->kid_len);
+                                if (d->kid)
+                                        memcpy(d->kid, s->kid, s->kid_len);
+                                oom = oom || !d->kid;
+                        }
+                        oom = oom || !d->uri;
+                        if (s->trust_anchors) {
+                                while (s->trust_anchors[n])
+                                        n++;
+                                d->trust_anchors = calloc(n + 1, sizeof(char *));
+                                oom = oom || !d->trust_anchors;
+                                for (size_t i = 0; !oom && i < n; i++) {
+                                        d->trust_anchors[i] = strdup(s->trust_anchors[i]);
+                                        oom = !d->trust_anchors[i];
+                                }
+                        }
+                }
+        }
+        if (!oom && (!c.state_dir || !c.trust_anchor_dir || !c.signer_dir))
+                oom = true; /* paths are required: treat as invalid below */
+        if (oom) {
+                bool missing = src->state_dir == NULL || src->trust_anchor_dir == NULL || src->signer_dir == NULL;
+                agent_config_done(&c);
+                return missing ? -EINVAL : -ENOMEM;
+        }
+        *dst = c;
+        return 0;
+}
+
+int agent_new(Agent **ret, const AgentConfig *config, const AgentInstaller *installer, void *installer_userdata,
+              const AgentFetcher *fetcher, void *fetcher_userdata) {
+        _cleanup_(agent_freep) Agent *a = NULL;
+        int r;
+
+        a = calloc(1, sizeof(Agent));
+        if (!a)
+                return -ENOMEM;
+        a->state_fd = -1;
+        agent_config_init(&a->cfg);
+        r = config_copy(&a->cfg, config);
+        if (r < 0)
+                return r;
+        a->installer = installer;
+        a->installer_userdata = installer_userdata;
+        a->fetcher = fetcher;
+        a->fetcher_userdata = fetcher_userdata;
+        a->tam_uris = calloc(a->cfg.n_tams + 1, sizeof(char *));
+        if (!a->tam_uris)
+                return -ENOMEM;
+        for (size_t t = 0; t < a->cfg.n_tams; t++)
+                a->tam_uris[t] = a->cfg.tams[t].uri;
+        if (asprintf(&a->state_path, "%s/" STATE_FILE, a->cfg.state_dir) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+Agent *agent_free(Agent *a) {
+        if (!a)
+                return NULL;
+        teep_key_free(a->device_key);
+        for (size_t i = 0; i < a->n_anchors; i++) {
+                free(a->anchors[i].name);
+                teep_key_free(a->anchors[i].key);
+        }
+        free(a->anchors);
+        for (size_t i = 0; i < a->n_signers; i++)
+                teep_key_free(a->signers[i]);
+        free(a->signers);
+        for (size_t i = 0; i < AGENT_MAX_EXCHANGES; i++)
+                free(a->exchanges[i].tam_uri);
+        agent_state_done(&a->state);
+        free(a->tam_uris);
+        free(a->state_path);
+        free(a->hwmodel);
+        free(a->hwversion);
+        if (a->state_fd >= 0)
+                close(a->state_fd);
+        agent_config_done(&a->cfg);
+        explicit_bzero(a, sizeof(*a));
+        free(a);
+        return NULL;
+}
+
+void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, unsigned what, void *userdata), void *userdata) {
+        a->changed_cb = cb;
+        a->changed_userdata = userdata;
+}
+
+const AgentConfig *agent_config(const Agent *a) {
+        return &a->cfg;
+}
+
+const char *agent_state_path(const Agent *a) {
+        return a->state_path;
+}
+
+size_t agent_installed(const Agent *a, const AgentTc **ret) {
+        *ret = a->state.tcs;
+        return a->state.n_tcs;
+}
+
+size_t agent_requests(const Agent *a, const AgentRequest **ret) {
+        *ret = a->state.reqs;
+        return a->state.n_reqs;
+}
+
+size_t agent_tam_uris(const Agent *a, const char *const **ret) {
+        *ret = (const char *const *)a->tam_uris;
+        return a->cfg.n_tams;
+}
+
+int agent_pending(const Agent *a, const char ***ret) {
+        const char **list;
+        size_t n = 0;
+
+        list = calloc(a->state.n_reqs + a->state.n_unneeded + 1, sizeof(char *));
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < a->state.n_reqs; i++) {
+                const char *c = a->state.reqs[i].component;
+                bool dup = false;
+                if (agent_state_find_tc(&a->state, c) >= 0)
+                        continue;
+                for (size_t k = 0; k < n && !dup; k++)
+                        dup = strcmp(list[k], c) == 0;
+                if (!dup)
+                        list[n++] = c;
+        }
+        for (size_t i = 0; i < a->state.n_unneeded; i++)
+                list[n++] = a->state.unneeded[i];
+        list[n] = NULL;
+        *ret = list;
+        return (int)n;
+}
+
+/* ---- state ---- */
+
+int agent_save_state(Agent *a, const AgentState *s) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        r = agent_state_serialize(s, &text, &len);
+        if (r < 0)
+                return r;
+        r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
+        if (r < 0)
+                return log_error_errno(r, "cannot write %s: %s", a->state_path, strerror(-r));
+        return 0;
+}
+
+static int load_state(Agent *a) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len = 0;
+        int r;
+
+        r = read_file_at(a->state_fd, STATE_FILE, STATE_MAX, &data, &len);
+        if (r == -ENOENT) {
+                log_info("no state file yet in %s: starting empty", a->cfg.state_dir);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "cannot read %s: %s", a->state_path, strerror(-r));
+        r = agent_state_parse((const char *)data, len, &a->state);
+        if (r < 0)
+                /* Never guess: a state we cannot read would break anti-rollback. */
+                return log_error_errno(r, "%s is corrupt (%s); refusing to start — move it away to reset the agent",
+                                       a->state_path, strerror(-r));
+        log_info("state: %zu installed TC(s), %zu request(s), %zu interrupted operation(s)", a->state.n_tcs,
+                 a->state.n_reqs, a->state.n_journal);
+        return 0;
+}
+
+static const AgentStoreEntry *store_find(const AgentStoreEntry *e, size_t n, const char *component) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(e[i].component, component) == 0)
+                        return &e[i];
+        return NULL;
+}
+
+int agent_reconcile(Agent *a) {
+        AgentStoreEntry *entries = NULL;
+        AgentState next = {};
+        size_t n = 0;
+        unsigned changed = 0;
+        int r;
+
+        if (!a->installer || !a->installer->list)
+                return -ENOTCONN;
+        r = a->installer->list(a->installer_userdata, &entries, &n);
+        if (r < 0) {
+                if (a->state.n_journal > 0)
+                        log_warning("cannot list the TC store (%s): %zu interrupted operation(s) stay unresolved",
+                                    strerror(-r), a->state.n_journal);
+                return r;
+        }
+        r = agent_state_copy(&next, &a->state);
+        if (r < 0)
+                goto out;
+
+        /* 1. interrupted installer calls: the store says which side of the rename we are on */
+        for (size_t i = 0; i < next.n_journal && r >= 0; i++) {
+                const AgentJournal *j = &next.journal[i];
+                const AgentStoreEntry *e = store_find(entries, n, j->tc.component);
+                ssize_t cur = agent_state_find_tc(&next, j->tc.component);
+
+                if (j->op == AGENT_JOURNAL_INSTALL && e && memcmp(e->sha256, j->tc.sha256, 32) == 0) {
+                        log_notice("recovery: install of %s (seq %" PRIu64 ") had completed; recording it",
+                                   j->tc.component, j->tc.seq);
+                        r = agent_state_add_tc(&next, &j->tc);
+                        if (r >= 0)
+                                r = agent_state_note_seen(&next, j->tc.component, j->tc.seq);
+                } else if (j->op == AGENT_JOURNAL_REMOVE && !e) {
+                        log_notice("recovery: removal of %s had completed; recording it", j->tc.component);
+                        agent_state_remove_tc(&next, j->tc.component);
+                        agent_state_remove_unneeded(&next, j->tc.component);
+                } else
+                        log_notice("recovery: %s of %s had not happened; keeping %s",
+                                   j->op == AGENT_JOURNAL_INSTALL ? "install" : "removal", j->tc.component,
+                                   cur >= 0 ? "the previous TC" : "nothing");
+                changed |= AGENT_CHANGED_INSTALLED | AGENT_CHANGED_PENDING;
+        }
+        for (size_t i = 0; i < next.n_journal; i++)
+                agent_tc_done(&next.journal[i].tc);
+        free(next.journal);
+        next.journal = NULL;
+        next.n_journal = 0;
+
+        /* 2. TCs we believe installed that the store does not hold (or holds differently) */
+        for (size_t i = 0; r >= 0 && i < next.n_tcs;) {
+                const AgentStoreEntry *e = store_find(entries, n, next.tcs[i].component);
+                if (!e || memcmp(e->sha256, next.tcs[i].sha256, 32) != 0) {
+                        log_warning("store and state disagree on %s (%s); forgetting it so the TAM can repair it",
+                                    next.tcs[i].component, e ? "different digest" : "missing in the store");
+                        agent_state_remove_unneeded(&next, next.tcs[i].component);
+                        agent_state_remove_tc(&next, next.tcs[i].component);
+                        changed |= AGENT_CHANGED_INSTALLED | AGENT_CHANGED_PENDING;
+                        continue;
+                }
+                i++;
+        }
+        if (r >= 0 && changed) {
+                r = agent_save_state(a, &next);
+                if (r >= 0) {
+                        agent_state_done(&a->state);
+                        a->state = next;
+                        next = (AgentState){};
+                }
+        }
+out:
+        agent_state_done(&next);
+        agent_store_entries_free(entries, n);
+        if (r >= 0)
+                agent_notify(a, changed);
+        return r;
+}
+
+int agent_start(Agent *a) {
+        int r;
+
+        if (a->started)
+                return 0;
+        r = agent_load_device_key(a);
+        if (r < 0)
+                return r;
+        r = agent_load_trust(a);
+        if (r < 0)
+                return r;
+        r = agent_load_identity(a);
+        if (r < 0)
+                return r;
+        r = load_state(a);
+        if (r < 0)
+                return r;
+        a->started = true;
+        r = agent_reconcile(a);
+        if (r < 0 && r != -ENOTCONN)
+                log_warning("could not reconcile with the TC store at start-up (%s); will retry before the next update",
+                            strerror(-r));
+        return 0;
+}
+
+int agent_get_device_key(Agent *a, char **ret_pem, uint8_t **ret_cose, size_t *ret_cose_len, uint8_t ret_kid[32]) {
+        _cleanup_free_ char *pem = NULL;
+        _cleanup_free_ uint8_t *cose = NULL;
+        size_t cose_len = 0;
+        int r;
+
+        if (!a->device_key)
+                return -ENOKEY;
+        r = teep_key_export_pem(a->device_key, &pem);
+        if (r >= 0)
+                r = teep_key_export_cose(a->device_key, &cose, &cose_len);
+        if (r < 0)
+                return r;
+        if (ret_pem)
+                *ret_pem = TAKE_PTR(pem);
+        if (ret_cose) {
+                *ret_cose = TAKE_PTR(cose);
+                *ret_cose_len = cose_len;
+        }
+        if (ret_kid)
+                memcpy(ret_kid, a->device_kid, 32);
+        return 0;
+}
+
+/* ---- requests ---- */
+
+static bool requester_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > 256)
+                return false;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                if (*p <= 0x20 || *p >= 0x7f)
+                        return false;
+        return true;
+}
+
+static int component_valid(const char *component) {
+        _cleanup_free_ uint8_t *enc = NULL;
+        size_t len;
+        return teep_suit_component_id_from_string(component, &enc, &len);
+}
+
+/* The TAM to contact for new work: the first trusted one among hints, then the configured
+ * ones. Without any [TAM] section every hint is acceptable (messages are still verified
+ * against every trust anchor). */
+static char *choose_tam(const Agent *a, char *const *hints, const char *preferred) {
+        if (preferred && agent_find_tam(a, preferred) != SIZE_MAX)
+                return strdup(preferred);
+        for (size_t i = 0; hints && hints[i]; i++) {
+                if (!*hints[i])
+                        continue;
+                if (a->cfg.n_tams == 0 || agent_find_tam(a, hints[i]) != SIZE_MAX)
+                        return strdup(hints[i]);
+        }
+        if (a->cfg.n_tams > 0)
+                return strdup(a->cfg.tams[0].uri);
+        if (preferred && *preferred)
+                return strdup(preferred);
+        errno = EADDRNOTAVAIL;
+        return NULL;
+}
+
+int agent_request_ta(Agent *a, const char *requester, const char *component, char *const *tam_uris, char **ret_uri) {
+        AgentState next = {};
+        unsigned changed = 0;
+        char *uri = NULL;
+        int r;
+
+        if (!requester_valid(requester))
+                return -EINVAL;
+        r = component_valid(component);
+        if (r < 0)
+                return r;
+        if (agent_state_find_request(&a->state, requester, component) < 0 && a->state.n_reqs >= AGENT_MAX_REQUESTS)
+                return -E2BIG;
+
+        if (agent_state_find_tc(&a->state, component) < 0) {
+                errno = 0;
+                uri = choose_tam(a, tam_uris, NULL);
+                if (!uri)
+                        return errno == EADDRNOTAVAIL ? -EADDRNOTAVAIL : -ENOMEM;
+        }
+
+        r = agent_state_copy(&next, &a->state);
+        if (r >= 0)
+                r = agent_state_add_request(&next, requester, component);
+        if (r > 0)
+                changed |= AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
+        if (r >= 0 && agent_state_find_unneeded(&next, component) >= 0) {
+                /* needed again before the TAM removed it */
+                agent_state_remove_unneeded(&next, component);
+                changed |= AGENT_CHANGED_PENDING;
+        }
+        if (r >= 0 && changed)
+                r = agent_save_state(a, &next);
+        if (r < 0) {
+                agent_state_done(&next);
+                free(uri);
+                return r;
+        }
+        if (changed) {
+                agent_state_done(&a->state);
+                a->state = next;
+        } else
+                agent_state_done(&next);
+        log_info("RequestTA %s by %s: %s", component, requester, uri ? uri : "already installed");
+        agent_notify(a, changed);
+        *ret_uri = uri;
+        return 0;
+}
+
+int agent_unrequest_ta(Agent *a, const char *requester, const char *component, char **ret_uri) {
+        AgentState next = {};
+        unsigned changed = AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
+        char *uri = NULL;
+        ssize_t i, tc;
+        int r;
+
+        if (!requester_valid(requester))
+                return -EINVAL;
+        r = component_valid(component);
+        if (r < 0)
+                return r;
+        i = agent_state_find_request(&a->state, requester, component);
+        if (i < 0)
+                return -ENOENT;
+
+        r = agent_state_copy(&next, &a->state);
+        if (r < 0)
+                return r;
+        agent_state_remove_request(&next, (size_t)i);
+        tc = agent_state_find_tc(&next, component);
+        if (!agent_state_is_requested(&next, component) && tc >= 0) {
+                r = agent_state_add_unneeded(&next, component);
+                if (r >= 0) {
+                        uri = choose_tam(a, NULL, next.tcs[tc].tam_uri);
+                        if (!uri)
+                                r = errno == EADDRNOTAVAIL ? -EADDRNOTAVAIL : -ENOMEM;
+                }
+        }
+        if (r >= 0)
+                r = agent_save_state(a, &next);
+        if (r < 0) {
+                agent_state_done(&next);
+                free(uri);
+                return r;
+        }
+        agent_state_done(&a->state);
+        a->state = next;
+        log_info("UnrequestTA %s by %s: %s", component, requester,
+                 uri ? uri : agent_state_is_requested(&a->state, component) ? "still needed by another requester"
+                                                                             : "was not installed");
+        agent_notify(a, changed);
+        *ret_uri = uri;
+        return 0;
+}
+
+int agent_request_policy_check(Agent *a, char **ret_uri) {
+        char *uri = NULL;
+
+        if (a->policy_round < a->cfg.n_tams) {
+                uri = strdup(a->cfg.tams[a->policy_round].uri);
+                if (!uri)
+                        return -ENOMEM;
+                a->policy_round++;
+        } else
+                a->policy_round = 0; /* round over: the next call starts a new one */
+        *ret_uri = uri;
+        return 0;
+}
+
+int agent_process_error(Agent *a, const char *tam_uri, const char *error, char **ret_next) {
+        size_t t = agent_find_tam(a, tam_uri);
+        bool work = false;
+        char *next = NULL;
+
+        /* outstanding exchanges with that TAM are over */
+        for (size_t i = 0; i < AGENT_MAX_EXCHANGES; i++)
+                if (a->exchanges[i].used && a->exchanges[i].tam_uri && tam_uri && strcmp(a->exchanges[i].tam_uri, tam_uri) == 0) {
+                        free(a->exchanges[i].tam_uri);
+                        a->exchanges[i] = (AgentExchange){};
+                }
+        for (size_t i = 0; i < a->state.n_reqs && !work; i++)
+                work = agent_state_find_tc(&a->state, a->state.reqs[i].component) < 0;
+        work = work || a->state.n_unneeded > 0;
+        if (work && t != SIZE_MAX && t + 1 < a->cfg.n_tams) {
+                next = strdup(a->cfg.tams[t + 1].uri);
+                if (!next)
+                        return -ENOMEM;
+        }
+        log_warning("exchange with TAM %s failed: %s; next: %s", tam_uri ?: "?", error ?: "?", next ?: "none");
+        *ret_next = next;
+        return 0;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agent.h: the TEEP Agent core — keys, trust, message processing, SUIT updates, bookkeeping */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "teep-cbor.h"
+#include "teep-cose.h"
+
+/*
+ * The core is pure logic over a state directory: no sd-bus, no event loop. The daemon
+ * (agentd.c) wraps it in the org.teepkit.Agent1 bus object and gives it two small
+ * interfaces to the outside world, which the unit tests fake in-process:
+ *
+ *   AgentInstaller: the TC store (org.teepkit.Installer1 in the daemon)
+ *   AgentFetcher:   URI payload downloads through the broker (org.teepkit.PayloadFetcher1)
+ *
+ * Every function returns >= 0 or a negative errno (docs/errors.md vocabulary).
+ */
+
+typedef struct Agent Agent;
+
+/* One entry of the TC store as the installer lists it. */
+typedef struct AgentStoreEntry {
+        char *component; /* textual name (docs/design.md) */
+        uint64_t size;
+        uint8_t sha256[32];
+} AgentStoreEntry;
+
+void agent_store_entries_free(AgentStoreEntry *e, size_t n);
+
+typedef struct AgentInstaller {
+        /* Install size bytes read from fd (at offset 0) under component; the installer re-checks
+         * sha256 and size. Returns 0 or -errno. */
+        int (*install)(void *userdata, const char *component, int fd, uint64_t size, const uint8_t sha256[32]);
+        /* Remove component. -ENOENT when it is not installed. */
+        int (*remove)(void *userdata, const char *component);
+        /* List the store: *ret (free with agent_store_entries_free()) and *ret_n. */
+        int (*list)(void *userdata, AgentStoreEntry **ret, size_t *ret_n);
+} AgentInstaller;
+
+typedef struct AgentFetcher {
+        /* Fetch uri, at most max bytes. Returns 0 with an fd the caller owns (read from offset 0)
+         * and the size the fetcher claims (the agent verifies it), or -errno. */
+        int (*fetch)(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size);
+} AgentFetcher;
+
+/* One [TAM] section. */
+typedef struct AgentTamConfig {
+        char *uri;
+        bool has_kid;         /* Kid=HEX given: put these bytes as kid into messages to this TAM */
+        uint8_t *kid;         /* (Kid=thumbprint, the default: the RFC 9679 thumbprint) */
+        size_t kid_len;
+        char **trust_anchors; /* file names in TrustAnchorDirectory (NULL-terminated); NULL = all */
+} AgentTamConfig;
+
+#define AGENT_MAX_IDS 8
+
+typedef struct AgentConfig {
+        char *state_dir;
+        char *trust_anchor_dir;
+        char *signer_dir;
+        TeepKeyType key_type;
+        char *broker_user;
+        size_t n_vendor_ids;
+        uint8_t vendor_ids[AGENT_MAX_IDS][16];
+        size_t n_class_ids;
+        uint8_t class_ids[AGENT_MAX_IDS][16];
+        char *oemid;     /* as configured (hex OUI, hex 16 bytes or decimal PEN); NULL = DMI */
+        char *hwmodel;   /* NULL = DMI */
+        char *hwversion; /* NULL = DMI */
+        uint64_t max_payload_size;
+        size_t n_tams;
+        AgentTamConfig *tams;
+} AgentConfig;
+
+#define AGENT_DEFAULT_MAX_PAYLOAD (UINT64_C(64) * 1024 * 1024)
+
+void agent_config_init(AgentConfig *c);
+void agent_config_done(AgentConfig *c);
+
+struct TeepConf;
+/*
+ * Fill c from a loaded teepkit.conf ([Agent] and [TAM] sections). Paths default to
+ * TEEP_SYSCONFDIR/TEEP_STATEDIR. errbuf gets "file:line: what" on failure (-EINVAL).
+ * Unknown keys in [Agent]/[TAM] are logged as warnings.
+ */
+int agent_config_load(AgentConfig *c, const struct TeepConf *conf, char *errbuf, size_t errbuf_size);
+
+/* What changed, for PropertiesChanged. */
+enum {
+        AGENT_CHANGED_INSTALLED = 1 << 0,
+        AGENT_CHANGED_REQUESTS = 1 << 1,
+        AGENT_CHANGED_PENDING = 1 << 2,
+};
+
+/*
+ * Create an agent over config (copied). Does no I/O: call agent_start() next.
+ * installer/fetcher may be NULL (every install or fetch then fails with -ENOTCONN).
+ */
+int agent_new(Agent **ret, const AgentConfig *config, const AgentInstaller *installer, void *installer_userdata,
+              const AgentFetcher *fetcher, void *fetcher_userdata);
+Agent *agent_free(Agent *a);
+static inline void agent_freep(Agent **a) {
+        if (*a)
+                *a = agent_free(*a);
+}
+
+void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, unsigned what, void *userdata), void *userdata);
+
+/*
+ * Load (or create) the device key in the state directory (directory 0700, key file 0600),
+ * the trust anchors and signer keys, the state file, and reconcile the state with the store
+ * (agent_reconcile()). Logs what it did. Returns 0 or -errno.
+ */
+int agent_start(Agent *a);
+
+/* Only the key part of agent_start(): for --print-key. */
+int agent_load_device_key(Agent *a);
+
+/*
+ * Bring the state in line with the store after a crash: resolve interrupted installs and
+ * removals recorded in the state's journal by what Installer1.List shows, and drop TCs the
+ * store no longer holds. -ENOTCONN etc. when the store cannot be listed (the journal is kept
+ * and resolved on a later call).
+ */
+int agent_reconcile(Agent *a);
+
+/* ---- the Broker→Agent calls (org.teepkit.Agent1) ---- */
+
+/*
+ * requester depends on component. *ret_uri is a TAM URI to contact (malloc'd) or NULL when the
+ * TC is installed already (the request is recorded either way). tam_uris: the caller's hints
+ * (NULL-terminated, may be NULL). Errors: -EINVAL (bad component or requester name),
+ * -EADDRNOTAVAIL (not installed and no trusted TAM to contact).
+ */
+int agent_request_ta(Agent *a, const char *requester, const char *component, char *const *tam_uris, char **ret_uri);
+
+/*
+ * requester no longer depends on component. *ret_uri NULL while another requester still needs
+ * it (or it is not installed), else the TAM to tell. -ENOENT: no such request.
+ */
+int agent_unrequest_ta(Agent *a, const char *requester, const char *component, char **ret_uri);
+
+/* The next configured TAM of this round (one per call), or NULL when the round is over. */
+int agent_request_policy_check(Agent *a, char **ret_uri);
+
+/*
+ * One TEEP message from tam_uri. On success *ret (malloc'd) / *ret_len is the message to send
+ * back (a QueryResponse, Success or a signed Error), or NULL/0 when the exchange is over.
+ * Fails (-errno, nothing to send) only when no reply may be sent: an unknown TAM URI, or the
+ * rate limit on answers to unauthenticated input.
+ */
+int agent_process_message(Agent *a, const char *tam_uri, TeepBuf in, uint8_t **ret, size_t *ret_len);
+
+/* The exchange with tam_uri failed. *ret_next: the next trusted TAM to try, or NULL. */
+int agent_process_error(Agent *a, const char *tam_uri, const char *error, char **ret_next);
+
+/* The device public key: PEM text, COSE_Key and the default kid (32-byte thumbprint). */
+int agent_get_device_key(Agent *a, char **ret_pem, uint8_t **ret_cose, size_t *ret_cose_len, uint8_t ret_kid[32]);
+
+/* ---- status, for the bus properties and the tests ---- */
+
+typedef struct AgentTc {
+        char *component;        /* textual name */
+        uint64_t seq;           /* manifest sequence number */
+        uint8_t sha256[32];     /* image digest */
+        uint64_t size;
+        uint8_t manifest_hash[32]; /* SHA-256 of the stored envelope: manifests/<hex>.suit */
+        char *manifest_id;      /* the manifest-component-id's name, or NULL (then component) */
+        char *tam_uri;          /* the TAM whose Update installed it */
+} AgentTc;
+
+typedef struct AgentRequest {
+        char *component;
+        char *requester;
+} AgentRequest;
+
+size_t agent_installed(const Agent *a, const AgentTc **ret);
+size_t agent_requests(const Agent *a, const AgentRequest **ret);
+/* Components requested but not installed, then those marked unneeded: a NULL-terminated array
+ * of borrowed strings to free() (not the strings). */
+int agent_pending(const Agent *a, const char ***ret);
+/* The configured TAM URIs (borrowed). */
+size_t agent_tam_uris(const Agent *a, const char *const **ret);
+const AgentConfig *agent_config(const Agent *a);
+
+/* The state file's path (for tests and log lines). */
+const char *agent_state_path(const Agent *a);

@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* agentd.c: teep-agentd — org.teepkit.Agent1 on the system bus around the agent core */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "bus-peers.h"
+#include "bus-util.h"
+#include "conf.h"
+#include "config.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "seccomp-util.h"
+#include "teep-component.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_ASAN 1
+#endif
+#endif
+#ifdef HAVE_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* Exit codes (documented in teep-agentd(8)). */
+enum {
+        EXIT_USAGE = 2,    /* bad command line */
+        EXIT_CONFIG = 78,  /* configuration does not parse (EX_CONFIG) */
+};
+
+typedef struct Daemon {
+        Agent *agent;
+        sd_bus *bus;
+        sd_event *event;
+        uid_t broker_uid;
+} Daemon;
+
+/* ---- errors ---- */
+
+static int reply_error(sd_bus_error *error, int r, const char *what) {
+        switch (-r) {
+        case EADDRNOTAVAIL:
+                return sd_bus_error_setf(error, TEEP_ERROR_NO_TAM, "%s: no trusted TAM is configured or offered", what);
+        case ENOENT:
+                return sd_bus_error_setf(error, TEEP_ERROR_NOT_REQUESTED, "%s: this requester has no such request", what);
+        case EPERM:
+                return sd_bus_error_setf(error, TEEP_ERROR_TRUST_FAILURE, "%s: not a configured TAM", what);
+        case EAGAIN:
+                return sd_bus_error_setf(error, TEEP_ERROR_BUSY, "%s: the agent is not ready", what);
+        case E2BIG:
+                return sd_bus_error_setf(error, "org.teepkit.Error.LimitExceeded", "%s: too many requests", what);
+        default:
+                return bus_error_set_teep(error, r, "%s: %s", what, strerror(-r));
+        }
+}
+
+static int check_component(const char *component, sd_bus_error *error) {
+        _cleanup_free_ uint8_t *enc = NULL;
+        size_t len;
+
+        if (teep_suit_component_id_from_string(component, &enc, &len) < 0)
+                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                         "\"%.200s\" is not a component name (see teepctl(1), COMPONENT NAMES)", component);
+        return 0;
+}
+
+/* ---- methods ---- */
+
+static int method_request_ta(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *uri = NULL;
+        char **uris = NULL;
+        const char *requester, *component;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &requester, &component);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &uris);
+        if (r < 0)
+                return r;
+        r = check_component(component, error);
+        if (r >= 0)
+                r = agent_request_ta(d->agent, requester, component, uris, &uri);
+        for (size_t i = 0; uris && uris[i]; i++)
+                free(uris[i]);
+        free(uris);
+        if (r < 0)
+                return sd_bus_error_is_set(error) ? r : reply_error(error, r, "RequestTA");
+        return sd_bus_reply_method_return(m, "s", uri ?: "");
+}
+
+static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *uri = NULL;
+        const char *requester, *component;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &requester, &component);
+        if (r < 0)
+                return r;
+        r = check_component(component, error);
+        if (r < 0)
+                return r;
+        r = agent_unrequest_ta(d->agent, requester, component, &uri);
+        if (r < 0)
+                return reply_error(error, r, "UnrequestTA");
+        return sd_bus_reply_method_return(m, "s", uri ?: "");
+}
+
+static int method_request_policy_check(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *uri = NULL;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = agent_request_policy_check(d->agent, &uri);
+        if (r < 0)
+                return reply_error(error, r, "RequestPolicyCheck");
+        return sd_bus_reply_method_return(m, "s", uri ?: "");
+}
+
+static int method_process_teep_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        const char *tam_uri;
+        const void *msg;
+        size_t len, out_len = 0;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &tam_uri);
+        if (r >= 0)
+                r = sd_bus_message_read_array(m, 'y', &msg, &len);
+        if (r < 0)
+                return r;
+        r = agent_process_message(d->agent, tam_uri, TEEP_BUF(msg, len), &out, &out_len);
+        if (r < 0)
+                return reply_error(error, r, "ProcessTeepMessage");
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'y', out ?: (const uint8_t *)"", out_len);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+static int method_process_error(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ char *next = NULL;
+        const char *tam_uri, *err;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "ss", &tam_uri, &err);
+        if (r < 0)
+                return r;
+        r = agent_process_error(d->agent, tam_uri, err, &next);
+        if (r < 0)
+                return reply_error(error, r, "ProcessError");
+        return sd_bus_reply_method_return(m, "s", next ?: "");
+}
+
+static int method_get_device_key(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *pem = NULL;
+        _cleanup_free_ uint8_t *cose = NULL;
+        size_t cose_len = 0;
+        uint8_t kid[32];
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = agent_get_device_key(d->agent, &pem, &cose, &cose_len, kid);
+        if (r < 0)
+                return reply_error(error, r, "GetDeviceKey");
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", pem);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'y', cose, cose_len);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'y', kid, sizeof(kid));
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        return r;
+}
+
+/* ---- properties (every read checks the caller too) ---- */
+
+static int property_check(sd_bus *bus, Daemon *d, sd_bus_error *error) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        if (!m)
+                return sd_bus_error_set(error, TEEP_ERROR_ACCESS_DENIED, "no caller");
+        return bus_require_sender_uid(m, d->broker_uid, error);
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        int r = property_check(bus, userdata, error);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_get_installed(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        const AgentTc *tcs;
+        size_t n;
+        int r = property_check(bus, d, error);
+
+        if (r < 0)
+                return r;
+        n = agent_installed(d->agent, &tcs);
+        r = sd_bus_message_open_container(reply, 'a', "(stay)");
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = sd_bus_message_open_container(reply, 'r', "stay");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "st", tcs[i].component, tcs[i].seq);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(reply, 'y', tcs[i].sha256, 32);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int property_get_requests(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        const AgentRequest *reqs;
+        size_t n;
+        int r = property_check(bus, d, error);
+
+        if (r < 0)
+                return r;
+        n = agent_requests(d->agent, &reqs);
+        r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = sd_bus_message_append(reply, "(ss)", reqs[i].component, reqs[i].requester);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int property_get_pending(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_free_ const char **list = NULL;
+        int r = property_check(bus, d, error);
+
+        if (r < 0)
+                return r;
+        r = agent_pending(d->agent, &list);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(reply, (char **)list);
+}
+
+static int property_get_tam_uris(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        const char *const *uris;
+        int r = property_check(bus, d, error);
+
+        if (r < 0)
+                return r;
+        (void)agent_tam_uris(d->agent, &uris);
+        return sd_bus_message_append_strv(reply, (char **)uris);
+}
+
+static const sd_bus_vtable agent_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_NAMES("RequestTA", "ssas", SD_BUS_PARAM(requester) SD_BUS_PARAM(component) SD_BUS_PARAM(tam_uris),
+                                 "s", SD_BUS_PARAM(tam_uri), method_request_ta, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("UnrequestTA", "ss", SD_BUS_PARAM(requester) SD_BUS_PARAM(component), "s",
+                                 SD_BUS_PARAM(tam_uri), method_unrequest_ta, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RequestPolicyCheck", "", , "s", SD_BUS_PARAM(tam_uri), method_request_policy_check,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ProcessTeepMessage", "say", SD_BUS_PARAM(tam_uri) SD_BUS_PARAM(message), "ay",
+                                 SD_BUS_PARAM(reply), method_process_teep_message, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("ProcessError", "ss", SD_BUS_PARAM(tam_uri) SD_BUS_PARAM(error), "s",
+                                 SD_BUS_PARAM(next_tam_uri), method_process_error, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("GetDeviceKey", "", , "sayay", SD_BUS_PARAM(pem) SD_BUS_PARAM(cose_key) SD_BUS_PARAM(kid),
+                                 method_get_device_key, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("InstalledTCs", "a(stay)", property_get_installed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PendingRequests", "as", property_get_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("TamURIs", "as", property_get_tam_uris, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_VTABLE_END,
+};
+
+static void on_changed(Agent *a, unsigned what, void *userdata) {
+        Daemon *d = userdata;
+        const char *names[4];
+        size_t n = 0;
+        int r;
+
+        if (!d->bus)
+                return;
+        if (what & AGENT_CHANGED_INSTALLED)
+                names[n++] = "InstalledTCs";
+        if (what & AGENT_CHANGED_REQUESTS)
+                names[n++] = "Requests";
+        if (what & AGENT_CHANGED_PENDING)
+                names[n++] = "PendingRequests";
+        names[n] = NULL;
+        if (n == 0)
+                return;
+        r = sd_bus_emit_properties_changed_strv(d->bus, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, (char **)names);
+        if (r < 0)
+                log_warning("cannot emit PropertiesChanged: %s", strerror(-r));
+}
+
+/* ---- seccomp ---- */
+
+static int apply_seccomp(void) {
+        /* Beyond the shared base: the state directory writes (allow_file_writes) and AF_UNIX for
+         * the bus; no inet socket, no exec, no ptrace. */
+        static const char *const allow[] = {
+                "getrandom",   /* gnutls: nonces for ECDSA are deterministic, but key generation is not */
+                "sched_getaffinity", "sigaltstack", "getrusage", /* AddressSanitizer's runtime */
+                NULL,
+        };
+        static const TeepSeccompPolicy policy = {
+                .name = "teep-agentd",
+                .allow = allow,
+                .allow_unix_socket = true,
+                .allow_inet_socket = false,
+                .allow_file_writes = true,
+        };
+#ifdef HAVE_ASAN
+        /* LeakSanitizer's exit-time check stops the world with ptrace, which the filter kills:
+         * run the check now (everything is still reachable) and let the exit skip it. */
+        __lsan_do_leak_check();
+#endif
+        return teep_seccomp_apply(&policy);
+}
+
+/* ---- main ---- */
+
+static void help(void) {
+        printf("Usage: teep-agentd [OPTIONS]\n\n"
+               "The TEEP Agent: owns org.teepkit.Agent1 on the system bus.\n\n"
+               "  -c, --config FILE        configuration file (default %s; drop-ins in FILE.d/)\n"
+               "      --state-dir DIR      [Agent] StateDirectory=\n"
+               "      --trust-anchors DIR  [Agent] TrustAnchorDirectory=\n"
+               "      --signers DIR        [Agent] SignerDirectory=\n"
+               "      --broker-user USER   [Agent] BrokerUser=\n"
+               "      --print-key pem|cose print the device public key (creating the key on first use) and exit\n"
+               "  -h, --help               show this help\n"
+               "      --version            show the version\n",
+               TEEP_CONF_FILE);
+}
+
+static int set_override(char **dst, const char *v) {
+        char *n = strdup(v);
+        if (!n)
+                return -ENOMEM;
+        free(*dst);
+        *dst = n;
+        return 0;
+}
+
+static int print_key(Agent *a, const char *form) {
+        _cleanup_free_ char *pem = NULL;
+        _cleanup_free_ uint8_t *cose = NULL;
+        size_t cose_len = 0;
+        uint8_t kid[32];
+        int r;
+
+        r = agent_load_device_key(a);
+        if (r < 0)
+                return r;
+        r = agent_get_device_key(a, &pem, &cose, &cose_len, kid);
+        if (r < 0)
+                return r;
+        if (strcmp(form, "pem") == 0)
+                fputs(pem, stdout);
+        else {
+                _cleanup_free_ char *hex = malloc(2 * cose_len + 1);
+                if (!hex)
+                        return -ENOMEM;
+                printf("%s\n", hexstr(cose, cose_len, hex));
+        }
+        return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+        log_info("signal %d: exiting", (int)si->ssi_signo);
+        return sd_event_exit(d->event, 0);
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_STATE_DIR = 0x100, ARG_TRUST_ANCHORS, ARG_SIGNERS, ARG_BROKER_USER, ARG_PRINT_KEY, ARG_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "trust-anchors", required_argument, NULL, ARG_TRUST_ANCHORS },
+                { "signers", required_argument, NULL, ARG_SIGNERS },
+                { "broker-user", required_argument, NULL, ARG_BROKER_USER },
+                { "print-key", required_argument, NULL, ARG_PRINT_KEY },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        const char *config_path = TEEP_CONF_FILE, *state_dir = NULL, *anchors = NULL, *signers = NULL, *broker_user = NULL,
+                   *key_form = NULL;
+        _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
+        Daemon d = { .broker_uid = (uid_t)-1 };
+        AgentConfig cfg;
+        char errbuf[512];
+        sigset_t ss;
+        int c, r, ret = EXIT_FAILURE;
+
+        log_setup("teep-agentd");
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        state_dir = optarg;
+                        break;
+                case ARG_TRUST_ANCHORS:
+                        anchors = optarg;
+                        break;
+                case ARG_SIGNERS:
+                        signers = optarg;
+                        break;
+                case ARG_BROKER_USER:
+                        broker_user = optarg;
+                        break;
+                case ARG_PRINT_KEY:
+                        if (strcmp(optarg, "pem") != 0 && strcmp(optarg, "cose") != 0) {
+                                fprintf(stderr, "teep-agentd: --print-key takes pem or cose\n");
+                                return EXIT_USAGE;
+                        }
+                        key_form = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("teep-agentd %s\n", PACKAGE_VERSION);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "teep-agentd: unexpected argument %s\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+
+        agent_config_init(&cfg);
+        r = teep_conf_load(config_path, &conf, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                log_error("%s", errbuf[0] ? errbuf : strerror(-r));
+                return EXIT_CONFIG;
+        }
+        r = agent_config_load(&cfg, conf, errbuf, sizeof(errbuf));
+        if (r >= 0 && state_dir)
+                r = set_override(&cfg.state_dir, state_dir);
+        if (r >= 0 && anchors)
+                r = set_override(&cfg.trust_anchor_dir, anchors);
+        if (r >= 0 && signers)
+                r = set_override(&cfg.signer_dir, signers);
+        if (r >= 0 && broker_user)
+                r = set_override(&cfg.broker_user, broker_user);
+        if (r < 0) {
+                log_error("%s: %s", config_path, errbuf[0] ? errbuf : strerror(-r));
+                agent_config_done(&cfg);
+                return EXIT_CONFIG;
+        }
+
+        if (key_form) {
+                r = agent_new(&d.agent, &cfg, NULL, NULL, NULL, NULL);
+                agent_config_done(&cfg);
+                if (r >= 0)
+                        r = print_key(d.agent, key_form);
+                agent_free(d.agent);
+                if (r < 0) {
+                        log_error("cannot print the device key: %s", strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                return EXIT_SUCCESS;
+        }
+
+        r = teep_resolve_user(cfg.broker_user, &d.broker_uid, NULL);
+        if (r < 0) {
+                log_error("BrokerUser=%s: no such user", cfg.broker_user);
+                agent_config_done(&cfg);
+                return EXIT_CONFIG;
+        }
+
+        r = sd_event_default(&d.event);
+        if (r < 0) {
+                log_error("cannot create the event loop: %s", strerror(-r));
+                goto finish;
+        }
+        r = sd_bus_open_system(&d.bus);
+        if (r < 0) {
+                log_error("cannot connect to the system bus (%s): %s", getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default address",
+                          strerror(-r));
+                goto finish;
+        }
+        r = agent_new(&d.agent, &cfg, &bus_installer, d.bus, &bus_fetcher, d.bus);
+        agent_config_done(&cfg);
+        if (r < 0) {
+                log_error("cannot set up the agent: %s", strerror(-r));
+                goto finish;
+        }
+        agent_set_changed_callback(d.agent, on_changed, &d);
+        r = agent_start(d.agent);
+        if (r < 0)
+                goto finish;
+
+        r = sd_bus_add_object_vtable(d.bus, NULL, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, agent_vtable, &d);
+        if (r >= 0)
+                r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0) {
+                log_error("cannot publish %s: %s", TEEP_AGENT_PATH, strerror(-r));
+                goto finish;
+        }
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0 || sd_event_add_signal(d.event, NULL, SIGTERM, on_signal, &d) < 0 ||
+            sd_event_add_signal(d.event, NULL, SIGINT, on_signal, &d) < 0) {
+                log_error("cannot set up signal handling");
+                goto finish;
+        }
+
+        /* Everything that needs more than the filter allows (key creation, reading the trust
+         * anchors, DMI) is done. */
+        r = apply_seccomp();
+        if (r < 0) {
+                log_error("cannot install the seccomp filter: %s", strerror(-r));
+                goto finish;
+        }
+
+        r = sd_bus_request_name(d.bus, TEEP_AGENT_BUS_NAME, 0);
+        if (r < 0) {
+                log_error("cannot own %s on the bus (%s): %s", TEEP_AGENT_BUS_NAME,
+                          r == -EACCES ? "the bus policy does not allow this user" : "taken?", strerror(-r));
+                goto finish;
+        }
+        log_info("teep-agentd %s ready on %s; broker uid %" PRIu32, PACKAGE_VERSION, TEEP_AGENT_BUS_NAME,
+                 (uint32_t)d.broker_uid);
+
+        r = sd_event_loop(d.event);
+        if (r < 0) {
+                log_error("event loop failed: %s", strerror(-r));
+                goto finish;
+        }
+        ret = EXIT_SUCCESS;
+finish:
+        if (d.bus)
+                sd_bus_flush_close_unref(d.bus);
+        d.bus = NULL;
+        agent_free(d.agent);
+        sd_event_unref(d.event);
+        return ret;
+}

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* bus-peers.c: Installer1.Install/Remove/List and PayloadFetcher1.Fetch as the agent core's interfaces */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus-peers.h"
+#include "bus-util.h"
+#include "log.h"
+#include "macro.h"
+
+/* Copying a 64 MiB image through the installer, or downloading it through the broker, may take
+ * a while; the broker's own HTTP timeouts (TimeoutSec=) bound the download. */
+#define INSTALL_TIMEOUT_USEC (UINT64_C(300) * 1000000)
+#define LIST_TIMEOUT_USEC (UINT64_C(30) * 1000000)
+#define FETCH_TIMEOUT_USEC (UINT64_C(600) * 1000000)
+
+/* A named error from a peer as an errno the core understands. */
+static int peer_errno(const sd_bus_error *e, int r) {
+        if (sd_bus_error_has_name(e, TEEP_ERROR_NOT_INSTALLED))
+                return -ENOENT;
+        if (sd_bus_error_has_name(e, TEEP_ERROR_DIGEST_MISMATCH) || sd_bus_error_has_name(e, TEEP_ERROR_SIZE_MISMATCH))
+                return -EKEYREJECTED;
+        if (sd_bus_error_has_name(e, TEEP_ERROR_TAM_UNREACHABLE))
+                return -EHOSTUNREACH;
+        if (sd_bus_error_has_name(e, "org.teepkit.Error.LimitExceeded"))
+                return -EFBIG;
+        if (sd_bus_error_has_name(e, TEEP_ERROR_ACCESS_DENIED))
+                return -EACCES;
+        if (sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.ServiceUnknown") ||
+            sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                return -ENOTCONN;
+        return r < 0 ? r : -EIO;
+}
+
+static int bus_install(void *userdata, const char *component, int fd, uint64_t size, const uint8_t sha256[32]) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *file = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Install");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sht", component, fd, size);
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', sha256, 32);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, INSTALL_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_error("Installer1.Install %s: %s", component, error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        if (sd_bus_message_read(reply, "s", &file) >= 0)
+                log_debug("Installer1.Install %s: %s", component, file);
+        return 0;
+}
+
+static int bus_remove(void *userdata, const char *component) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE, "Remove",
+                               &error, &reply, "s", component);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                if (r != -ENOENT)
+                        log_error("Installer1.Remove %s: %s", component, error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        return 0;
+}
+
+static int bus_list(void *userdata, AgentStoreEntry **ret, size_t *ret_n) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        AgentStoreEntry *e = NULL;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "List");
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, LIST_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_warning("Installer1.List: %s", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(stayt)");
+        while (r >= 0) {
+                const char *component;
+                uint64_t size, mtime;
+                const void *sha;
+                size_t sha_len;
+                AgentStoreEntry *ne;
+
+                r = sd_bus_message_enter_container(reply, 'r', "stayt");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "st", &component, &size);
+                if (r >= 0)
+                        r = sd_bus_message_read_array(reply, 'y', &sha, &sha_len);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "t", &mtime);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        break;
+                if (sha_len != 32)
+                        continue;
+                ne = reallocarray(e, n + 1, sizeof(*e));
+                if (!ne) {
+                        r = -ENOMEM;
+                        break;
+                }
+                e = ne;
+                e[n].component = strdup(component);
+                if (!e[n].component) {
+                        r = -ENOMEM;
+                        break;
+                }
+                e[n].size = size;
+                memcpy(e[n].sha256, sha, 32);
+                n++;
+        }
+        if (r < 0) {
+                agent_store_entries_free(e, n);
+                return log_warning_errno(r, "Installer1.List: unexpected reply: %s", strerror(-r));
+        }
+        *ret = e;
+        *ret_n = n;
+        return 0;
+}
+
+const AgentInstaller bus_installer = {
+        .install = bus_install,
+        .remove = bus_remove,
+        .list = bus_list,
+};
+
+static int bus_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        uint64_t size = 0;
+        int fd = -1, r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_FETCHER_INTERFACE, "Fetch");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "st", uri, max);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, m, FETCH_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_warning("PayloadFetcher1.Fetch %s: %s", uri, error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_read(reply, "ht", &fd, &size);
+        if (r < 0)
+                return r;
+        /* the message owns its fd */
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        *ret_size = size;
+        return 0;
+}
+
+const AgentFetcher bus_fetcher = {
+        .fetch = bus_fetch,
+};

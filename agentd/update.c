@@ -1,0 +1,1114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* update.c: Update → the SUIT update procedure for each manifest, all or nothing → Success/Error */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent-internal.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "teep-component.h"
+#include "teep-suit.h"
+
+/*
+ * The procedure, per manifest in manifest-list (draft-ietf-suit-manifest §8, TEEP §4.4):
+ *   decode the envelope → authenticate it with the TC signer keys → decode the manifest →
+ *   anti-rollback (lower sequence number refused, equal is an idempotent re-apply) →
+ *   run dependency-resolution, payload-fetch, candidate-verification, install, validate,
+ *   each after the shared sequence → the staged image must be bound by an image digest
+ *   (and size, when given) that the signer wrote.
+ * Nothing touches the store until every manifest has been staged. Then the journal is
+ * written, the installer called for each change, and the state committed; if the installer
+ * fails midway, the changes already made are undone from the agent's own copies of the
+ * previous images (StateDirectory/payloads/), so the store and the state stay as they were.
+ */
+
+#define MAX_U64(x, y) ((x) > (y) ? (x) : (y))
+
+enum {
+        ACT_NONE,    /* nothing to do (unlink of something not installed) */
+        ACT_KEEP,    /* the same image at the same sequence number: idempotent */
+        ACT_INSTALL,
+        ACT_REMOVE,
+};
+
+typedef struct Staged {
+        size_t index; /* in manifest-list, or SIZE_MAX for an unneeded-manifest-list entry */
+        int action;
+        char *component;
+        uint8_t *component_raw; /* encoded component id, for the report */
+        size_t component_raw_len;
+        char *manifest_id;
+        char *reference_uri;
+        bool has_digest;
+        uint8_t manifest_digest[32];
+        uint64_t seq;
+        uint8_t *payload;
+        size_t payload_len;
+        uint8_t sha256[32];
+        uint8_t *stored; /* the envelope without integrated payloads, kept in manifests/ */
+        size_t stored_len;
+        uint8_t stored_hash[32];
+        /* failure */
+        int error;
+        int reason;
+        int64_t section;
+        uint64_t offset;
+        char msg[512];
+} Staged;
+
+static void staged_done(Staged *s) {
+        free(s->component);
+        free(s->component_raw);
+        free(s->manifest_id);
+        free(s->reference_uri);
+        free(s->payload);
+        free(s->stored);
+        *s = (Staged){};
+}
+
+static int staged_fail(Staged *s, int error, int reason, int64_t section, uint64_t offset, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
+static int staged_fail(Staged *s, int error, int reason, int64_t section, uint64_t offset, const char *fmt, ...) {
+        va_list ap;
+
+        s->error = error < 0 ? error : -error;
+        s->reason = reason;
+        s->section = section;
+        s->offset = offset;
+        va_start(ap, fmt);
+        (void)vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+        va_end(ap);
+        return s->error;
+}
+
+/* The SUIT report reason for a libteep failure. */
+static int reason_for(int r, TeepReason why) {
+        switch (why) {
+        case TEEP_REASON_SUIT_COMMAND:
+                return SUIT_REPORT_REASON_COMMAND_UNSUPPORTED;
+        case TEEP_REASON_SUIT_PARAMETER:
+                return SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED;
+        case TEEP_REASON_SUIT_COMPONENT:
+                return SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED;
+        case TEEP_REASON_SUIT_DIGEST_ALG:
+        case TEEP_REASON_COSE_ALG_UNSUPPORTED:
+                return SUIT_REPORT_REASON_ALG_UNSUPPORTED;
+        case TEEP_REASON_COSE_CRIT:
+                return SUIT_REPORT_REASON_COSE_UNSUPPORTED;
+        case TEEP_REASON_SUIT_SEVERED:
+                return r == -EKEYREJECTED ? SUIT_REPORT_REASON_UNAUTHORISED : SUIT_REPORT_REASON_SEVERING_UNSUPPORTED;
+        default:
+                break;
+        }
+        switch (-r) {
+        case EKEYREJECTED:
+        case ENOKEY:
+                return SUIT_REPORT_REASON_UNAUTHORISED;
+        case EOPNOTSUPP:
+                return SUIT_REPORT_REASON_COMMAND_UNSUPPORTED;
+        case EBADMSG:
+        case E2BIG:
+                return SUIT_REPORT_REASON_CBOR_PARSE;
+        default:
+                return SUIT_REPORT_REASON_OPERATION_FAILED;
+        }
+}
+
+/* ---- the command interpreter ---- */
+
+typedef struct Run {
+        Agent *a;
+        Staged *st;
+        const TeepSuitEnvelope *env;
+        const TeepSuitManifest *man;
+        const AgentTc *installed;   /* the TC this manifest replaces, if any */
+        TeepSuitParameters p;
+        uint8_t *content;           /* the candidate image (component 0) */
+        size_t content_len;
+        bool has_content;
+        bool unlink;
+        int64_t section;
+        TeepBuf section_raw;        /* for offsets */
+        /* a condition failure waiting to be reported if nothing absorbs it */
+        int cond_error;
+        char cond_msg[400];
+        uint64_t cond_offset;
+} Run;
+
+static uint64_t command_offset(const Run *run, const TeepSuitCommand *c) {
+        uint64_t v = c->label >= 0 ? (uint64_t)c->label : (uint64_t)(-1 - c->label);
+        size_t head = v < 24 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
+        const uint8_t *start = run->section_raw.ptr, *end = start ? start + run->section_raw.len : NULL;
+
+        if (!start || c->arg.ptr < start + head || c->arg.ptr > end)
+                return 0;
+        return (uint64_t)(c->arg.ptr - start) - head;
+}
+
+static int run_fail(Run *run, const TeepSuitCommand *c, int error, int reason, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+static int run_fail(Run *run, const TeepSuitCommand *c, int error, int reason, const char *fmt, ...) {
+        char msg[512];
+        const char *name = teep_suit_command_to_string(c->label);
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return staged_fail(run->st, error, reason, run->section, command_offset(run, c), "%.40s: %.300s", name ?: "command", msg);
+}
+
+/* A condition did not hold: absorbed by try-each, else reported as condition-failed. */
+static int cond_fail(Run *run, const TeepSuitCommand *c, int error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int cond_fail(Run *run, const TeepSuitCommand *c, int error, const char *fmt, ...) {
+        char msg[512];
+        const char *name = teep_suit_command_to_string(c->label);
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        run->cond_error = error;
+        run->cond_offset = command_offset(run, c);
+        (void)snprintf(run->cond_msg, sizeof(run->cond_msg), "%.40s: %.300s", name ?: "condition", msg);
+        return 1;
+}
+
+static void params_merge(TeepSuitParameters *dst, const TeepSuitParameters *src, bool override) {
+        for (int l = 0; l < 64; l++) {
+                if (!teep_suit_parameters_has(src, l))
+                        continue;
+                if (!override && teep_suit_parameters_has(dst, l))
+                        continue;
+                switch (l) {
+                case SUIT_PARAM_VENDOR_IDENTIFIER:
+                        dst->vendor_id = src->vendor_id;
+                        dst->vendor_id_is_pen = src->vendor_id_is_pen;
+                        break;
+                case SUIT_PARAM_CLASS_IDENTIFIER:
+                        dst->class_id = src->class_id;
+                        break;
+                case SUIT_PARAM_IMAGE_DIGEST:
+                        dst->image_digest_raw = src->image_digest_raw;
+                        dst->image_digest = src->image_digest;
+                        break;
+                case SUIT_PARAM_COMPONENT_SLOT:
+                        dst->component_slot = src->component_slot;
+                        break;
+                case SUIT_PARAM_STRICT_ORDER:
+                        dst->strict_order = src->strict_order;
+                        break;
+                case SUIT_PARAM_SOFT_FAILURE:
+                        dst->soft_failure = src->soft_failure;
+                        break;
+                case SUIT_PARAM_IMAGE_SIZE:
+                        dst->image_size = src->image_size;
+                        break;
+                case SUIT_PARAM_CONTENT:
+                        dst->content = src->content;
+                        break;
+                case SUIT_PARAM_ENCRYPTION_INFO:
+                        dst->encryption_info = src->encryption_info;
+                        break;
+                case SUIT_PARAM_URI:
+                        dst->uri = src->uri;
+                        break;
+                case SUIT_PARAM_SOURCE_COMPONENT:
+                        dst->source_component = src->source_component;
+                        break;
+                case SUIT_PARAM_INVOKE_ARGS:
+                        dst->invoke_args = src->invoke_args;
+                        break;
+                case SUIT_PARAM_DEVICE_IDENTIFIER:
+                        dst->device_id = src->device_id;
+                        break;
+                case SUIT_PARAM_FETCH_ARGUMENTS:
+                        dst->fetch_arguments = src->fetch_arguments;
+                        break;
+                case SUIT_PARAM_VERSION:
+                        dst->version_raw = src->version_raw;
+                        break;
+                default:
+                        continue; /* unknown parameters are data nobody here consumes */
+                }
+                dst->present |= UINT64_C(1) << l;
+        }
+}
+
+static bool id_configured(const uint8_t ids[][16], size_t n, TeepBuf id) {
+        for (size_t i = 0; i < n; i++)
+                if (id.len == 16 && memcmp(ids[i], id.ptr, 16) == 0)
+                        return true;
+        return false;
+}
+
+static int set_content(Run *run, const uint8_t *data, size_t len) {
+        uint8_t *copy = malloc(len ? len : 1);
+        if (!copy)
+                return -ENOMEM;
+        if (len)
+                memcpy(copy, data, len);
+        free(run->content);
+        run->content = copy;
+        run->content_len = len;
+        run->has_content = true;
+        return 0;
+}
+
+static int do_fetch(Run *run, const TeepSuitCommand *c) {
+        Agent *a = run->a;
+        _cleanup_free_ char *uri = NULL;
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *data = NULL;
+        uint64_t max = a->cfg.max_payload_size, claimed = 0;
+        size_t len = 0;
+        int r;
+
+        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0)
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no uri parameter");
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO))
+                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED,
+                                "encrypted payloads are not supported");
+        if (run->p.uri.len > 4096)
+                return run_fail(run, c, -E2BIG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri too long");
+        uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
+        if (!uri)
+                return -ENOMEM;
+        if (strlen(uri) != run->p.uri.len)
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < max)
+                max = run->p.image_size;
+
+        if (uri[0] == '#') {
+                TeepBuf payload;
+                if (teep_suit_envelope_get_payload(run->env, uri, &payload) < 0)
+                        return run_fail(run, c, -ENOENT, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                        "no integrated payload %.40s", uri);
+                if (payload.len > max)
+                        return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                        "integrated payload of %zu bytes, limit %" PRIu64, payload.len, max);
+                r = set_content(run, payload.ptr, payload.len);
+                return r < 0 ? run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory") : 0;
+        }
+
+        if (!a->fetcher || !a->fetcher->fetch)
+                return run_fail(run, c, -ENOTCONN, SUIT_REPORT_REASON_OPERATION_FAILED, "no payload fetcher");
+        r = a->fetcher->fetch(a->fetcher_userdata, uri, max, &fd, &claimed);
+        if (r < 0)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "fetching %.60s: %s", uri, strerror(-r));
+        /* the broker is not trusted: read what it gave, bounded, and check it ourselves */
+        r = read_fd_bounded(fd, max, &data, &len);
+        if (r == -EFBIG)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "size mismatch: payload larger than %" PRIu64,
+                                max);
+        if (r < 0)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s", strerror(-r));
+        if (len != claimed)
+                log_warning("fetcher claimed %" PRIu64 " bytes for %s, delivered %zu", claimed, uri, len);
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && len != run->p.image_size)
+                return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "size mismatch: %zu bytes, manifest says %" PRIu64, len, run->p.image_size);
+        free(run->content);
+        run->content = TAKE_PTR(data);
+        run->content_len = len;
+        run->has_content = true;
+        return 0;
+}
+
+static int image_match(Run *run, const TeepSuitCommand *c) {
+        uint8_t sha[32];
+        const uint8_t *have;
+        uint64_t size;
+
+        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_DIGEST))
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no image-digest parameter");
+        if (run->p.image_digest.alg != COSE_ALG_SHA256 || run->p.image_digest.bytes.len != 32)
+                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_ALG_UNSUPPORTED, "digest algorithm %" PRId64,
+                                run->p.image_digest.alg);
+        if (run->has_content) {
+                teep_sha256(TEEP_BUF(run->content, run->content_len), sha);
+                have = sha;
+                size = run->content_len;
+        } else if (run->installed) {
+                have = run->installed->sha256;
+                size = run->installed->size;
+        } else
+                return cond_fail(run, c, -ENOENT, "no image");
+        if (memcmp(have, run->p.image_digest.bytes.ptr, 32) != 0)
+                return cond_fail(run, c, -EKEYREJECTED, "digest mismatch");
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && size != run->p.image_size)
+                return cond_fail(run, c, -EKEYREJECTED, "size mismatch: %" PRIu64 " bytes, manifest says %" PRIu64, size,
+                                 run->p.image_size);
+        return 0;
+}
+
+static int run_sequence(Run *run, const TeepSuitSequence *seq, bool soft, unsigned depth);
+
+static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
+        const AgentConfig *cfg = &run->a->cfg;
+        int r;
+
+        switch (c->label) {
+        case SUIT_CONDITION_VENDOR_IDENTIFIER:
+                if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_VENDOR_IDENTIFIER))
+                        return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no vendor-id parameter");
+                if (cfg->n_vendor_ids == 0)
+                        return cond_fail(run, c, -EPERM, "wrong vendor id: none configured on this device");
+                if (run->p.vendor_id_is_pen || !id_configured(cfg->vendor_ids, cfg->n_vendor_ids, run->p.vendor_id))
+                        return cond_fail(run, c, -EPERM, "wrong vendor id");
+                return 0;
+        case SUIT_CONDITION_CLASS_IDENTIFIER:
+                if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_CLASS_IDENTIFIER))
+                        return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no class-id parameter");
+                if (cfg->n_class_ids == 0)
+                        return cond_fail(run, c, -EPERM, "wrong class id: none configured on this device");
+                if (!id_configured(cfg->class_ids, cfg->n_class_ids, run->p.class_id))
+                        return cond_fail(run, c, -EPERM, "wrong class id");
+                return 0;
+        case SUIT_CONDITION_IMAGE_MATCH:
+                return image_match(run, c);
+        case SUIT_CONDITION_COMPONENT_SLOT:
+                if (teep_suit_parameters_has(&run->p, SUIT_PARAM_COMPONENT_SLOT) && run->p.component_slot != 0)
+                        return cond_fail(run, c, -ENOENT, "slot %" PRIu64 ": this device has one slot", run->p.component_slot);
+                return 0;
+        case SUIT_CONDITION_CHECK_CONTENT:
+                if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_CONTENT))
+                        return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no content parameter");
+                if (!run->has_content || run->content_len != run->p.content.len) {
+                        return cond_fail(run, c, -EKEYREJECTED, "content differs");
+                } else {
+                        uint8_t diff = 0;
+                        for (size_t i = 0; i < run->content_len; i++)
+                                diff |= run->content[i] ^ run->p.content.ptr[i];
+                        if (diff)
+                                return cond_fail(run, c, -EKEYREJECTED, "content differs");
+                }
+                return 0;
+        case SUIT_CONDITION_IS_DEPENDENCY:
+                return cond_fail(run, c, -ENOENT, "not a dependency");
+        case SUIT_CONDITION_DEVICE_IDENTIFIER:
+                return cond_fail(run, c, -EPERM, "no device identifier configured");
+        case SUIT_CONDITION_ABORT:
+                return run_fail(run, c, -ECANCELED, SUIT_REPORT_REASON_CONDITION_FAILED, "abort");
+        case SUIT_CONDITION_DEPENDENCY_INTEGRITY:
+        case SUIT_DIRECTIVE_PROCESS_DEPENDENCY:
+                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                "dependencies are not supported");
+        case SUIT_DIRECTIVE_SET_COMPONENT_INDEX:
+                if (!c->index_all && c->index_mask != 1)
+                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                        "only component 0 exists");
+                return 0;
+        case SUIT_DIRECTIVE_TRY_EACH:
+                for (size_t i = 0; i < c->n_sequences; i++) {
+                        TeepSuitParameters saved = run->p;
+                        r = run_sequence(run, &c->sequences[i], true, depth + 1);
+                        if (r <= 0)
+                                return r;
+                        run->p = saved; /* a failed alternative leaves no parameters behind */
+                }
+                if (c->try_each_nil)
+                        return 0;
+                return cond_fail(run, c, run->cond_error ?: -ENOENT, "no alternative applied");
+        case SUIT_DIRECTIVE_RUN_SEQUENCE:
+                if (c->n_sequences != 1)
+                        return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_CBOR_PARSE, "malformed");
+                r = run_sequence(run, &c->sequences[0], run->p.soft_failure, depth + 1);
+                return r > 0 ? 0 : r; /* a soft failure ends the nested sequence only */
+        case SUIT_DIRECTIVE_SET_PARAMETERS:
+        case SUIT_DIRECTIVE_OVERRIDE_PARAMETERS:
+                if (c->params)
+                        params_merge(&run->p, c->params, c->label == SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
+                return 0;
+        case SUIT_DIRECTIVE_WRITE:
+                if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_CONTENT))
+                        return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no content parameter");
+                if (teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO))
+                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED,
+                                        "encrypted content is not supported");
+                if (run->p.content.len > run->a->cfg.max_payload_size)
+                        return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED, "content too large");
+                r = set_content(run, run->p.content.ptr, run->p.content.len);
+                return r < 0 ? run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory") : 0;
+        case SUIT_DIRECTIVE_FETCH:
+                return do_fetch(run, c);
+        case SUIT_DIRECTIVE_UNLINK:
+                run->unlink = true;
+                return 0;
+        case SUIT_DIRECTIVE_COPY:
+        case SUIT_DIRECTIVE_SWAP:
+        case SUIT_DIRECTIVE_INVOKE:
+        default:
+                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMMAND_UNSUPPORTED, "not supported during an update");
+        }
+}
+
+/* 0: done; 1: a condition failed and soft is set (the caller goes on); < 0: failed (reported). */
+static int run_sequence(Run *run, const TeepSuitSequence *seq, bool soft, unsigned depth) {
+        if (depth > TEEP_SUIT_MAX_NESTING + 1)
+                return staged_fail(run->st, -E2BIG, SUIT_REPORT_REASON_CBOR_PARSE, run->section, 0, "nesting too deep");
+        for (size_t i = 0; i < seq->n_commands; i++) {
+                int r = run_command(run, &seq->commands[i], depth);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (soft)
+                                return 1;
+                        return staged_fail(run->st, run->cond_error ?: -EPROTO, SUIT_REPORT_REASON_CONDITION_FAILED,
+                                           run->section, run->cond_offset, "%s", run->cond_msg);
+                }
+        }
+        return 0;
+}
+
+static int run_section(Run *run, const TeepSuitSequence *seq, int64_t section) {
+        int r;
+
+        if (!seq->present)
+                return 0;
+        /* the shared sequence runs before each sequence, on fresh parameters */
+        run->p = (TeepSuitParameters){};
+        if (run->man->shared_sequence.present) {
+                run->section = SUIT_MANIFEST_COMMON;
+                run->section_raw = run->man->shared_sequence.raw;
+                r = run_sequence(run, &run->man->shared_sequence, false, 0);
+                if (r != 0)
+                        return r < 0 ? r : -EPROTO;
+        }
+        run->section = section;
+        run->section_raw = seq->raw;
+        r = run_sequence(run, seq, false, 0);
+        return r < 0 ? r : 0;
+}
+
+/* The envelope as kept in manifests/: authentication wrapper, manifest and severable members,
+ * without integrated payloads (its digest and signature still verify). */
+static int strip_envelope(const TeepSuitEnvelope *env, uint8_t **ret, size_t *ret_len) {
+        const struct {
+                uint64_t key;
+                const TeepSuitEnvelopeMember *m;
+        } members[] = {
+                { SUIT_ENVELOPE_AUTHENTICATION_WRAPPER, &env->auth },
+                { SUIT_ENVELOPE_MANIFEST, &env->manifest },
+                { SUIT_MANIFEST_DEPENDENCY_RESOLUTION, &env->dependency_resolution },
+                { SUIT_MANIFEST_PAYLOAD_FETCH, &env->payload_fetch },
+                { SUIT_MANIFEST_CANDIDATE_VERIFICATION, &env->candidate_verification },
+                { SUIT_MANIFEST_INSTALL, &env->install },
+                { SUIT_MANIFEST_TEXT, &env->text },
+        };
+        TeepCborWriter w;
+        size_t n = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                n += members[i].m->present;
+        teep_cbor_writer_init(&w);
+        teep_cbor_put_map(&w, n);
+        for (size_t i = 0; i < ELEMENTSOF(members); i++)
+                if (members[i].m->present) {
+                        teep_cbor_put_uint(&w, members[i].key);
+                        teep_cbor_put_raw(&w, members[i].m->wrapped);
+                }
+        return teep_cbor_writer_finish(&w, ret, ret_len);
+}
+
+/* Stage one manifest: everything short of touching the store. */
+static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlier, size_t n_earlier, TeepBuf in,
+                          Staged *st) {
+        _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *env = NULL;
+        _cleanup_(teep_suit_manifest_freep) TeepSuitManifest *man = NULL;
+        TeepError err = {};
+        Run run = {};
+        uint64_t floor = 0;
+        bool seen = false;
+        ssize_t cur;
+        int r;
+
+        r = teep_suit_envelope_decode(in, &env, &err);
+        if (r < 0)
+                return staged_fail(st, r, reason_for(r, err.reason), AGENT_SECTION_ENVELOPE, 0, "envelope: %s",
+                                   teep_reason_to_string(err.reason));
+        r = teep_suit_envelope_verify(env, a->signers, a->n_signers, NULL, &err);
+        if (r < 0)
+                return staged_fail(st, r, reason_for(r, err.reason), AGENT_SECTION_AUTH, 0, "authentication: %s",
+                                   teep_reason_to_string(err.reason));
+        if (env->digest.alg == COSE_ALG_SHA256 && env->digest.bytes.len == 32) {
+                st->has_digest = true;
+                memcpy(st->manifest_digest, env->digest.bytes.ptr, 32);
+        }
+        r = teep_suit_manifest_decode(env, 0, &man, &err);
+        if (r < 0)
+                return staged_fail(st, r, reason_for(r, err.reason), SUIT_ENVELOPE_MANIFEST, 0, "manifest: %s",
+                                   teep_reason_to_string(err.reason));
+        if (man->has_reference_uri) {
+                st->reference_uri = strndup((const char *)man->reference_uri.ptr, man->reference_uri.len);
+                if (!st->reference_uri)
+                        return -ENOMEM;
+        }
+        st->seq = man->sequence_number;
+
+        if (man->n_components != 1 || man->n_dependencies > 0)
+                return staged_fail(st, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED, SUIT_MANIFEST_COMMON, 0,
+                                   "%zu components, %zu dependencies: one component and no dependencies supported",
+                                   man->n_components, man->n_dependencies);
+        r = teep_suit_component_id_to_string(man->components[0].segments, man->components[0].n_segments, &st->component);
+        if (r >= 0)
+                r = teep_suit_component_id_encode(&man->components[0], &st->component_raw, &st->component_raw_len);
+        if (r >= 0 && man->has_manifest_component_id)
+                r = teep_suit_component_id_to_string(man->manifest_component_id.segments,
+                                                     man->manifest_component_id.n_segments, &st->manifest_id);
+        if (r < 0)
+                return staged_fail(st, r, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED, SUIT_MANIFEST_COMMON, 0,
+                                   "component id has no name");
+
+        /* anti-rollback: against what is installed, what was ever accepted, and earlier
+         * manifests of this same Update */
+        cur = agent_state_find_tc(base, st->component);
+        if (cur >= 0)
+                floor = base->tcs[cur].seq;
+        floor = MAX_U64(floor, agent_state_seen_seq(base, st->component, &seen));
+        for (size_t i = 0; i < n_earlier; i++)
+                if (earlier[i].component && strcmp(earlier[i].component, st->component) == 0)
+                        floor = MAX_U64(floor, earlier[i].seq);
+        if (st->seq < floor)
+                return staged_fail(st, -ESTALE, SUIT_REPORT_REASON_UNAUTHORISED, SUIT_MANIFEST_SEQUENCE_NUMBER, 0,
+                                   "rollback: sequence number %" PRIu64 " < %" PRIu64, st->seq, floor);
+
+        run.a = a;
+        run.st = st;
+        run.env = env;
+        run.man = man;
+        run.installed = cur >= 0 ? &base->tcs[cur] : NULL;
+        r = run_section(&run, &man->dependency_resolution, SUIT_MANIFEST_DEPENDENCY_RESOLUTION);
+        if (r >= 0)
+                r = run_section(&run, &man->payload_fetch, SUIT_MANIFEST_PAYLOAD_FETCH);
+        if (r >= 0)
+                r = run_section(&run, &man->candidate_verification, SUIT_MANIFEST_CANDIDATE_VERIFICATION);
+        if (r >= 0)
+                r = run_section(&run, &man->install, SUIT_MANIFEST_INSTALL);
+        if (r >= 0)
+                r = run_section(&run, &man->validate, SUIT_MANIFEST_VALIDATE);
+        if (r < 0)
+                goto out;
+
+        if (run.unlink) {
+                st->action = cur >= 0 ? ACT_REMOVE : ACT_NONE;
+        } else if (run.has_content) {
+                uint8_t sha[32];
+                /* whatever the sequences said, an image is installed only if the signer bound it
+                 * by digest (and by size, when given) */
+                teep_sha256(TEEP_BUF(run.content, run.content_len), sha);
+                if (!teep_suit_parameters_has(&run.p, SUIT_PARAM_IMAGE_DIGEST) ||
+                    run.p.image_digest.alg != COSE_ALG_SHA256 || run.p.image_digest.bytes.len != 32) {
+                        r = staged_fail(st, -EKEYREJECTED, SUIT_REPORT_REASON_CONDITION_FAILED, SUIT_MANIFEST_INSTALL, 0,
+                                        "image not bound by a SHA-256 image-digest");
+                        goto out;
+                }
+                if (memcmp(sha, run.p.image_digest.bytes.ptr, 32) != 0) {
+                        r = staged_fail(st, -EKEYREJECTED, SUIT_REPORT_REASON_CONDITION_FAILED, SUIT_MANIFEST_INSTALL, 0,
+                                        "digest mismatch");
+                        goto out;
+                }
+                if (teep_suit_parameters_has(&run.p, SUIT_PARAM_IMAGE_SIZE) && run.p.image_size != run.content_len) {
+                        r = staged_fail(st, -EKEYREJECTED, SUIT_REPORT_REASON_CONDITION_FAILED, SUIT_MANIFEST_INSTALL, 0,
+                                        "size mismatch");
+                        goto out;
+                }
+                memcpy(st->sha256, sha, 32);
+                st->payload = TAKE_PTR(run.content);
+                st->payload_len = run.content_len;
+                st->action = (cur >= 0 && base->tcs[cur].seq == st->seq && memcmp(base->tcs[cur].sha256, sha, 32) == 0)
+                                     ? ACT_KEEP
+                                     : ACT_INSTALL;
+        } else {
+                r = staged_fail(st, -ENOENT, SUIT_REPORT_REASON_OPERATION_FAILED, SUIT_MANIFEST_INSTALL, 0,
+                                "the manifest installs nothing");
+                goto out;
+        }
+
+        r = strip_envelope(env, &st->stored, &st->stored_len);
+        if (r >= 0)
+                r = teep_sha256(TEEP_BUF(st->stored, st->stored_len), st->stored_hash);
+out:
+        free(run.content);
+        return r;
+}
+
+/* ---- commit ---- */
+
+typedef struct Op {
+        int action;        /* ACT_INSTALL or ACT_REMOVE */
+        Staged *st;        /* for installs (and unlink manifests) */
+        AgentTc tc;        /* INSTALL: the new TC; REMOVE: the TC removed */
+        bool had_old;
+        AgentTc old;
+} Op;
+
+static void ops_free(Op *ops, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                agent_tc_done(&ops[i].tc);
+                agent_tc_done(&ops[i].old);
+        }
+        free(ops);
+}
+
+static int sub_dir(Agent *a, const char *name) {
+        return open_private_dir_at(a->state_fd, name, 0700);
+}
+
+static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len) {
+        _cleanup_close_ int dfd = -1;
+        struct stat st;
+
+        dfd = sub_dir(a, dir);
+        if (dfd < 0)
+                return dfd;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len)
+                return 0; /* content-addressed: already there */
+        return write_file_atomic_at(dfd, name, data, len, 0600);
+}
+
+static int install_bytes(Agent *a, const char *component, const uint8_t *data, size_t len, const uint8_t sha[32]) {
+        _cleanup_close_ int fd = -1;
+
+        if (!a->installer || !a->installer->install)
+                return -ENOTCONN;
+        fd = memfd_from_data("teep-payload", data, len);
+        if (fd < 0)
+                return fd;
+        return a->installer->install(a->installer_userdata, component, fd, len, sha);
+}
+
+/* Put the previous image of a component back (from our own copy), or remove the component
+ * when there was none. */
+static int restore(Agent *a, const Op *op) {
+        _cleanup_free_ uint8_t *data = NULL;
+        char name[80], hex[65];
+        size_t len = 0;
+        int r;
+
+        if (!op->had_old) {
+                r = a->installer && a->installer->remove ? a->installer->remove(a->installer_userdata, op->tc.component)
+                                                          : -ENOTCONN;
+                return r == -ENOENT ? 0 : r;
+        }
+        (void)snprintf(name, sizeof(name), "payloads/%s", hexstr(op->old.sha256, 32, hex));
+        r = read_file_at(a->state_fd, name, (size_t)a->cfg.max_payload_size, &data, &len);
+        if (r < 0)
+                return r;
+        return install_bytes(a, op->old.component, data, len, op->old.sha256);
+}
+
+/* Remove files in dir that the state no longer references. */
+static void collect_garbage(Agent *a, const char *dir, bool payloads) {
+        _cleanup_close_ int dfd = -1;
+        DIR *d;
+        struct dirent *de;
+
+        dfd = openat(a->state_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dfd < 0)
+                return;
+        d = fdopendir(dfd);
+        if (!d)
+                return;
+        dfd = -1;
+        while ((de = readdir(d))) {
+                bool used = false;
+                char hex[65];
+
+                if (de->d_name[0] == '.')
+                        continue;
+                for (size_t i = 0; i < a->state.n_tcs && !used; i++) {
+                        const AgentTc *tc = &a->state.tcs[i];
+                        if (payloads)
+                                used = strcmp(de->d_name, hexstr(tc->sha256, 32, hex)) == 0;
+                        else {
+                                char n[80];
+                                (void)snprintf(n, sizeof(n), "%s.suit", hexstr(tc->manifest_hash, 32, hex));
+                                used = strcmp(de->d_name, n) == 0;
+                        }
+                }
+                if (!used)
+                        (void)unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+}
+
+/* Returns 0 when committed; < 0 with fail_op set to the op that failed (SIZE_MAX: before any). */
+static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_staged, size_t *fail_op, char *why,
+                  size_t why_len) {
+        AgentState next = {}, journal = {};
+        size_t done = 0;
+        int r = 0;
+
+        *fail_op = SIZE_MAX;
+        r = agent_state_copy(&next, &a->state);
+        for (size_t i = 0; i < n_ops && r >= 0; i++) {
+                if (ops[i].action == ACT_INSTALL) {
+                        r = agent_state_add_tc(&next, &ops[i].tc);
+                        if (r >= 0)
+                                r = agent_state_note_seen(&next, ops[i].tc.component, ops[i].tc.seq);
+                } else {
+                        agent_state_remove_tc(&next, ops[i].tc.component);
+                        agent_state_remove_unneeded(&next, ops[i].tc.component);
+                        if (ops[i].st)
+                                r = agent_state_note_seen(&next, ops[i].tc.component, ops[i].st->seq);
+                }
+        }
+        for (size_t i = 0; i < n_staged && r >= 0; i++)
+                if (staged[i].action == ACT_KEEP || staged[i].action == ACT_NONE)
+                        r = agent_state_note_seen(&next, staged[i].component, staged[i].seq);
+        if (r < 0) {
+                (void)snprintf(why, why_len, "out of memory");
+                goto out;
+        }
+
+        /* 1. our copies: the manifest (for evidence and uninstall) and the image (for rollback) */
+        for (size_t i = 0; i < n_ops && r >= 0; i++) {
+                char hex[65], name[80];
+                const Staged *st = ops[i].st;
+                if (ops[i].action != ACT_INSTALL)
+                        continue;
+                (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
+                r = store_blob(a, "manifests", name, st->stored, st->stored_len);
+                if (r >= 0)
+                        r = store_blob(a, "payloads", hexstr(st->sha256, 32, hex), st->payload, st->payload_len);
+        }
+        if (r < 0) {
+                (void)snprintf(why, why_len, "cannot keep copies in the state directory: %s", strerror(-r));
+                goto out;
+        }
+
+        /* 2. the journal: after a crash from here on, the store decides (agent_reconcile()) */
+        if (n_ops > 0) {
+                r = agent_state_copy(&journal, &a->state);
+                for (size_t i = 0; i < n_ops && r >= 0; i++)
+                        r = agent_state_add_journal(&journal, ops[i].action == ACT_INSTALL ? AGENT_JOURNAL_INSTALL
+                                                                                            : AGENT_JOURNAL_REMOVE,
+                                                    &ops[i].tc);
+                if (r >= 0)
+                        r = agent_save_state(a, &journal);
+                if (r < 0) {
+                        (void)snprintf(why, why_len, "cannot write the journal: %s", strerror(-r));
+                        goto out;
+                }
+        }
+
+        /* 3. the installer */
+        for (done = 0; done < n_ops; done++) {
+                Op *op = &ops[done];
+                if (op->action == ACT_INSTALL)
+                        r = install_bytes(a, op->tc.component, op->st->payload, op->st->payload_len, op->st->sha256);
+                else {
+                        r = a->installer && a->installer->remove ? a->installer->remove(a->installer_userdata, op->tc.component)
+                                                                  : -ENOTCONN;
+                        if (r == -ENOENT)
+                                r = 0; /* already gone: what we wanted */
+                }
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                int k = 0;
+                *fail_op = done;
+                (void)snprintf(why, why_len, "installer: %s %s: %s", ops[done].action == ACT_INSTALL ? "install" : "remove",
+                               ops[done].tc.component, strerror(-r));
+                log_error("%s; undoing %zu change(s)", why, done);
+                /* undo in reverse, the failed one included (it may have happened after all) */
+                for (size_t i = done + 1; i-- > 0;) {
+                        int q = restore(a, &ops[i]);
+                        if (q < 0) {
+                                log_error("rollback of %s failed: %s", ops[i].tc.component, strerror(-q));
+                                k = q;
+                        }
+                }
+                if (k >= 0)
+                        k = agent_save_state(a, &a->state); /* the same bytes as before the Update */
+                if (k < 0) {
+                        /* the journal stays; the store listing resolves it */
+                        AgentState tmp = {};
+                        if (agent_state_copy(&tmp, &journal) >= 0) {
+                                agent_state_done(&a->state);
+                                a->state = tmp;
+                        }
+                        (void)agent_reconcile(a);
+                }
+                goto out;
+        }
+
+        /* 4. commit (nothing to write when nothing changed: an idempotent re-apply) */
+        if (n_ops == 0) {
+                _cleanup_free_ char *t1 = NULL, *t2 = NULL;
+                size_t l1 = 0, l2 = 0;
+                if (agent_state_serialize(&a->state, &t1, &l1) >= 0 && agent_state_serialize(&next, &t2, &l2) >= 0 &&
+                    l1 == l2 && memcmp(t1, t2, l1) == 0) {
+                        r = 0;
+                        goto out;
+                }
+        }
+        r = agent_save_state(a, &next);
+        if (r < 0)
+                log_error("installed, but cannot record it (%s): the journal resolves it at the next start", strerror(-r));
+        agent_state_done(&a->state);
+        a->state = next;
+        next = (AgentState){};
+        r = 0;
+        collect_garbage(a, "payloads", true);
+        collect_garbage(a, "manifests", false);
+out:
+        agent_state_done(&next);
+        agent_state_done(&journal);
+        return r;
+}
+
+/* ---- the Update message ---- */
+
+static bool same_family(int64_t x, int64_t y) {
+        bool px = x == COSE_ALG_ESP256 || x == COSE_ALG_ES256, py = y == COSE_ALG_ESP256 || y == COSE_ALG_ES256;
+        bool ex = x == COSE_ALG_ED25519 || x == COSE_ALG_EDDSA, ey = y == COSE_ALG_ED25519 || y == COSE_ALG_EDDSA;
+        return (px && py) || (ex && ey);
+}
+
+static int report_for(const Staged *st, const TeepBuf *token, bool ok, uint8_t **ret, size_t *ret_len) {
+        AgentSuitReport rep = {
+                .manifest_uri = st->reference_uri ?: "",
+                .has_digest = st->has_digest,
+                .nonce = token,
+                .component_id_raw = TEEP_BUF(st->component_raw, st->component_raw_len),
+                .has_image = ok && (st->action == ACT_INSTALL || st->action == ACT_KEEP),
+                .image_size = st->payload_len,
+                .ok = ok,
+                .result_code = st->error,
+                .section = st->section,
+                .offset = st->offset,
+                .reason = st->reason,
+        };
+        memcpy(rep.manifest_digest, st->manifest_digest, 32);
+        memcpy(rep.image_sha256, st->sha256, 32);
+        return agent_suit_report_encode(&rep, ret, ret_len);
+}
+
+int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMessage *m, int64_t tam_alg,
+                        uint8_t **ret, size_t *ret_len) {
+        const TeepBuf *token = m->has_token ? &m->token : NULL;
+        Staged *staged = NULL;
+        size_t n_staged = 0, n_ops = 0, fail_op = SIZE_MAX;
+        Op *ops = NULL;
+        AgentExchange *x = NULL;
+        int64_t alg = 0;
+        char why[160] = "";
+        ssize_t failed = -1;
+        int r = 0;
+
+        /* 1. the token: one we sent in a QueryResponse to this TAM, used once */
+        for (size_t i = 0; i < AGENT_MAX_EXCHANGES && !x; i++) {
+                AgentExchange *e = &a->exchanges[i];
+                if (!e->used || strcmp(e->tam_uri, tam_uri ?: "") != 0 || e->has_token != m->has_token)
+                        continue;
+                if (agent_now_usec() - e->created_usec > AGENT_EXCHANGE_LIFETIME_USEC)
+                        continue;
+                if (!m->has_token || (e->token_len == m->token.len && memcmp(e->token, m->token.ptr, e->token_len) == 0))
+                        x = e;
+        }
+        if (!x) {
+                log_warning("TAM %s: update → error ERR_PERMANENT_ERROR (%s token: unknown, expired or replayed); no state change",
+                            tam_uri ?: "-", m->has_token ? "its" : "no");
+                r = agent_build_error(a, tam, 0, token, TEEP_ERR_PERMANENT_ERROR,
+                                      m->has_token ? "unknown or replayed token" : "update without token", NULL, 0, ret, ret_len);
+                return r < 0 ? r : 0;
+        }
+        alg = x->alg;
+        free(x->tam_uri);
+        *x = (AgentExchange){}; /* once */
+        if (!same_family(alg, tam_alg)) {
+                log_warning("TAM %s: update signed with %s, but the exchange selected %s; no state change", tam_uri ?: "-",
+                            teep_cose_alg_to_string(tam_alg) ?: "?", teep_cose_alg_to_string(alg) ?: "?");
+                r = agent_build_error(a, tam, alg, token, TEEP_ERR_UNSUPPORTED_CIPHER_SUITES,
+                                      "update not signed with the selected cipher suite", NULL, 0, ret, ret_len);
+                return r < 0 ? r : 0;
+        }
+        if (m->has_err_code)
+                log_warning("TAM %s: update reports %s (%" PRIu64 ")%s%.*s", tam_uri ?: "-",
+                            teep_err_code_to_string(m->err_code) ?: "an unknown error", m->err_code, m->has_err_msg ? ": " : "",
+                            m->has_err_msg ? (int)m->err_msg.len : 0, m->has_err_msg ? (const char *)m->err_msg.ptr : "");
+
+        if (a->state.n_journal > 0) {
+                r = agent_reconcile(a);
+                if (r < 0) {
+                        r = agent_build_error(a, tam, alg, token, TEEP_ERR_TEMPORARY_ERROR,
+                                              "an interrupted update is not resolved yet", NULL, 0, ret, ret_len);
+                        return r < 0 ? r : 0;
+                }
+        }
+
+        /* 2. stage: every manifest, fully, before anything changes */
+        staged = calloc(m->n_manifest_list + m->n_unneeded_manifest_list + 1, sizeof(Staged));
+        if (!staged)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_manifest_list; i++) {
+                Staged *st = &staged[n_staged++];
+                st->index = i;
+                r = stage_manifest(a, &a->state, staged, i, m->manifest_list[i], st);
+                if (r < 0) {
+                        if (r == -ENOMEM && st->reason == 0)
+                                goto oom;
+                        failed = (ssize_t)i;
+                        break;
+                }
+        }
+
+        /* 3. the operations: unneeded manifests first (TEEP §4.4), then the manifests; one
+         *    operation per component, the last word wins */
+        if (failed < 0) {
+                ops = calloc(m->n_unneeded_manifest_list + n_staged + 1, sizeof(Op));
+                if (!ops)
+                        goto oom;
+                for (size_t i = 0; i < m->n_unneeded_manifest_list + n_staged; i++) {
+                        bool from_list = i < m->n_unneeded_manifest_list;
+                        Staged *st = from_list ? NULL : &staged[i - m->n_unneeded_manifest_list];
+                        _cleanup_free_ char *name = NULL;
+                        const char *component;
+                        ssize_t cur, k;
+                        int action;
+
+                        if (from_list) {
+                                const TeepSuitComponentId *id = &m->unneeded_manifest_list[i];
+                                if (teep_suit_component_id_to_string(id->segments, id->n_segments, &name) < 0)
+                                        continue;
+                                cur = agent_state_find_tc_by_manifest_id(&a->state, name);
+                                if (cur < 0) {
+                                        log_info("TAM %s: unneeded manifest %s is not installed", tam_uri ?: "-", name);
+                                        continue;
+                                }
+                                component = a->state.tcs[cur].component;
+                                action = ACT_REMOVE;
+                        } else {
+                                if (st->action != ACT_INSTALL && st->action != ACT_REMOVE)
+                                        continue;
+                                component = st->component;
+                                cur = agent_state_find_tc(&a->state, component);
+                                action = st->action;
+                        }
+                        for (k = 0; k < (ssize_t)n_ops; k++)
+                                if (strcmp(ops[k].tc.component, component) == 0)
+                                        break;
+                        if (k == (ssize_t)n_ops) {
+                                ops[k] = (Op){};
+                                if (cur >= 0) {
+                                        if (agent_tc_copy(&ops[k].old, &a->state.tcs[cur]) < 0)
+                                                goto oom;
+                                        ops[k].had_old = true;
+                                }
+                                n_ops++;
+                        } else
+                                agent_tc_done(&ops[k].tc);
+                        ops[k].action = action;
+                        ops[k].st = st;
+                        if (action == ACT_INSTALL) {
+                                AgentTc tc = {
+                                        .component = st->component,
+                                        .seq = st->seq,
+                                        .size = st->payload_len,
+                                        .manifest_id = st->manifest_id,
+                                        .tam_uri = (char *)(tam_uri ?: ""),
+                                };
+                                memcpy(tc.sha256, st->sha256, 32);
+                                memcpy(tc.manifest_hash, st->stored_hash, 32);
+                                if (agent_tc_copy(&ops[k].tc, &tc) < 0)
+                                        goto oom;
+                        } else if (agent_tc_copy(&ops[k].tc, ops[k].had_old ? &ops[k].old : &a->state.tcs[cur]) < 0)
+                                goto oom;
+                }
+                /* a removal of something that a later install in this Update re-creates is not
+                 * a removal: the final op is an install (handled above by "last word wins") */
+
+                r = commit(a, ops, n_ops, staged, n_staged, &fail_op, why, sizeof(why));
+                if (r < 0 && fail_op == SIZE_MAX) {
+                        log_error("TAM %s: update → error ERR_TEMPORARY_ERROR (%s); no state change", tam_uri ?: "-", why);
+                        r = agent_build_error(a, tam, alg, token, TEEP_ERR_TEMPORARY_ERROR, why, NULL, 0, ret, ret_len);
+                        goto done;
+                }
+                if (r < 0) {
+                        Staged *st = ops[fail_op].st;
+                        if (!st) {
+                                /* an unneeded-manifest-list removal failed */
+                                r = agent_build_error(a, tam, alg, token, TEEP_ERR_MANIFEST_PROCESSING_FAILED, why, NULL,
+                                                      0, ret, ret_len);
+                                log_error("TAM %s: update → error ERR_MANIFEST_PROCESSING_FAILED (%s); rolled back",
+                                          tam_uri ?: "-", why);
+                                goto done;
+                        }
+                        (void)staged_fail(st, r, SUIT_REPORT_REASON_OPERATION_FAILED, SUIT_MANIFEST_INSTALL, 0, "%s", why);
+                        failed = (ssize_t)(st - staged);
+                }
+        }
+
+        /* 4. the answer */
+        if (failed >= 0) {
+                Staged *st = &staged[failed];
+                _cleanup_free_ uint8_t *rep = NULL;
+                size_t rep_len = 0;
+                char msg[512];
+                TeepBuf rb;
+
+                r = report_for(st, token, false, &rep, &rep_len);
+                if (r < 0)
+                        goto done;
+                rb = TEEP_BUF(rep, rep_len);
+                (void)snprintf(msg, sizeof(msg), "manifest %zu: %.30s: %.400s", st->index,
+                               agent_suit_reason_to_string(st->reason), st->msg);
+                log_warning("TAM %s: update (%zu manifest(s), %zu unneeded) → error ERR_MANIFEST_PROCESSING_FAILED (%s);"
+                            " nothing committed",
+                            tam_uri ?: "-", m->n_manifest_list, m->n_unneeded_manifest_list, msg);
+                r = agent_build_error(a, tam, alg, token, TEEP_ERR_MANIFEST_PROCESSING_FAILED, msg, &rb, 1, ret, ret_len);
+                goto done;
+        } else {
+                _cleanup_(teep_message_freep) TeepMessage *ok = NULL;
+                uint8_t **reps = calloc(n_staged + 1, sizeof(uint8_t *));
+                size_t *lens = calloc(n_staged + 1, sizeof(size_t));
+
+                r = reps && lens ? teep_message_new(&ok, TEEP_TYPE_SUCCESS) : -ENOMEM;
+                if (r >= 0 && token) {
+                        ok->has_token = true;
+                        ok->token = *token;
+                }
+                for (size_t i = 0; i < n_staged && r >= 0; i++) {
+                        r = report_for(&staged[i], token, true, &reps[i], &lens[i]);
+                        if (r >= 0)
+                                r = teep_message_add_buf(ok, TEEP_LABEL_SUIT_REPORTS, TEEP_BUF(reps[i], lens[i]));
+                }
+                if (r >= 0)
+                        r = agent_sign_message(a, tam, alg, ok, ret, ret_len);
+                for (size_t i = 0; reps && i < n_staged; i++)
+                        free(reps[i]);
+                free(reps);
+                free(lens);
+                if (r >= 0) {
+                        size_t inst = 0, rem = 0;
+                        for (size_t i = 0; i < n_ops; i++)
+                                ops[i].action == ACT_INSTALL ? inst++ : rem++;
+                        log_info("TAM %s: update (%zu manifest(s), %zu unneeded) → success (%zu installed, %zu removed, %zu unchanged)",
+                                 tam_uri ?: "-", m->n_manifest_list, m->n_unneeded_manifest_list, inst, rem,
+                                 n_staged + m->n_unneeded_manifest_list - n_ops);
+                        if (n_ops > 0)
+                                agent_notify(a, AGENT_CHANGED_INSTALLED | AGENT_CHANGED_PENDING);
+                }
+        }
+done:
+        for (size_t i = 0; i < n_staged; i++)
+                staged_done(&staged[i]);
+        free(staged);
+        ops_free(ops, n_ops);
+        return r < 0 ? r : 0;
+oom:
+        r = -ENOMEM;
+        goto done;
+}

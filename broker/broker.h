@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* broker.h: teep-brokerd's state — the bus API, jobs, TEEP sessions per TAM, the agent's mirror */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "agent-cache.h"
+#include "broker-config.h"
+#include "list.h"
+#include "transport.h"
+
+typedef struct Broker Broker;
+typedef struct Job Job;
+typedef struct Session Session;
+typedef struct Fetch Fetch;
+
+/* Limits a local user cannot push past (each job costs an agent call and some memory). */
+#define BROKER_MAX_JOBS 4096          /* unfinished, all users */
+#define BROKER_MAX_JOBS_PER_UID 256   /* unfinished, one uid */
+#define BROKER_MAX_FETCHES 8          /* concurrent PayloadFetcher1.Fetch */
+#define BROKER_JOB_LINGER_USEC (30ull * 1000000ull)
+#define BROKER_MAX_TAM_HOPS 8         /* TAM URIs tried for one job after failures */
+
+/* Timeouts of our calls to the agent. ProcessTeepMessage may run a whole SUIT update,
+ * downloads included; the bus's own reply timeout may cut it shorter. */
+#define BROKER_AGENT_CALL_TIMEOUT_USEC (30ull * 1000000ull)
+#define BROKER_AGENT_PROCESS_TIMEOUT_USEC (600ull * 1000000ull)
+
+#define BROKER_JOB_PATH_PREFIX "/org/teepkit/Broker1/job"
+/* A job failed because the TAM did not deliver what was asked for (see the agent's log). */
+#define BROKER_ERROR_NOT_AVAILABLE "org.teepkit.Error.NotAvailable"
+#define BROKER_ERROR_LIMIT_EXCEEDED "org.teepkit.Error.LimitExceeded"
+
+typedef enum JobKind {
+        JOB_REQUEST,
+        JOB_UNREQUEST,
+        JOB_POLICY_CHECK,
+        _JOB_KIND_MAX,
+        _JOB_KIND_INVALID = -EINVAL,
+} JobKind;
+
+typedef enum JobState {
+        JOB_QUEUED,    /* waiting: for the agent's answer, or for a session to the TAM */
+        JOB_RUNNING,   /* a session that serves it is talking to the TAM */
+        JOB_SUCCEEDED,
+        JOB_FAILED,
+        _JOB_STATE_MAX,
+        _JOB_STATE_INVALID = -EINVAL,
+} JobState;
+
+struct Job {
+        Broker *broker;
+        uint32_t id;
+        char path[64];
+        JobKind kind;
+        JobState state;
+        unsigned progress;
+        char *component;    /* NULL for a policy check */
+        char *requester;
+        uid_t uid;          /* the caller's */
+        char **tam_uris;    /* the caller's suggestions (NULL-terminated, may be NULL) */
+        char *tam_uri;      /* the TAM the agent chose */
+        bool was_installed; /* component installed when the job started (unrequest) */
+        char *result;
+        char *error_name;
+        char *error_message;
+
+        char *tried[BROKER_MAX_TAM_HOPS]; /* TAM URIs that failed for this job */
+        unsigned n_tried;
+
+        Session *session;   /* the session whose covered or waiting list holds it */
+        bool covered;
+        sd_bus_slot *slot;  /* our pending call to the agent */
+        sd_event_source *linger;
+
+        LIST_FIELDS(Job, jobs);
+        LIST_FIELDS(Job, session);
+};
+
+/* One per TAM URI with work. A "run" is one TEEP/HTTP session: empty POST ... 204. */
+struct Session {
+        Broker *broker;
+        char *tam_uri;
+        uint64_t number;      /* of the current run, counted over all TAMs (log lines) */
+        bool running;
+        bool query_answered;  /* the agent was handed the run's first TAM message */
+        unsigned n_exchanges;
+        Job *covered;         /* jobs whose requests the running session carries */
+        Job *waiting;         /* arrived too late for it: served by the next run */
+        HttpRequest *http;
+        sd_bus_slot *slot;    /* pending call to the agent */
+        char *failure;        /* transport failure text while ProcessError is pending */
+        LIST_FIELDS(Session, sessions);
+};
+
+struct Broker {
+        sd_event *event;
+        sd_bus *bus;
+        BrokerConfig config;
+        uid_t agent_uid;
+        Transport *transport;
+
+        AgentCache agent;
+        char *agent_owner;        /* unique name of org.teepkit.Agent1's owner */
+        sd_bus_slot *agent_match_props;
+        sd_bus_slot *agent_match_owner;
+        sd_bus_slot *agent_refresh_slot;
+
+        Job *jobs;
+        unsigned n_jobs_unfinished;
+        uint32_t next_job_id;
+        Session *sessions;
+        uint64_t n_sessions_started;
+        uint64_t last_policy_check;  /* CLOCK_REALTIME µs */
+        Fetch *fetches;
+        unsigned n_fetches;
+        bool stopping;
+};
+
+/* ---- broker.c ---- */
+int broker_new(sd_event *event, const BrokerConfig *config, Broker **ret);
+Broker *broker_free(Broker *b);
+/* Connect to the bus, publish the objects, take the name, watch the agent. */
+int broker_start(Broker *b);
+/* Fail what is still running (SIGTERM) and flush the bus. */
+void broker_stop(Broker *b);
+/* Emit PropertiesChanged on /org/teepkit/Broker1 for the given NULL-terminated names. */
+void broker_emit_changed(Broker *b, const char *const *names);
+
+/* ---- broker-bus.c: the public Broker1 interface and PayloadFetcher1 ---- */
+int broker_bus_register(Broker *b);
+
+/* ---- agent.c: calls to org.teepkit.Agent1 and the mirror of its properties ---- */
+int broker_agent_watch(Broker *b);
+/* Call method on the agent; types/... as sd_bus_message_append(). */
+int broker_agent_call(Broker *b, sd_bus_slot **slot, const char *method, uint64_t timeout_usec,
+                      sd_bus_message_handler_t callback, void *userdata, const char *types, ...);
+/* GetAll on the agent, applied to the mirror; then callback(b, error or NULL, userdata). */
+typedef void (*AgentRefreshFn)(Broker *b, const sd_bus_error *error, void *userdata);
+int broker_agent_refresh(Broker *b, sd_bus_slot **slot, AgentRefreshFn callback, void *userdata);
+/* The D-Bus error name a job reports for a failed agent call: the agent's own
+ * org.teepkit.Error.* names pass through; "the agent is not there" becomes AgentUnavailable. */
+const char *broker_agent_error_name(const sd_bus_error *e);
+
+/* ---- job.c ---- */
+const char *job_kind_to_string(JobKind k);
+JobKind job_kind_from_string(const char *s);
+const char *job_state_to_string(JobState s);
+JobState job_state_from_string(const char *s);
+bool job_state_is_final(JobState s);
+bool job_state_transition_is_valid(JobState from, JobState to);
+
+/* Create a queued job (announced with JobNew when the broker is on a bus). */
+int job_new(Broker *b, JobKind kind, const char *component, char *const *tam_uris, const char *requester,
+            uid_t uid, Job **ret);
+Job *job_free(Job *j);
+Job *broker_find_job(Broker *b, const char *path);
+unsigned broker_count_unfinished_jobs(Broker *b, uid_t uid);
+
+int job_set_state(Job *j, JobState s);
+/* Monotonic; at most 99 until the job finished. */
+void job_set_progress(Job *j, unsigned progress);
+void job_set_tam_uri(Job *j, const char *uri);
+/* End the job: Finished signal, then the object lingers for BROKER_JOB_LINGER_USEC. */
+int job_succeed(Job *j, const char *result);
+int job_fail(Job *j, const char *error_name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool job_tried(const Job *j, const char *uri);
+void job_note_tried(Job *j, const char *uri);
+
+/* Ask the agent (RequestTA / UnrequestTA / RequestPolicyCheck); the answer routes the job. */
+int job_start(Job *j);
+/* After a session, or after the agent said there is nothing to do: decide the job's outcome
+ * from the (just refreshed) mirror of the agent's state. */
+void job_evaluate(Job *j, bool via_session);
+
+int broker_job_register(Broker *b);
+
+/* ---- session.c ---- */
+/* Hand a job whose request the agent has recorded to the session for uri (created, and
+ * started, as needed). */
+int session_attach(Broker *b, const char *uri, Job *j);
+/* Take a job out of its session's lists (job_finish does it). */
+void session_detach(Job *j);
+Session *session_free(Session *s);
+void broker_emit_sessions_changed(Broker *b);
+
+/* ---- fetcher.c: org.teepkit.PayloadFetcher1 ---- */
+int method_fetch(sd_bus_message *m, void *userdata, sd_bus_error *error);
+void broker_fetches_abort(Broker *b);
+
+#include "macro.h"
+DEFINE_TRIVIAL_CLEANUP_FUNC(Broker *, broker_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Job *, job_free);

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* brokerd.c: teep-brokerd — the TEEP Broker: public bus API, TEEP over HTTP, payload downloads */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-event.h>
+
+#include "broker.h"
+#include "conf.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "seccomp-util.h"
+
+static const char *arg_config = TEEP_CONF_FILE;
+
+static void help(FILE *f) {
+        fprintf(f,
+                "Usage: teep-brokerd [--config FILE]\n\n"
+                "The TEEP Broker of teepkit: owns org.teepkit.Broker1 on the system bus, speaks TEEP over\n"
+                "HTTP with the TAMs for the TEEP agent, and downloads payloads for it.\n\n"
+                "  --config FILE   read FILE and FILE.d/*.conf (default %s)\n"
+                "  -h --help       show this help\n"
+                "     --version    show the version\n\n"
+                "See teep-brokerd(8), org.teepkit.Broker1(5) and teepkit.conf(5).\n",
+                TEEP_CONF_FILE);
+}
+
+static int parse_argv(int argc, char **argv) {
+        enum { ARG_VERSION = 0x100, ARG_CONFIG };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                {},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help(stdout);
+                        return 0;
+                case ARG_VERSION:
+                        printf("teep-brokerd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_CONFIG:
+                        arg_config = optarg;
+                        break;
+                default:
+                        help(stderr);
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "teep-brokerd: unexpected argument '%s' (try --help)\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Broker *b = userdata;
+
+        log_info("stopping on %s", strsignal((int)si->ssi_signo));
+        broker_stop(b);
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* On top of the shared base: what libcurl, GnuTLS and glibc's resolver need once running. */
+static const char *const brokerd_syscalls[] = {
+        "bind",      /* glibc's getaddrinfo asks the kernel for interfaces over netlink */
+        "sendmmsg",  /* glibc's resolver sends the A and AAAA queries together */
+        "recvmmsg",
+        "statfs",    /* GnuTLS and libcurl look at the CA file */
+        "fstatfs",
+        "close_range",
+        NULL,
+};
+
+static int run(int argc, char **argv) {
+        _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
+        _cleanup_(broker_freep) Broker *b = NULL;
+        sd_event *event = NULL;
+        BrokerConfig config = {};
+        char errbuf[512] = "";
+        sigset_t mask;
+        int r;
+
+        log_setup("teep-brokerd");
+        r = parse_argv(argc, argv);
+        if (r <= 0)
+                return r;
+
+        r = teep_conf_load(arg_config, &conf, errbuf, sizeof(errbuf));
+        if (r < 0)
+                return log_error_errno(r, "cannot read the configuration: %s", errbuf[0] ? errbuf : strerror(-r));
+        r = broker_config_load(&config, conf, errbuf, sizeof(errbuf));
+        if (r < 0)
+                return log_error_errno(r, "bad configuration: %s", errbuf[0] ? errbuf : strerror(-r));
+
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                broker_config_done(&config);
+                return log_error_errno(-EIO, "cannot initialise libcurl");
+        }
+        (void)signal(SIGPIPE, SIG_IGN);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        (void)sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = sd_event_default(&event);
+        if (r >= 0)
+                r = broker_new(event, &config, &b);
+        broker_config_done(&config);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up: %s", strerror(-r));
+                goto out;
+        }
+        r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, b);
+        if (r >= 0)
+                r = sd_event_add_signal(event, NULL, SIGINT, on_signal, b);
+        if (r < 0) {
+                log_error_errno(r, "cannot watch signals: %s", strerror(-r));
+                goto out;
+        }
+        r = broker_start(b);
+        if (r < 0)
+                goto out;
+
+        /* Everything that opens files by name or talks to NSS is done; from here on the broker
+         * moves bytes between sockets. */
+        r = teep_seccomp_apply(&(TeepSeccompPolicy){
+                .name = "teep-brokerd",
+                .allow = brokerd_syscalls,
+                .allow_unix_socket = true,
+                .allow_inet_socket = true,
+        });
+        if (r < 0) {
+                log_error_errno(r, "cannot install the seccomp filter: %s", strerror(-r));
+                goto out;
+        }
+
+        r = sd_event_loop(event);
+        if (r < 0)
+                log_error_errno(r, "event loop failed: %s", strerror(-r));
+out:
+        b = broker_free(b);
+        sd_event_unref(event);
+        curl_global_cleanup();
+        return r;
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* installer.c: teep-installer — org.teepkit.Installer1, the only writer of the TC store */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "bus-util.h"
+#include "conf.h"
+#include "config.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "names.h"
+#include "sandbox.h"
+#include "store.h"
+
+#define EXIT_USAGE 64
+#define DEFAULT_IDLE_USEC (UINT64_C(30) * 1000000u)
+/* How long a new instance waits for an exiting one to let go of the store. */
+#define STORE_LOCK_TIMEOUT_MS 20000u
+
+typedef struct Settings {
+        const char *config;
+        char *store_dir;
+        StoreLayout layout;
+        char *agent_user;
+        uint64_t idle_usec;
+} Settings;
+
+typedef struct Installer {
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *slot;
+        sd_event_source *idle;
+        Store *store;
+        uid_t agent_uid;
+        uint64_t idle_usec;
+} Installer;
+
+static void settings_done(Settings *s) {
+        free(s->store_dir);
+        free(s->agent_user);
+}
+
+static void installer_done(Installer *i) {
+        i->idle = sd_event_source_unref(i->idle);
+        i->slot = sd_bus_slot_unref(i->slot);
+        i->bus = sd_bus_flush_close_unref(i->bus);
+        i->event = sd_event_unref(i->event);
+        i->store = store_free(i->store);
+}
+
+/* Restart the idle countdown: called on every method call, before and after the work. */
+static void installer_touch(Installer *i) {
+        if (!i->idle)
+                return;
+        if (sd_event_source_set_time_relative(i->idle, i->idle_usec) < 0 ||
+            sd_event_source_set_enabled(i->idle, SD_EVENT_ONESHOT) < 0)
+                log_warning("cannot re-arm the idle timer; staying up");
+}
+
+static int reply_invalid_component(const Installer *i, sd_bus_error *error, const char *component, int r) {
+        if (r == -ENOMEM)
+                return r;
+        if (r == -ENAMETOOLONG)
+                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                         "Component name is too long to be a file name (%zu bytes; at most %d)",
+                                         strlen(component), STORE_FILE_NAME_MAX);
+        if (i->store->layout == STORE_LAYOUT_OPTEE && store_component_validate(component) == 0)
+                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                         "Component '%s' has no single UUID segment; the optee layout stores <uuid>.ta",
+                                         component);
+        return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                 "'%s' is not a component name (segments of [A-Za-z0-9._-], a UUID or 0x-hex, joined by '/')",
+                                 component);
+}
+
+/* The options dictionary is for growth: no key is known yet, so any key is refused. */
+static int read_options(sd_bus_message *m, sd_bus_error *error) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'e', "sv");
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                const char *key;
+
+                r = sd_bus_message_read(m, "s", &key);
+                if (r < 0)
+                        return r;
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Unknown option '%s'", key);
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+/* The payload must be a readable descriptor of data: not O_PATH, not write-only, not a dir. */
+static int check_payload_fd(int fd, sd_bus_error *error) {
+        struct stat st;
+        int flags;
+
+        flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Payload descriptor is unusable: %s",
+                                         strerror(errno));
+        if ((flags & O_PATH) || ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Payload descriptor is not open for reading");
+        if (fstat(fd, &st) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "Payload descriptor is unusable: %s",
+                                         strerror(errno));
+        if (S_ISDIR(st.st_mode))
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "Payload descriptor is a directory");
+        return 0;
+}
+
+static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(store_target_done) StoreTarget t = {};
+        _cleanup_(store_entry_done) StoreEntry e = {};
+        Installer *i = userdata;
+        const char *component;
+        const void *digest;
+        char want_hex[65];
+        size_t digest_len;
+        uint64_t size;
+        int fd, r;
+
+        installer_touch(i);
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "sht", &component, &fd, &size);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(m, 'y', &digest, &digest_len);
+        if (r < 0)
+                return r;
+        if (digest_len != 32)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "sha256 must be 32 bytes, got %zu", digest_len);
+        r = read_options(m, error);
+        if (r < 0)
+                return r;
+        r = check_payload_fd(fd, error);
+        if (r < 0)
+                return r;
+        r = store_target(i->store, component, &t);
+        if (r < 0) {
+                log_warning("refused install of '%s': not a component this store can hold", component);
+                return reply_invalid_component(i, error, component, r);
+        }
+
+        hexstr(digest, 32, want_hex);
+        r = store_install(i->store, &t, fd, size, digest, &e);
+        installer_touch(i);
+        switch (r) {
+        case 0:
+                log_info("installed %s as %s (%" PRIu64 " bytes, sha256 %s)", t.component, t.file, e.size, want_hex);
+                return sd_bus_reply_method_return(m, "s", t.file);
+        case -EMSGSIZE:
+                log_warning("refused install of %s: payload is not the announced %" PRIu64 " bytes", t.component, size);
+                return sd_bus_error_setf(error, TEEP_ERROR_SIZE_MISMATCH,
+                                         "Payload for %s is not %" PRIu64 " bytes; nothing was changed", t.component, size);
+        case -EKEYREJECTED:
+                /* store_install() only says it differs; log what we were promised. */
+                log_warning("refused install of %s: payload SHA-256 is not %s", t.component, want_hex);
+                return sd_bus_error_setf(error, TEEP_ERROR_DIGEST_MISMATCH,
+                                         "Payload for %s does not have SHA-256 %s; nothing was changed", t.component, want_hex);
+        case -EEXIST:
+                log_warning("refused install of %s: %s belongs to another component or was not installed by teepkit",
+                            t.component, t.file);
+                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                         "%s is already in the store and does not belong to %s (another component with this TA UUID, or a TA teepkit did not install)",
+                                         t.file, t.component);
+        case -ETIMEDOUT:
+                log_warning("refused install of %s: no payload data for %u ms", t.component, i->store->stall_timeout_ms);
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED,
+                                         "Payload for %s stalled (no data for %u s); nothing was changed", t.component,
+                                         i->store->stall_timeout_ms / 1000u);
+        default:
+                log_error("cannot install %s as %s in %s: %s", t.component, t.file, i->store->path, strerror(-r));
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot install %s: %s", t.component, strerror(-r));
+        }
+}
+
+static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(store_target_done) StoreTarget t = {};
+        Installer *i = userdata;
+        const char *component;
+        int r;
+
+        installer_touch(i);
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &component);
+        if (r < 0)
+                return r;
+        r = store_target(i->store, component, &t);
+        if (r < 0) {
+                log_warning("refused remove of '%s': not a component this store can hold", component);
+                return reply_invalid_component(i, error, component, r);
+        }
+        r = store_remove(i->store, &t);
+        installer_touch(i);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, TEEP_ERROR_NOT_INSTALLED, "%s is not installed", t.component);
+        if (r < 0) {
+                log_error("cannot remove %s (%s) from %s: %s", t.component, t.file, i->store->path, strerror(-r));
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot remove %s: %s", t.component, strerror(-r));
+        }
+        log_info("removed %s (%s)", t.component, t.file);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Installer *i = userdata;
+        StoreEntry *entries = NULL;
+        size_t n = 0;
+        int r;
+
+        installer_touch(i);
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        r = store_list(i->store, &entries, &n);
+        installer_touch(i);
+        if (r < 0) {
+                log_error("cannot list %s: %s", i->store->path, strerror(-r));
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot list the store: %s",
+                                         r == -E2BIG ? "too many entries" : strerror(-r));
+        }
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(stayt)");
+        for (size_t k = 0; r >= 0 && k < n; k++) {
+                r = sd_bus_message_open_container(reply, 'r', "stayt");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "st", entries[k].component, entries[k].size);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(reply, 'y', entries[k].sha256, sizeof(entries[k].sha256));
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "t", entries[k].mtime_usec);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        store_entries_free(entries, n);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int property_check(sd_bus *bus, Installer *i, sd_bus_error *error) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+
+        /* Properties are answered to the agent only, like the methods. */
+        if (!m)
+                return -EACCES;
+        return bus_require_sender_uid(m, i->agent_uid, error);
+}
+
+static int property_get_store_directory(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error) {
+        Installer *i = userdata;
+        int r;
+
+        r = property_check(bus, i, error);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", i->store->path);
+}
+
+static int property_get_layout(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Installer *i = userdata;
+        int r;
+
+        r = property_check(bus, i, error);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", store_layout_to_string(i->store->layout));
+}
+
+static const sd_bus_vtable installer_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("StoreDirectory", "s", property_get_store_directory, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Layout", "s", property_get_layout, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* UNPRIVILEGED: otherwise sd-bus would ask for CAP_SYS_ADMIN, which the agent lacks;
+         * bus_require_sender_uid() in each handler is the check that counts. */
+        SD_BUS_METHOD_WITH_ARGS("Install",
+                                SD_BUS_ARGS("s", component, "h", payload, "t", size, "ay", sha256, "a{sv}", options),
+                                SD_BUS_RESULT("s", file),
+                                method_install, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Remove", SD_BUS_ARGS("s", component), SD_BUS_NO_RESULT,
+                                method_remove, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(stayt)", entries),
+                                method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/*
+ * Idle: give the name back first, so that a call arriving from now on starts a new instance
+ * (bus activation) instead of reaching one that is about to exit; then answer whatever was
+ * already queued for us, and leave.
+ */
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Installer *i = userdata;
+        int r;
+
+        log_info("no calls for %" PRIu64 " s, exiting", i->idle_usec / 1000000u);
+        r = sd_bus_release_name(i->bus, TEEP_INSTALLER_BUS_NAME);
+        if (r < 0)
+                log_warning("cannot release %s: %s", TEEP_INSTALLER_BUS_NAME, strerror(-r));
+        for (unsigned k = 0; k < 4096; k++) {
+                r = sd_bus_process(i->bus, NULL);
+                if (r <= 0)
+                        break;
+        }
+        (void)sd_bus_flush(i->bus);
+        return sd_event_exit(i->event, 0);
+}
+
+static const char *conf_where(const TeepConf *c, const char *section, const char *key) {
+        const TeepConfSection *s = NULL;
+        const char *where = NULL;
+
+        while ((s = teep_conf_sections(c, section, s)))
+                if (teep_conf_section_where(s, key))
+                        where = teep_conf_section_where(s, key);
+        return where ?: "?";
+}
+
+static int load_config(Settings *set) {
+        _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
+        char err[512] = "";
+        const char *v;
+        int r;
+
+        r = teep_conf_load(set->config, &conf, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "cannot read configuration %s: %s", set->config,
+                                       err[0] ? err : strerror(-r));
+
+        v = teep_conf_get(conf, "Installer", "StoreDirectory");
+        if (v && !set->store_dir) {
+                set->store_dir = strdup(v);
+                if (!set->store_dir)
+                        return log_error_errno(-ENOMEM, "out of memory");
+        }
+        v = teep_conf_get(conf, "Installer", "Layout");
+        if (v && store_layout_from_string(v, &set->layout) < 0)
+                return log_error_errno(-EINVAL, "%s: Layout=%s: expected 'default' or 'optee'",
+                                       conf_where(conf, "Installer", "Layout"), v);
+        v = teep_conf_get(conf, "Installer", "AgentUser");
+        if (v && !set->agent_user) {
+                set->agent_user = strdup(v);
+                if (!set->agent_user)
+                        return log_error_errno(-ENOMEM, "out of memory");
+        }
+        r = teep_conf_get_usec(conf, "Installer", "IdleTimeoutSec", &set->idle_usec, err, sizeof(err));
+        if (r < 0)
+                return log_error_errno(r, "%s: IdleTimeoutSec: %s", conf_where(conf, "Installer", "IdleTimeoutSec"), err);
+        return 0;
+}
+
+static void help(void) {
+        printf("teep-installer [OPTIONS]\n\n"
+               "The only writer of the teepkit Trusted Component store; started by bus activation\n"
+               "as org.teepkit.Installer1 and answering the TEEP agent only.\n\n"
+               "  -h --help               show this help\n"
+               "     --version            show the version\n"
+               "     --config FILE        read FILE and FILE.d/*.conf (default %s)\n"
+               "     --store-dir DIR      [Installer] StoreDirectory=\n"
+               "     --layout LAYOUT      [Installer] Layout= (default or optee)\n"
+               "     --agent-user USER    [Installer] AgentUser= (name or uid)\n"
+               "     --idle-timeout SPAN  [Installer] IdleTimeoutSec= (0: never exit)\n\n"
+               "See teep-installer(8).\n",
+               TEEP_CONF_FILE);
+}
+
+/* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL for a usage error. Command-line
+ * values are stored in set and win over the configuration. */
+static int parse_argv(int argc, char *argv[], Settings *set, bool *ret_layout_set, bool *ret_idle_set) {
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_STORE_DIR, ARG_LAYOUT, ARG_AGENT_USER, ARG_IDLE_TIMEOUT };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "store-dir", required_argument, NULL, ARG_STORE_DIR },
+                { "layout", required_argument, NULL, ARG_LAYOUT },
+                { "agent-user", required_argument, NULL, ARG_AGENT_USER },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("teep-installer %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_CONFIG:
+                        set->config = optarg;
+                        break;
+                case ARG_STORE_DIR:
+                        free(set->store_dir);
+                        set->store_dir = strdup(optarg);
+                        if (!set->store_dir)
+                                return -ENOMEM;
+                        break;
+                case ARG_LAYOUT:
+                        if (store_layout_from_string(optarg, &set->layout) < 0) {
+                                log_error("--layout=%s: expected 'default' or 'optee'", optarg);
+                                return -EINVAL;
+                        }
+                        *ret_layout_set = true;
+                        break;
+                case ARG_AGENT_USER:
+                        free(set->agent_user);
+                        set->agent_user = strdup(optarg);
+                        if (!set->agent_user)
+                                return -ENOMEM;
+                        break;
+                case ARG_IDLE_TIMEOUT:
+                        if (teep_parse_usec(optarg, &set->idle_usec) < 0) {
+                                log_error("--idle-timeout=%s: not a time span", optarg);
+                                return -EINVAL;
+                        }
+                        *ret_idle_set = true;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                log_error("unexpected argument '%s'", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+static int run(int argc, char *argv[]) {
+        _cleanup_(installer_done) Installer i = {};
+        _cleanup_(settings_done) Settings set = {
+                .config = TEEP_CONF_FILE,
+                .layout = STORE_LAYOUT_DEFAULT,
+                .idle_usec = DEFAULT_IDLE_USEC,
+        };
+        Settings cmdline;
+        bool layout_set = false, idle_set = false;
+        sigset_t mask;
+        int r;
+
+        r = parse_argv(argc, argv, &set, &layout_set, &idle_set);
+        if (r <= 0)
+                return r == 0 ? EXIT_SUCCESS : r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+
+        /* The configuration fills in what the command line did not set. */
+        cmdline = set;
+        r = load_config(&set);
+        if (r < 0)
+                return EXIT_FAILURE;
+        if (layout_set)
+                set.layout = cmdline.layout;
+        if (idle_set)
+                set.idle_usec = cmdline.idle_usec;
+        if (!set.store_dir && !(set.store_dir = strdup(TEEP_STATEDIR "/tc")))
+                return EXIT_FAILURE;
+        if (!set.agent_user && !(set.agent_user = strdup("teep-agent")))
+                return EXIT_FAILURE;
+        if (set.store_dir[0] != '/') {
+                log_error("StoreDirectory=%s: must be an absolute path", set.store_dir);
+                return EXIT_FAILURE;
+        }
+
+        r = teep_resolve_user(set.agent_user, &i.agent_uid, NULL);
+        if (r < 0) {
+                log_error("AgentUser=%s: no such user (%s); refusing to start without knowing who may call",
+                          set.agent_user, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        i.idle_usec = set.idle_usec;
+
+        r = store_open(set.store_dir, set.layout, &i.store);
+        if (r < 0) {
+                log_error("cannot open the store %s: %s", set.store_dir, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = store_lock(i.store, STORE_LOCK_TIMEOUT_MS);
+        if (r < 0) {
+                log_error("cannot lock the store %s: %s", set.store_dir,
+                          r == -EWOULDBLOCK ? "another teep-installer keeps it" : strerror(-r));
+                return EXIT_FAILURE;
+        }
+        r = store_clean(i.store);
+        if (r < 0) {
+                log_error("cannot clean up the store %s: %s", set.store_dir, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (r > 0)
+                log_notice("removed %d leftover temporary file(s) from %s", r, set.store_dir);
+
+        r = sd_event_default(&i.event);
+        if (r < 0) {
+                log_error("cannot create the event loop: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+            sd_event_add_signal(i.event, NULL, SIGTERM, NULL, NULL) < 0 ||
+            sd_event_add_signal(i.event, NULL, SIGINT, NULL, NULL) < 0) {
+                log_error("cannot set up signal handling");
+                return EXIT_FAILURE;
+        }
+
+        r = bus_open_and_request_name(i.event, TEEP_INSTALLER_BUS_NAME, &i.bus);
+        if (r < 0)
+                return EXIT_FAILURE;
+        /* If the bus goes away there is nobody left to serve. */
+        (void)sd_bus_set_exit_on_disconnect(i.bus, true);
+        /* Queued calls are dispatched only from the loop below, so adding the object after
+         * taking the name loses none of them. */
+        r = sd_bus_add_object_vtable(i.bus, &i.slot, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                     installer_vtable, &i);
+        if (r < 0) {
+                log_error("cannot publish %s: %s", TEEP_INSTALLER_PATH, strerror(-r));
+                return EXIT_FAILURE;
+        }
+        if (i.idle_usec > 0) {
+                r = sd_event_add_time_relative(i.event, &i.idle, CLOCK_MONOTONIC, i.idle_usec, 0, on_idle, &i);
+                if (r < 0) {
+                        log_error("cannot arm the idle timer: %s", strerror(-r));
+                        return EXIT_FAILURE;
+                }
+        }
+
+        r = installer_sandbox_apply();
+        if (r < 0) {
+                log_error("cannot install the seccomp filter: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
+
+        log_info("ready: store %s (layout %s), answering uid %" PRIu32 " only, idle timeout %" PRIu64 " s",
+                 i.store->path, store_layout_to_string(i.store->layout), (uint32_t)i.agent_uid,
+                 i.idle_usec / 1000000u);
+
+        r = sd_event_loop(i.event);
+        if (r < 0) {
+                log_error("event loop failed: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+/*
+ * LeakSanitizer stops the world with ptrace at exit, and our seccomp filter kills ptrace: under
+ * the filter the check can only crash. Off by default in sanitizer builds; a test that wants it
+ * runs the daemon with TEEP_SECCOMP=0 and ASAN_OPTIONS=detect_leaks=1 (the environment wins).
+ */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+        return "detect_leaks=0";
+}
+#endif
+
+int main(int argc, char *argv[]) {
+        log_setup("teep-installer");
+        return run(argc, argv);
+}

@@ -1,0 +1,687 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* store.c: see store.h */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* An owner record holds one component name and a newline. */
+#define OWNER_RECORD_MAX 4096
+
+#define OWNER_NAME_SIZE (sizeof(STORE_OWNER_PREFIX) + STORE_UUID_STRING_LEN)
+
+static void owner_name(const char *uuid, char out[OWNER_NAME_SIZE]) {
+        (void)snprintf(out, OWNER_NAME_SIZE, STORE_OWNER_PREFIX "%s", uuid);
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void)closedir(*d);
+}
+
+int store_open(const char *path, StoreLayout layout, Store **ret) {
+        _cleanup_(store_freep) Store *s = NULL;
+
+        if (!path || !*path || (unsigned)layout >= _STORE_LAYOUT_MAX)
+                return -EINVAL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->dir_fd = -1;
+        s->layout = layout;
+        s->stall_timeout_ms = STORE_STALL_TIMEOUT_MS;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+        /* O_NOFOLLOW: the store itself must not be a symlink someone could re-point. */
+        s->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (s->dir_fd < 0)
+                return -errno;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        if (s->dir_fd >= 0)
+                (void)close(s->dir_fd);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+int store_lock(Store *s, unsigned timeout_ms) {
+        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+
+        for (unsigned waited = 0;; waited += 20) {
+                if (flock(s->dir_fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return -errno;
+                if (waited >= timeout_ms)
+                        return -EWOULDBLOCK;
+                (void)nanosleep(&pause, NULL);
+        }
+}
+
+bool store_name_is_temporary(const char *name) {
+        return name && strncmp(name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) == 0;
+}
+
+/* A fresh directory stream over dir_fd (which stays open and keeps its own position). */
+static int store_opendir(const Store *s, DIR **ret) {
+        int fd;
+        DIR *d;
+
+        fd = openat(s->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                int r = -errno;
+                (void)close(fd);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+static bool file_exists_at(int dir_fd, const char *name, int *ret_error) {
+        struct stat st;
+
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                *ret_error = 0;
+                return true;
+        }
+        *ret_error = errno == ENOENT ? 0 : -errno;
+        return false;
+}
+
+int store_clean(Store *s) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        int removed = 0, r;
+
+        r = store_opendir(s, &d);
+        if (r < 0)
+                return r;
+        while ((errno = 0, de = readdir(d))) {
+                const char *name = de->d_name;
+                bool stale = false;
+
+                if (store_name_is_temporary(name))
+                        stale = true;
+                else if (s->layout == STORE_LAYOUT_OPTEE &&
+                         strncmp(name, STORE_OWNER_PREFIX, strlen(STORE_OWNER_PREFIX)) == 0) {
+                        const char *uuid = name + strlen(STORE_OWNER_PREFIX);
+                        char ta[STORE_UUID_STRING_LEN + sizeof(".ta")];
+                        int e;
+
+                        if (!store_text_is_uuid(uuid, strlen(uuid)))
+                                continue;
+                        (void)snprintf(ta, sizeof(ta), "%s.ta", uuid);
+                        /* An owner record without its TA: a remove or an install was cut short. */
+                        stale = !file_exists_at(s->dir_fd, ta, &e) && e == 0;
+                }
+                if (!stale)
+                        continue;
+                if (unlinkat(s->dir_fd, name, 0) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return -errno;
+                }
+                removed++;
+        }
+        if (errno != 0)
+                return -errno;
+        if (removed > 0 && fsync(s->dir_fd) < 0)
+                return -errno;
+        return removed;
+}
+
+void store_target_done(StoreTarget *t) {
+        if (!t)
+                return;
+        free(t->component);
+        free(t->file);
+        *t = (StoreTarget){};
+}
+
+int store_target(const Store *s, const char *component, StoreTarget *ret) {
+        StoreTarget t = {};
+        int r;
+
+        if (s->layout == STORE_LAYOUT_OPTEE) {
+                r = store_optee_uuid_from_component(component, t.uuid);
+                if (r < 0)
+                        return r;
+                if (asprintf(&t.file, "%s.ta", t.uuid) < 0)
+                        return -ENOMEM;
+        } else {
+                r = store_name_from_component(component, &t.file);
+                if (r < 0)
+                        return r;
+        }
+        t.component = strdup(component);
+        if (!t.component) {
+                store_target_done(&t);
+                return -ENOMEM;
+        }
+        *ret = t;
+        return 0;
+}
+
+void store_entry_done(StoreEntry *e) {
+        if (!e)
+                return;
+        free(e->component);
+        free(e->file);
+        *e = (StoreEntry){};
+}
+
+void store_entries_free(StoreEntry *e, size_t n) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < n; i++)
+                store_entry_done(&e[i]);
+        free(e);
+}
+
+int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]) {
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        const size_t prefix = strlen(STORE_TMP_PREFIX);
+
+        for (unsigned attempt = 0; attempt < 32; attempt++) {
+                uint8_t rnd[STORE_TMP_NAME_SIZE - sizeof(STORE_TMP_PREFIX)];
+                ssize_t n;
+                int fd;
+
+                n = getrandom(rnd, sizeof(rnd), 0);
+                if (n < 0)
+                        return -errno;
+                if ((size_t)n != sizeof(rnd))
+                        return -EIO;
+                memcpy(ret_name, STORE_TMP_PREFIX, prefix);
+                for (size_t i = 0; i < sizeof(rnd); i++)
+                        ret_name[prefix + i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+                ret_name[prefix + sizeof(rnd)] = '\0';
+
+                fd = openat(dir_fd, ret_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd >= 0)
+                        return fd;
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
+/* Wait until fd is readable; for descriptors where a read could block (pipes, sockets). */
+static int wait_readable(int fd, unsigned timeout_ms) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int k;
+
+        do
+                k = poll(&p, 1, (int)timeout_ms);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        if (k == 0)
+                return -ETIMEDOUT;
+        return 0;
+}
+
+int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
+                      uint8_t ret_sha256[32]) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        gnutls_hash_hd_t h = NULL;
+        uint64_t total = 0;
+        struct stat st;
+        bool may_block;
+        int r = 0;
+
+        if (fstat(in_fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        may_block = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+
+        buf = malloc(STORE_COPY_BUFFER);
+        if (!buf)
+                return -ENOMEM;
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+                return -ENOMEM;
+
+        for (;;) {
+                /* Ask for at most one byte more than is still expected: a payload that runs
+                 * over is refused after that one byte, not after a buffer (or a GiB) of it. */
+                uint64_t left = size - total;
+                size_t want = left < STORE_COPY_BUFFER ? (size_t)left + 1 : STORE_COPY_BUFFER;
+                ssize_t n;
+
+                if (may_block) {
+                        r = wait_readable(in_fd, stall_timeout_ms);
+                        if (r < 0)
+                                break;
+                }
+                n = read(in_fd, buf, want);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                /* A non-blocking descriptor: poll before the next read. */
+                                r = wait_readable(in_fd, stall_timeout_ms);
+                                if (r < 0)
+                                        break;
+                                continue;
+                        }
+                        r = -errno;
+                        break;
+                }
+                if (n == 0) {
+                        if (total != size)
+                                r = -EMSGSIZE;
+                        break;
+                }
+                if ((uint64_t)n > left) {
+                        r = -EMSGSIZE;
+                        break;
+                }
+                total += (uint64_t)n;
+                if (gnutls_hash(h, buf, (size_t)n) < 0) {
+                        r = -EIO;
+                        break;
+                }
+                r = write_all(out_fd, buf, (size_t)n);
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                gnutls_hash_deinit(h, NULL);
+                return r;
+        }
+        gnutls_hash_deinit(h, ret_sha256);
+        return 0;
+}
+
+int store_sha256_fd(int fd, uint8_t ret[32]) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        gnutls_hash_hd_t h = NULL;
+        off_t off = 0;
+
+        buf = malloc(STORE_COPY_BUFFER);
+        if (!buf)
+                return -ENOMEM;
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = pread(fd, buf, STORE_COPY_BUFFER, off);
+                if (n < 0) {
+                        int r;
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        gnutls_hash_deinit(h, NULL);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                if (gnutls_hash(h, buf, (size_t)n) < 0) {
+                        gnutls_hash_deinit(h, NULL);
+                        return -EIO;
+                }
+                off += n;
+        }
+        gnutls_hash_deinit(h, ret);
+        return 0;
+}
+
+int store_write_file_atomic(int dir_fd, const char *name, const void *data, size_t n, unsigned mode) {
+        _cleanup_close_ int fd = -1;
+        char tmp[STORE_TMP_NAME_SIZE];
+        int r;
+
+        fd = store_tmpfile_open(dir_fd, tmp);
+        if (fd < 0)
+                return fd;
+        r = write_all(fd, data, n);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        if (fsync(dir_fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Read an optee owner record: the component that installed <uuid>.ta. -ENOENT when absent. */
+static int owner_read(const Store *s, const char *uuid, char **ret) {
+        char name[OWNER_NAME_SIZE], *text;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        ssize_t n;
+
+        owner_name(uuid, name);
+        fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ELOOP ? -EBADMSG : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > OWNER_RECORD_MAX)
+                return -EBADMSG;
+        text = malloc((size_t)st.st_size + 1);
+        if (!text)
+                return -ENOMEM;
+        n = pread(fd, text, (size_t)st.st_size, 0);
+        if (n != st.st_size || text[n - 1] != '\n') {
+                free(text);
+                return n < 0 ? -errno : -EBADMSG;
+        }
+        text[n - 1] = '\0';
+        if (memchr(text, '\0', (size_t)n - 1)) {
+                free(text);
+                return -EBADMSG;
+        }
+        *ret = text;
+        return 0;
+}
+
+/*
+ * optee layout: may t's component write t's TA file? Sets *ret_recorded when an owner record for
+ * this very component is already in place. -EEXIST when the file belongs to someone else.
+ */
+static int owner_check(const Store *s, const StoreTarget *t, bool *ret_recorded) {
+        _cleanup_free_ char *owner = NULL;
+        bool exists;
+        int r, e;
+
+        exists = file_exists_at(s->dir_fd, t->file, &e);
+        if (e < 0)
+                return e;
+        r = owner_read(s, t->uuid, &owner);
+        if (r == -ENOENT || r == -EBADMSG) {
+                /* No (readable) record: a TA file without one was put there by someone else
+                 * (a package); we do not overwrite what we did not install. */
+                *ret_recorded = false;
+                return exists ? -EEXIST : 0;
+        }
+        if (r < 0)
+                return r;
+        if (strcmp(owner, t->component) == 0) {
+                *ret_recorded = true;
+                return 0;
+        }
+        /* Another component's record; stale when its TA is gone (store_clean() would drop it). */
+        *ret_recorded = false;
+        return exists ? -EEXIST : 0;
+}
+
+static void entry_from_stat(StoreEntry *e, const struct stat *st) {
+        e->size = (uint64_t)st->st_size;
+        e->mtime_usec = (uint64_t)st->st_mtim.tv_sec * UINT64_C(1000000) + (uint64_t)st->st_mtim.tv_nsec / 1000u;
+}
+
+int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const uint8_t sha256[32],
+                  StoreEntry *ret_entry) {
+        _cleanup_close_ int tmp_fd = -1;
+        char tmp[STORE_TMP_NAME_SIZE];
+        bool recorded = false;
+        uint8_t got[32];
+        struct stat st;
+        int r;
+
+        if (!t || !t->file || !sha256 || fd < 0)
+                return -EINVAL;
+
+        if (s->layout == STORE_LAYOUT_OPTEE) {
+                r = owner_check(s, t, &recorded);
+                if (r < 0)
+                        return r;
+        }
+
+        /* A regular file says how much is left before we read any of it. */
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISREG(st.st_mode)) {
+                off_t pos = lseek(fd, 0, SEEK_CUR);
+                if (pos >= 0 && (uint64_t)(st.st_size > pos ? st.st_size - pos : 0) != size)
+                        return -EMSGSIZE;
+        }
+
+        tmp_fd = store_tmpfile_open(s->dir_fd, tmp);
+        if (tmp_fd < 0)
+                return tmp_fd;
+
+        r = store_copy_hashed(fd, tmp_fd, size, s->stall_timeout_ms, got);
+        if (r >= 0 && memcmp(got, sha256, sizeof(got)) != 0)
+                r = -EKEYREJECTED;
+        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). */
+        if (r >= 0 && fchmod(tmp_fd, 0644) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(tmp_fd) < 0)
+                r = -errno;
+        if (r >= 0 && s->layout == STORE_LAYOUT_OPTEE && !recorded) {
+                /* The record goes first: a kill between the two renames leaves a record
+                 * without a TA, which store_clean() drops; never a TA without a record. */
+                _cleanup_free_ char *text = NULL;
+                char name[OWNER_NAME_SIZE];
+                int len = asprintf(&text, "%s\n", t->component);
+
+                owner_name(t->uuid, name);
+                r = len < 0 ? -ENOMEM : store_write_file_atomic(s->dir_fd, name, text, (size_t)len, 0644);
+        }
+        if (r >= 0 && renameat(s->dir_fd, tmp, s->dir_fd, t->file) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(s->dir_fd, tmp, 0);
+                return r;
+        }
+        if (fsync(s->dir_fd) < 0)
+                return -errno;
+
+        if (ret_entry) {
+                StoreEntry e = {};
+
+                if (fstat(tmp_fd, &st) < 0)
+                        return -errno;
+                entry_from_stat(&e, &st);
+                memcpy(e.sha256, got, sizeof(got));
+                e.component = strdup(t->component);
+                e.file = strdup(t->file);
+                if (!e.component || !e.file) {
+                        store_entry_done(&e);
+                        return -ENOMEM;
+                }
+                *ret_entry = e;
+        }
+        return 0;
+}
+
+int store_remove(Store *s, const StoreTarget *t) {
+        char name[OWNER_NAME_SIZE];
+        _cleanup_free_ char *owner = NULL;
+        int r;
+
+        if (!t || !t->file)
+                return -EINVAL;
+
+        if (s->layout == STORE_LAYOUT_DEFAULT) {
+                if (unlinkat(s->dir_fd, t->file, 0) < 0)
+                        return -errno;
+                if (fsync(s->dir_fd) < 0)
+                        return -errno;
+                return 0;
+        }
+
+        /* optee: only what this component installed; the TA first, then its record. */
+        r = owner_read(s, t->uuid, &owner);
+        if (r == -EBADMSG)
+                return -ENOENT;
+        if (r < 0)
+                return r;
+        if (strcmp(owner, t->component) != 0)
+                return -ENOENT;
+        owner_name(t->uuid, name);
+        if (unlinkat(s->dir_fd, t->file, 0) < 0) {
+                r = -errno;
+                if (r != -ENOENT)
+                        return r;
+                /* A record without its TA: drop it, and report what the caller asked about. */
+        }
+        if (fsync(s->dir_fd) < 0)
+                return -errno;
+        if (unlinkat(s->dir_fd, name, 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (fsync(s->dir_fd) < 0)
+                return -errno;
+        return r;
+}
+
+/* Entries list skips rather than fails on: symlinks, sockets, races with a remove, foreign files. */
+static bool open_error_skippable(int e) {
+        return e == ELOOP || e == ENXIO || e == ENOENT || e == EACCES || e == EPERM;
+}
+
+/* Fill e from the regular file name in the store. 0, or -ENOENT when it is not a regular file
+ * we can read (skipped by store_list), or another -errno. */
+static int entry_load(const Store *s, const char *name, StoreEntry *e) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        int r;
+
+        fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return open_error_skippable(errno) ? -ENOENT : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -ENOENT;
+        r = store_sha256_fd(fd, e->sha256);
+        if (r < 0)
+                return r;
+        entry_from_stat(e, &st);
+        e->file = strdup(name);
+        if (!e->file)
+                return -ENOMEM;
+        return 0;
+}
+
+static int entry_compare(const void *a, const void *b) {
+        return strcmp(((const StoreEntry *)a)->file, ((const StoreEntry *)b)->file);
+}
+
+int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        StoreEntry *entries = NULL;
+        size_t n = 0, allocated = 0;
+        struct dirent *de;
+        int r;
+
+        r = store_opendir(s, &d);
+        if (r < 0)
+                return r;
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *component = NULL;
+                char ta[STORE_UUID_STRING_LEN + sizeof(".ta")];
+                const char *file;
+                StoreEntry e = {};
+
+                if (s->layout == STORE_LAYOUT_OPTEE) {
+                        const char *uuid = de->d_name + strlen(STORE_OWNER_PREFIX);
+                        char check[STORE_UUID_STRING_LEN + 1];
+
+                        if (strncmp(de->d_name, STORE_OWNER_PREFIX, strlen(STORE_OWNER_PREFIX)) != 0 ||
+                            !store_text_is_uuid(uuid, strlen(uuid)))
+                                continue;
+                        r = owner_read(s, uuid, &component);
+                        if (r == -ENOENT || r == -EBADMSG)
+                                continue;
+                        if (r < 0)
+                                goto fail;
+                        /* A record must name a component whose UUID is the one it is filed under. */
+                        if (store_optee_uuid_from_component(component, check) < 0 || strcmp(check, uuid) != 0)
+                                continue;
+                        (void)snprintf(ta, sizeof(ta), "%s.ta", uuid);
+                        file = ta;
+                } else {
+                        r = store_component_from_name(de->d_name, &component);
+                        if (r == -EINVAL)
+                                continue; /* dot-files, stray names: not a TC */
+                        if (r < 0)
+                                goto fail;
+                        file = de->d_name;
+                }
+
+                r = entry_load(s, file, &e);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        goto fail;
+                e.component = TAKE_PTR(component);
+
+                if (n >= STORE_LIST_MAX) {
+                        store_entry_done(&e);
+                        r = -E2BIG;
+                        goto fail;
+                }
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 16;
+                        StoreEntry *grown = reallocarray(entries, m, sizeof(*entries));
+                        if (!grown) {
+                                store_entry_done(&e);
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        entries = grown;
+                        allocated = m;
+                }
+                entries[n++] = e;
+        }
+        if (errno != 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (n > 0)
+                qsort(entries, n, sizeof(*entries), entry_compare);
+        *ret = entries;
+        *ret_n = n;
+        return 0;
+
+fail:
+        store_entries_free(entries, n);
+        return r;
+}

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* store.h: the Trusted Component store — atomic, crash-safe writes inside one directory */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "names.h"
+
+/*
+ * Every operation works relative to one directory fd (opened O_DIRECTORY|O_NOFOLLOW) with
+ * openat/renameat/unlinkat and O_NOFOLLOW, so nothing reaches outside it.
+ *
+ * Install: the payload is streamed into ".teep-tmp-XXXXXXXXXXXX" in the store (mode 0600
+ * while written), counted and hashed on the way; only when size and SHA-256 match is it
+ * chmod 0644, fsync'd, renamed over the final name and the directory fsync'd. A kill at any
+ * instant leaves the old file or the new one; what is left behind is a ".teep-tmp-" file,
+ * removed by store_clean() at the next start. The store is locked (flock on the directory)
+ * for the lifetime of the Store, so a second installer never cleans a live temporary.
+ *
+ * Errors (negative errno), beyond plain I/O errors:
+ *   -EMSGSIZE      the payload was longer or shorter than announced (nothing changed)
+ *   -EKEYREJECTED  its SHA-256 differs from the one announced (nothing changed)
+ *   -ETIMEDOUT     the payload fd gave no data for STORE_STALL_TIMEOUT_MS (nothing changed)
+ *   -ENOENT        store_remove(): the component is not installed
+ *   -EEXIST        optee layout: the TA file belongs to another component, or was not
+ *                  installed by teepkit (no owner record)
+ */
+
+#define STORE_TMP_PREFIX     STORE_PRIVATE_PREFIX "tmp-"
+#define STORE_OWNER_PREFIX   STORE_PRIVATE_PREFIX "owner-"
+#define STORE_COPY_BUFFER    (256u * 1024u)
+#define STORE_STALL_TIMEOUT_MS 30000
+/* A List reply is one bus message; past this many entries the store is not ours to list. */
+#define STORE_LIST_MAX       16384u
+
+typedef struct Store {
+        int dir_fd;
+        char *path;
+        StoreLayout layout;
+        unsigned stall_timeout_ms;
+} Store;
+
+/* A component resolved to its place in the store. */
+typedef struct StoreTarget {
+        char *component;                     /* the validated textual name */
+        char *file;                          /* final file name, relative to the store */
+        char uuid[STORE_UUID_STRING_LEN + 1]; /* optee layout only */
+} StoreTarget;
+
+typedef struct StoreEntry {
+        char *component;
+        char *file;
+        uint64_t size;
+        uint8_t sha256[32];
+        uint64_t mtime_usec;
+} StoreEntry;
+
+/* Open (never create) the store directory. -ENOTDIR/-ELOOP/-ENOENT/... from openat. */
+int store_open(const char *path, StoreLayout layout, Store **ret);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+/* Take the store's exclusive lock, waiting up to timeout_ms for another installer to exit.
+ * Returns 0 or -EWOULDBLOCK/-errno. */
+int store_lock(Store *s, unsigned timeout_ms);
+
+/* Remove what an interrupted install or remove left behind: ".teep-tmp-*" files and, in the
+ * optee layout, owner records whose TA file is gone. Returns the number removed or -errno. */
+int store_clean(Store *s);
+
+/* Resolve a component name for this store's layout: -EINVAL (invalid component, or no single
+ * UUID segment in the optee layout), -ENAMETOOLONG, -ENOMEM. */
+int store_target(const Store *s, const char *component, StoreTarget *ret);
+void store_target_done(StoreTarget *t);
+
+/*
+ * Install the payload read from fd (from its current offset to EOF), which must be exactly size
+ * bytes with that SHA-256. On success ret_entry (if non-NULL) describes the new file.
+ */
+int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const uint8_t sha256[32],
+                  StoreEntry *ret_entry);
+
+/* Unlink the component's file and fsync the directory. -ENOENT if not installed. */
+int store_remove(Store *s, const StoreTarget *t);
+
+/* Every TC in the store (digests computed by reading each file), sorted by file name. */
+int store_list(Store *s, StoreEntry **ret, size_t *ret_n);
+
+void store_entry_done(StoreEntry *e);
+void store_entries_free(StoreEntry *e, size_t n);
+
+/* Building blocks, exported for the unit tests. */
+
+/* Whether name is one of the installer's temporaries. */
+bool store_name_is_temporary(const char *name);
+
+/* Create a fresh ".teep-tmp-XXXXXXXXXXXX" (O_EXCL, O_NOFOLLOW, mode 0600) in dir_fd.
+ * ret_name must hold STORE_TMP_NAME_SIZE bytes. Returns the fd or -errno. */
+#define STORE_TMP_NAME_SIZE (sizeof(STORE_TMP_PREFIX) + 12)
+int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]);
+
+/*
+ * Copy in_fd to out_fd in STORE_COPY_BUFFER pieces, refusing (-EMSGSIZE) as soon as more than
+ * size bytes arrive, or at EOF when fewer did; ret_sha256 gets the digest of what was copied.
+ * Waits at most stall_timeout_ms for each piece (-ETIMEDOUT).
+ */
+int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
+                      uint8_t ret_sha256[32]);
+
+/* SHA-256 of a whole open file, streamed. Returns 0 or -errno. */
+int store_sha256_fd(int fd, uint8_t ret[32]);
+
+/* Write data to name in dir_fd atomically (temporary, fsync, rename, fsync dir). */
+int store_write_file_atomic(int dir_fd, const char *name, const void *data, size_t n, unsigned mode);

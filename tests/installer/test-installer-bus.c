@@ -1,0 +1,757 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test-installer-bus.c: teep-installer on a private dbus-daemon with the project's policy, bus
+ * activated from the build tree (tests/integration/harness.h), called as the stack's users */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define NAME "org.teepkit.Installer1"
+#define PATH "/org/teepkit/Installer1"
+#define IFACE "org.teepkit.Installer1"
+
+static const char draft_component[] = "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta";
+static const char draft_file[] = "TEEP-Device+SecureFS+8d82573a-926d-4754-9353-32dc29997f74+ta";
+
+static Stack stack;
+
+static void bring_up(const char *conf_text) {
+        const char *why = NULL;
+        char conf[] = "/tmp/teep-installer-conf-XXXXXX";
+
+        if (!stack_can_run(&why))
+                cr_skip_test("%s", why);
+        if (conf_text) {
+                int fd = mkstemp(conf);
+                cr_assert_geq(fd, 0);
+                cr_assert_eq(write(fd, conf_text, strlen(conf_text)), (ssize_t)strlen(conf_text));
+                close(fd);
+                cr_assert_eq(stack_up(&stack, (const char *const[]){ "--no-tam", "--no-agent", "--no-broker", "--conf",
+                                                                      conf, NULL }),
+                             0);
+                unlink(conf);
+        } else
+                cr_assert_eq(stack_up(&stack, (const char *const[]){ "--no-tam", "--no-agent", "--no-broker", NULL }), 0);
+}
+
+static void up(void) {
+        bring_up(NULL);
+}
+
+static void up_optee(void) {
+        bring_up("[Installer]\nLayout=optee\n");
+}
+
+static void up_wrong_agent(void) {
+        /* The bus policy lets teep-agent through; the daemon is told to answer teep-app only. */
+        bring_up("[Installer]\nAgentUser=teep-app\n");
+}
+
+static void up_short_idle(void) {
+        bring_up("[Installer]\nIdleTimeoutSec=1s\n");
+}
+
+static void down(void) {
+        stack_down(&stack);
+}
+
+static const char *store_dir(void) {
+        return stack_path(&stack, "var/lib/teepkit/tc");
+}
+
+/* ---- calls, made in a child as some uid; the result comes back through shared memory ---- */
+
+typedef struct Entry {
+        char component[256];
+        uint64_t size;
+        uint8_t sha256[32];
+        uint64_t mtime;
+} Entry;
+
+typedef struct Call {
+        /* request */
+        char method[32]; /* Install, Remove, List, Get, Ping */
+        char component[600];
+        char payload[512];
+        uint64_t size;
+        uint8_t sha256[32];
+        size_t sha256_len;
+        char option[32]; /* an options key to send, "" for none */
+        /* reply */
+        int r;
+        char error[128];
+        char message[512];
+        char file[512];
+        size_t n_entries;
+        Entry entries[32];
+} Call;
+
+static Call *call_shared(void) {
+        static Call *c;
+        if (!c) {
+                c = mmap(NULL, sizeof(Call), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                cr_assert_neq(c, MAP_FAILED);
+        }
+        memset(c, 0, sizeof(*c));
+        c->sha256_len = 32;
+        return c;
+}
+
+static int read_list(sd_bus_message *reply, Call *c) {
+        int r = sd_bus_message_enter_container(reply, 'a', "(stayt)");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'r', "stayt")) > 0) {
+                const char *component;
+                const void *d;
+                size_t n;
+                Entry *e;
+
+                if (c->n_entries >= 32)
+                        return -E2BIG;
+                e = &c->entries[c->n_entries++];
+                if ((r = sd_bus_message_read(reply, "st", &component, &e->size)) < 0 ||
+                    (r = sd_bus_message_read_array(reply, 'y', &d, &n)) < 0 ||
+                    (r = sd_bus_message_read(reply, "t", &e->mtime)) < 0)
+                        return r;
+                if (n != 32)
+                        return -EBADMSG;
+                memcpy(e->sha256, d, 32);
+                snprintf(e->component, sizeof(e->component), "%s", component);
+                if ((r = sd_bus_message_exit_container(reply)) < 0)
+                        return r;
+        }
+        return r;
+}
+
+/* Runs in the child. Exit 0: the call went through; 1: an error reply (in c->error); 2+: local. */
+static int do_call(void *userdata) {
+        Call *c = userdata;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus *bus = NULL;
+        int r, fd = -1;
+
+        alarm(60);
+        if (sd_bus_open_system(&bus) < 0)
+                return 2;
+        if (strcmp(c->method, "Install") == 0) {
+                fd = open(c->payload, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return 3;
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Install");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "sht", c->component, fd, c->size);
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', c->sha256, c->sha256_len);
+                if (r >= 0)
+                        r = c->option[0] ? sd_bus_message_append(m, "a{sv}", 1, c->option, "b", 1)
+                                         : sd_bus_message_append(m, "a{sv}", 0);
+        } else if (strcmp(c->method, "Remove") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Remove");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", c->component);
+        } else if (strcmp(c->method, "List") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "List");
+        } else if (strcmp(c->method, "Get") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Properties", "Get");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "ss", IFACE, c->component);
+        } else if (strcmp(c->method, "Ping") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Peer", "Ping");
+        } else
+                return 4;
+        if (r < 0)
+                return 5;
+
+        r = sd_bus_call(bus, m, 30 * 1000000ull, &e, &reply);
+        c->r = r;
+        if (r < 0) {
+                snprintf(c->error, sizeof(c->error), "%s", e.name ?: "(none)");
+                snprintf(c->message, sizeof(c->message), "%s", e.message ?: strerror(-r));
+                return 1;
+        }
+        if (strcmp(c->method, "Install") == 0) {
+                const char *file;
+                if (sd_bus_message_read(reply, "s", &file) < 0)
+                        return 6;
+                snprintf(c->file, sizeof(c->file), "%s", file);
+        } else if (strcmp(c->method, "List") == 0) {
+                if (read_list(reply, c) < 0)
+                        return 7;
+        } else if (strcmp(c->method, "Get") == 0) {
+                const char *v;
+                if (sd_bus_message_read(reply, "v", "s", &v) < 0)
+                        return 8;
+                snprintf(c->file, sizeof(c->file), "%s", v);
+        }
+        return 0;
+}
+
+static int call_as(uid_t uid, gid_t gid, Call *c) {
+        int r = run_as(uid, gid, do_call, c);
+        cr_assert(r == 0 || r == 1, "%s as uid %u: child failed with %d", c->method, (unsigned)uid, r);
+        return r;
+}
+
+static int as_agent(Call *c) {
+        return call_as(stack.uid_agent, stack.gid_agent, c);
+}
+
+/* ---- payloads and the store, seen from outside ---- */
+
+static void sha256_file(const char *path, uint8_t out[32]) {
+        char hex[65];
+        cr_assert_eq(file_sha256_hex(path, hex), 0, "cannot hash %s", path);
+        for (int i = 0; i < 32; i++)
+                cr_assert_eq(sscanf(hex + 2 * i, "%2hhx", &out[i]), 1);
+}
+
+/* A world-readable payload of n bytes in the stack directory, its digest in sha. */
+static const char *make_payload(const char *name, size_t n, unsigned salt, uint8_t sha[32]) {
+        static char paths[4][512];
+        static unsigned next;
+        char *path = paths[next++ % 4];
+        uint8_t *p = malloc(n ? n : 1);
+        FILE *f;
+
+        cr_assert_not_null(p);
+        snprintf(path, 512, "%s", stack_path(&stack, name));
+        for (size_t i = 0; i < n; i++)
+                p[i] = (uint8_t)(i * 2654435761u >> 13) ^ (uint8_t)salt;
+        f = fopen(path, "we");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(p, 1, n, f), n);
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(chmod(path, 0644), 0);
+        cr_assert_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, p, n, sha), 0);
+        free(p);
+        return path;
+}
+
+/* "name sha\n" for every entry of the store, sorted: equal strings mean an unchanged store. */
+static char *snapshot(void) {
+        struct dirent **list = NULL;
+        int n = scandir(store_dir(), &list, NULL, alphasort);
+        size_t cap = 1, len = 0;
+        char *out;
+
+        cr_assert_geq(n, 0);
+        out = calloc(1, 1);
+        for (int i = 0; i < n; i++) {
+                char path[1024], hex[65] = "-", line[1200];
+                struct stat st;
+
+                snprintf(path, sizeof(path), "%s/%s", store_dir(), list[i]->d_name);
+                if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+                        cr_assert_eq(file_sha256_hex(path, hex), 0);
+                len += (size_t)snprintf(line, sizeof(line), "%s %s %o\n", list[i]->d_name, hex, st.st_mode);
+                while (cap < len + 1)
+                        cap *= 2;
+                out = realloc(out, cap);
+                strcat(out, line);
+                free(list[i]);
+        }
+        free(list);
+        return out;
+}
+
+static unsigned temporaries(void) {
+        DIR *d = opendir(store_dir());
+        struct dirent *de;
+        unsigned n = 0;
+
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, ".teep-tmp-", 10) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static Call *install_call(const char *component, const char *payload, uint64_t size, const uint8_t sha[32]) {
+        Call *c = call_shared();
+        snprintf(c->method, sizeof(c->method), "Install");
+        snprintf(c->component, sizeof(c->component), "%s", component);
+        snprintf(c->payload, sizeof(c->payload), "%s", payload);
+        c->size = size;
+        memcpy(c->sha256, sha, 32);
+        return c;
+}
+
+static Call *simple_call(const char *method, const char *component) {
+        Call *c = call_shared();
+        snprintf(c->method, sizeof(c->method), "%s", method);
+        snprintf(c->component, sizeof(c->component), "%s", component ?: "");
+        return c;
+}
+
+static void assert_denied(const Call *c, const char *who) {
+        cr_assert(strcmp(c->error, "org.teepkit.Error.AccessDenied") == 0 ||
+                          strcmp(c->error, "org.freedesktop.DBus.Error.AccessDenied") == 0,
+                  "%s %s as %s: got %s (%s), want AccessDenied", c->method, c->component, who, c->error, c->message);
+}
+
+static pid_t installer_pid(void) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus *bus = NULL;
+        uint32_t pid = 0;
+        int r;
+
+        /* Ask the bus (as root, from the test process): who owns the name right now. */
+        cr_assert_eq(sd_bus_open_system(&bus), 0);
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", &e, &reply, "s", NAME);
+        if (r >= 0)
+                cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? 0 : (pid_t)pid;
+}
+
+/* Activate the installer (as the agent) and return its pid. Right after a kill the bus may
+ * not have noticed the old instance is gone yet, so a failed Ping is retried a few times. */
+static pid_t start_installer(void) {
+        pid_t pid;
+        Call *c;
+
+        for (int attempt = 0;; attempt++) {
+                c = simple_call("Ping", NULL);
+                if (as_agent(c) == 0)
+                        break;
+                cr_assert_lt(attempt, 20, "Ping: %s %s", c->error, c->message);
+                usleep(50 * 1000);
+        }
+        pid = installer_pid();
+        cr_assert_gt(pid, 0);
+        return pid;
+}
+
+static bool proc_status_has(pid_t pid, const char *line) {
+        char path[64], buf[4096];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        return strstr(buf, line) != NULL;
+}
+
+/* ---- the default layout ---- */
+
+TestSuite(installer, .init = up, .fini = down, .timeout = 120);
+
+Test(installer, install_list_replace_remove_round_trip) {
+        static const char *const components[] = { draft_component, "a", ".dot/0x00ff", "8d82573a-926d-4754-9353-32dc29997f74" };
+        uint8_t sha[4][32], sha2[32];
+        const char *payload[4];
+        Call *c;
+
+        for (int i = 0; i < 4; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "payload-%d", i);
+                payload[i] = make_payload(name, 1000 + 70000 * (size_t)i, (unsigned)i, sha[i]);
+                c = install_call(components[i], payload[i], 1000 + 70000 * (uint64_t)i, sha[i]);
+                cr_assert_eq(as_agent(c), 0, "Install %s: %s %s", components[i], c->error, c->message);
+        }
+        c = install_call(draft_component, payload[0], 1000, sha[0]);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, draft_file);
+
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0, "List: %s %s", c->error, c->message);
+        cr_assert_eq(c->n_entries, 4);
+        for (int i = 0; i < 4; i++) {
+                bool found = false;
+                for (size_t k = 0; k < c->n_entries; k++)
+                        if (strcmp(c->entries[k].component, components[i]) == 0) {
+                                found = true;
+                                cr_assert_eq(c->entries[k].size, 1000 + 70000 * (uint64_t)i);
+                                cr_assert_arr_eq(c->entries[k].sha256, sha[i], 32);
+                                cr_assert_gt(c->entries[k].mtime, UINT64_C(1600000000000000));
+                        }
+                cr_assert(found, "%s not listed", components[i]);
+        }
+
+        /* Replace: the same component with other bytes. */
+        payload[0] = make_payload("payload-new", 4321, 99, sha2);
+        c = install_call(draft_component, payload[0], 4321, sha2);
+        cr_assert_eq(as_agent(c), 0);
+        {
+                char path[1024];
+                uint8_t got[32];
+                snprintf(path, sizeof(path), "%s/%s", store_dir(), draft_file);
+                sha256_file(path, got);
+                cr_assert_arr_eq(got, sha2, 32);
+        }
+
+        /* Remove, then remove again. */
+        c = simple_call("Remove", "a");
+        cr_assert_eq(as_agent(c), 0, "Remove: %s %s", c->error, c->message);
+        c = simple_call("Remove", "a");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.NotInstalled");
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 3);
+        cr_assert_eq(temporaries(), 0);
+
+        /* Properties */
+        c = simple_call("Get", "StoreDirectory");
+        cr_assert_eq(as_agent(c), 0, "Get: %s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, store_dir());
+        c = simple_call("Get", "Layout");
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "default");
+}
+
+Test(installer, only_the_agent_uid_may_call) {
+        uint8_t sha[32];
+        const char *payload = make_payload("payload", 5000, 1, sha);
+        static const char *const methods[] = { "Install", "Remove", "List", "Get", "Ping" };
+        struct {
+                const char *who;
+                uid_t uid;
+                gid_t gid;
+        } others[] = {
+                { "teep-app", stack.uid_app, stack.gid_app },
+                { "teep-broker", stack.uid_broker, stack.gid_broker },
+                { "teep-installer", stack.uid_installer, stack.gid_installer },
+                { "root", 0, 0 },
+        };
+        char *before;
+        Call *c;
+
+        cr_assert(stack.distinct_users);
+        c = install_call("victim", payload, 5000, sha);
+        cr_assert_eq(as_agent(c), 0);
+        before = snapshot();
+
+        for (size_t u = 0; u < sizeof(others) / sizeof(others[0]); u++)
+                for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+                        if (strcmp(methods[m], "Install") == 0)
+                                c = install_call("intruder", payload, 5000, sha);
+                        else
+                                c = simple_call(methods[m], strcmp(methods[m], "Get") == 0 ? "StoreDirectory" : "victim");
+                        cr_assert_eq(call_as(others[u].uid, others[u].gid, c), 1, "%s as %s went through", methods[m],
+                                     others[u].who);
+                        assert_denied(c, others[u].who);
+                }
+        {
+                char *after = snapshot();
+                cr_assert_str_eq(after, before, "a denied call changed the store");
+                free(after);
+        }
+        free(before);
+}
+
+Test(installer, mismatches_leave_the_store_unchanged) {
+        uint8_t sha_old[32], sha[32], wrong[32];
+        const char *old = make_payload("old", 100000, 1, sha_old);
+        const char *payload = make_payload("new", 300000, 2, sha);
+        char *before, *after;
+        Call *c;
+
+        c = install_call(draft_component, old, 100000, sha_old);
+        cr_assert_eq(as_agent(c), 0);
+        before = snapshot();
+
+        memcpy(wrong, sha, 32);
+        wrong[31] ^= 0x80;
+        c = install_call(draft_component, payload, 300000, wrong);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.DigestMismatch", "%s", c->message);
+
+        c = install_call(draft_component, payload, 300001, sha);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.SizeMismatch", "%s", c->message);
+
+        c = install_call(draft_component, payload, 299999, sha);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.SizeMismatch", "%s", c->message);
+
+        c = install_call(draft_component, payload, 0, sha);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.SizeMismatch", "%s", c->message);
+
+        /* Arguments that are not a request at all. */
+        c = install_call(draft_component, payload, 300000, sha);
+        c->sha256_len = 31;
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs", "%s", c->message);
+        c = install_call(draft_component, payload, 300000, sha);
+        snprintf(c->option, sizeof(c->option), "force");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs", "%s", c->message);
+
+        after = snapshot();
+        cr_assert_str_eq(after, before, "a refused install changed the store");
+        free(before);
+        free(after);
+}
+
+Test(installer, hostile_names_are_refused) {
+        static const char *const hostile[] = {
+                "..", ".", "../etc/passwd", "a/../../b", "/etc/passwd", "a//b", "a/", "", "a b", "a\\b",
+                "a\tb", "a\x01" "b", "0x6162", "0xZZ", "a/./b", "..\\..",
+                /* valid identifiers whose file name would be over 255 bytes */
+                "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        };
+        uint8_t sha[32];
+        const char *payload = make_payload("payload", 100, 1, sha);
+        char *before = snapshot(), *after;
+
+        for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+                Call *c = install_call(hostile[i], payload, 100, sha);
+                cr_assert_eq(as_agent(c), 1, "'%s' was installed", hostile[i]);
+                cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent", "'%s': %s %s", hostile[i], c->error,
+                                 c->message);
+                c = simple_call("Remove", hostile[i]);
+                cr_assert_eq(as_agent(c), 1);
+                cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent");
+        }
+        /* The bytes "/.." as a segment are fine: they are written in hex. */
+        {
+                Call *c = install_call("0x2f2e2e/0x2e2e", payload, 100, sha);
+                cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+                cr_assert_str_eq(c->file, "0x2f2e2e+0x2e2e");
+        }
+        after = snapshot();
+        cr_assert_neq(strstr(after, "0x2f2e2e+0x2e2e "), NULL);
+        free(before);
+        free(after);
+        /* Nothing escaped next to the store. */
+        cr_assert_eq(access(stack_path(&stack, "var/lib/teepkit/passwd"), F_OK), -1);
+        cr_assert_eq(access(stack_path(&stack, "var/lib/teepkit/b"), F_OK), -1);
+}
+
+Test(installer, runs_under_its_seccomp_filter) {
+        pid_t pid = start_installer();
+
+        cr_assert(proc_status_has(pid, "Name:\tteep-installer"), "pid %d is not teep-installer", (int)pid);
+        cr_assert(proc_status_has(pid, "Seccomp:\t2"), "teep-installer (pid %d) runs without a seccomp filter", (int)pid);
+        cr_assert(proc_status_has(pid, "NoNewPrivs:\t1"));
+        {
+                char uid_line[64];
+                snprintf(uid_line, sizeof(uid_line), "Uid:\t%u\t%u\t%u\t%u", stack.uid_installer, stack.uid_installer,
+                         stack.uid_installer, stack.uid_installer);
+                cr_assert(proc_status_has(pid, uid_line), "not running as teep-installer");
+        }
+}
+
+/*
+ * kill -9 at random moments during installs of a multi-MiB payload: afterwards the file is the
+ * old version or the new one, never anything else, and the next instance removes the temporary.
+ */
+static uint64_t now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+Test(installer, kill_9_never_leaves_a_torn_file, .timeout = 600) {
+        const unsigned iterations = getenv("TEEP_KILL_ITERATIONS") ? (unsigned)atoi(getenv("TEEP_KILL_ITERATIONS")) : 30;
+        const size_t size = 8u << 20;
+        uint8_t sha[2][32], got[32];
+        const char *payload[2];
+        char path[1024];
+        unsigned interrupted = 0, completed = 0, leftovers = 0;
+        int current = -1; /* which payload is in the store: -1 none */
+        uint64_t t0, install_us;
+        Call *c;
+
+        payload[0] = make_payload("kill-a", size, 1, sha[0]);
+        payload[1] = make_payload("kill-b", size, 2, sha[1]);
+        snprintf(path, sizeof(path), "%s/%s", store_dir(), draft_file);
+
+        /* How long one install takes here: kills are spread over that window. */
+        start_installer();
+        t0 = now_us();
+        c = install_call(draft_component, payload[0], size, sha[0]);
+        cr_assert_eq(as_agent(c), 0);
+        install_us = now_us() - t0;
+        current = 0;
+        srand((unsigned)time(NULL));
+
+        for (unsigned it = 0; it < iterations; it++) {
+                int next = current == 0 ? 1 : 0, status;
+                pid_t pid, child;
+                uint64_t delay;
+
+                pid = start_installer();
+                cr_assert_eq(temporaries(), 0, "iteration %u: a new instance did not clean up", it);
+                cr_assert(proc_status_has(pid, "Name:\tteep-installer"));
+
+                c = install_call(draft_component, payload[next], size, sha[next]);
+                fflush(NULL);
+                child = fork();
+                cr_assert_geq(child, 0);
+                if (child == 0) {
+                        if (setgroups(0, NULL) < 0 || setresgid(stack.gid_agent, stack.gid_agent, stack.gid_agent) < 0 ||
+                            setresuid(stack.uid_agent, stack.uid_agent, stack.uid_agent) < 0)
+                                _exit(125);
+                        _exit(do_call(c));
+                }
+                delay = (uint64_t)rand() % (install_us + install_us / 4 + 1);
+                usleep((useconds_t)delay);
+                cr_assert_eq(kill(pid, SIGKILL), 0);
+                cr_assert_eq(waitpid(child, &status, 0), child);
+                cr_assert(WIFEXITED(status) && WEXITSTATUS(status) <= 1, "iteration %u: caller failed (%d)", it, status);
+
+                /* The installer must be gone before looking (the kill is asynchronous). */
+                for (int w = 0; w < 500 && kill(pid, 0) == 0 && !proc_status_has(pid, "State:\tZ"); w++)
+                        usleep(10000);
+
+                if (temporaries() > 0)
+                        leftovers++;
+                cr_assert_eq(file_sha256_hex(path, (char[65]){ 0 }), 0, "iteration %u: the TC vanished", it);
+                sha256_file(path, got);
+                if (memcmp(got, sha[next], 32) == 0) {
+                        current = next;
+                        if (WEXITSTATUS(status) == 0)
+                                completed++;
+                        else
+                                interrupted++; /* killed after the rename, before the reply */
+                } else {
+                        cr_assert_arr_eq(got, sha[current], 32, "iteration %u: torn file (neither old nor new)", it);
+                        cr_assert_eq(WEXITSTATUS(status), 1, "iteration %u: success reported, old file in place", it);
+                        interrupted++;
+                }
+        }
+        /* The next start removes what the last kill left. */
+        start_installer();
+        cr_assert_eq(temporaries(), 0);
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 1);
+        cr_assert_arr_eq(c->entries[0].sha256, sha[current], 32);
+
+        fprintf(stderr, "kill test: %u iterations, install %" PRIu64 " us, %u interrupted, %u completed, %u left a temporary\n",
+                iterations, install_us, interrupted, completed, leftovers);
+        cr_assert_gt(leftovers, 0, "no kill landed while a temporary existed; the test proved nothing");
+}
+
+/* ---- the daemon's own check, behind a bus policy that lets the agent through ---- */
+
+TestSuite(installer_credentials, .init = up_wrong_agent, .fini = down, .timeout = 120);
+
+Test(installer_credentials, the_daemon_refuses_a_uid_the_policy_allowed) {
+        uint8_t sha[32];
+        const char *payload = make_payload("payload", 100, 1, sha);
+        char *before = snapshot(), *after;
+        Call *c;
+
+        c = install_call("x", payload, 100, sha);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied", "%s: %s", c->error, c->message);
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
+        c = simple_call("Get", "Layout");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
+        /* and teep-app, whom the daemon would answer, is stopped by the bus */
+        c = simple_call("List", NULL);
+        cr_assert_eq(call_as(stack.uid_app, stack.gid_app, c), 1);
+        cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.AccessDenied");
+        after = snapshot();
+        cr_assert_str_eq(after, before);
+        free(before);
+        free(after);
+}
+
+/* ---- the OP-TEE layout ---- */
+
+TestSuite(installer_optee, .init = up_optee, .fini = down, .timeout = 120);
+
+Test(installer_optee, writes_uuid_ta_and_lists_the_component) {
+        uint8_t sha[32], sha2[32];
+        const char *payload = make_payload("payload", 2048, 1, sha);
+        const char *payload2 = make_payload("payload2", 1024, 2, sha2);
+        char path[1024];
+        uint8_t got[32];
+        Call *c;
+
+        c = install_call(draft_component, payload, 2048, sha);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "8d82573a-926d-4754-9353-32dc29997f74.ta");
+        snprintf(path, sizeof(path), "%s/8d82573a-926d-4754-9353-32dc29997f74.ta", store_dir());
+        sha256_file(path, got);
+        cr_assert_arr_eq(got, sha, 32);
+
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 1);
+        cr_assert_str_eq(c->entries[0].component, draft_component);
+        cr_assert_arr_eq(c->entries[0].sha256, sha, 32);
+
+        /* Same UUID, another component: refused, TA untouched. */
+        c = install_call("8d82573a-926d-4754-9353-32dc29997f74", payload2, 1024, sha2);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent", "%s", c->message);
+        sha256_file(path, got);
+        cr_assert_arr_eq(got, sha, 32);
+
+        /* No UUID segment: no place in this layout. */
+        c = install_call("TEEP-Device/SecureFS/ta", payload2, 1024, sha2);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent");
+
+        c = simple_call("Get", "Layout");
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "optee");
+
+        c = simple_call("Remove", draft_component);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_eq(access(path, F_OK), -1);
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 0);
+}
+
+/* ---- idle exit and re-activation ---- */
+
+TestSuite(installer_idle, .init = up_short_idle, .fini = down, .timeout = 120);
+
+Test(installer_idle, exits_when_idle_and_comes_back_on_the_next_call) {
+        pid_t first = start_installer(), second;
+        bool gone = false;
+
+        for (int w = 0; w < 100 && !gone; w++) {
+                usleep(100 * 1000);
+                gone = kill(first, 0) < 0 || proc_status_has(first, "State:\tZ");
+        }
+        cr_assert(gone, "teep-installer (pid %d) still running 10 s after a 1 s idle timeout", (int)first);
+        cr_assert_eq(installer_pid(), 0, "the name is still owned");
+        second = start_installer();
+        cr_assert_neq(second, first);
+        {
+                Call *c = simple_call("List", NULL);
+                cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        }
+}

@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test-store.c: the store's atomic operations on a real directory (installer/store.c) */
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static char dir[] = "/tmp/teep-store-test-XXXXXX";
+static const char draft_component[] = "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta";
+static const char draft_uuid[] = "8d82573a-926d-4754-9353-32dc29997f74";
+
+static void setup(void) {
+        strcpy(dir, "/tmp/teep-store-test-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                (void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        closedir(d);
+        (void)rmdir(dir);
+}
+
+static void sha256(const void *p, size_t n, uint8_t out[32]) {
+        cr_assert_eq(gnutls_hash_fast(GNUTLS_DIG_SHA256, p, n, out), 0);
+}
+
+/* A memfd holding n pseudo-random bytes (varied by salt), positioned at 0. */
+static int payload_fd(size_t n, unsigned salt, uint8_t ret_sha[32]) {
+        uint8_t *p = malloc(n ? n : 1);
+        int fd = memfd_create("payload", MFD_CLOEXEC);
+
+        cr_assert_not_null(p);
+        cr_assert_geq(fd, 0);
+        for (size_t i = 0; i < n; i++)
+                p[i] = (uint8_t)(i * 131u + salt * 7u + (i >> 9));
+        cr_assert_eq(write(fd, p, n), (ssize_t)n);
+        cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+        sha256(p, n, ret_sha);
+        free(p);
+        return fd;
+}
+
+static Store *open_store(StoreLayout layout) {
+        Store *s = NULL;
+        cr_assert_eq(store_open(dir, layout, &s), 0);
+        cr_assert_eq(store_lock(s, 0), 0);
+        return s;
+}
+
+/* The directory, as "name:sha256hex:mode" lines sorted: to prove "byte-for-byte unchanged". */
+static char *snapshot(void) {
+        struct dirent **list = NULL;
+        size_t cap = 64, len = 0;
+        char *out = malloc(cap);
+        int n = scandir(dir, &list, NULL, alphasort);
+
+        cr_assert_geq(n, 0);
+        cr_assert_not_null(out);
+        out[0] = '\0';
+        for (int i = 0; i < n; i++) {
+                char line[600], hex[65] = "-";
+                struct stat st;
+                int fd = openat(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY);
+
+                cr_assert_geq(fd, 0);
+                cr_assert_eq(fstatat(fd, list[i]->d_name, &st, AT_SYMLINK_NOFOLLOW), 0);
+                if (S_ISREG(st.st_mode)) {
+                        int f = openat(fd, list[i]->d_name, O_RDONLY);
+                        uint8_t d[32];
+                        cr_assert_geq(f, 0);
+                        cr_assert_eq(store_sha256_fd(f, d), 0);
+                        for (int k = 0; k < 32; k++)
+                                sprintf(hex + 2 * k, "%02x", d[k]);
+                        close(f);
+                }
+                close(fd);
+                len += (size_t)snprintf(line, sizeof(line), "%s:%s:%o\n", list[i]->d_name, hex, st.st_mode);
+                while (len + 1 > cap)
+                        cap *= 2;
+                out = realloc(out, cap);
+                cr_assert_not_null(out);
+                strcat(out, line);
+                free(list[i]);
+        }
+        free(list);
+        return out;
+}
+
+static unsigned count_temporaries(void) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (store_name_is_temporary(de->d_name))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static bool file_has(const char *name, const uint8_t want[32]) {
+        char path[512];
+        uint8_t got[32];
+        int fd, r;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_RDONLY);
+        if (fd < 0)
+                return false;
+        r = store_sha256_fd(fd, got);
+        close(fd);
+        return r == 0 && memcmp(got, want, 32) == 0;
+}
+
+static void install_ok(Store *s, const char *component, size_t n, unsigned salt, uint8_t ret_sha[32]) {
+        StoreTarget t = {};
+        StoreEntry e = {};
+        int fd = payload_fd(n, salt, ret_sha);
+
+        cr_assert_eq(store_target(s, component, &t), 0);
+        cr_assert_eq(store_install(s, &t, fd, n, ret_sha, &e), 0);
+        cr_assert_eq(e.size, n);
+        cr_assert_arr_eq(e.sha256, ret_sha, 32);
+        cr_assert_str_eq(e.file, t.file);
+        cr_assert_str_eq(e.component, component);
+        cr_assert(file_has(t.file, ret_sha));
+        store_entry_done(&e);
+        store_target_done(&t);
+        close(fd);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+Test(store, open_refuses_a_symlinked_store) {
+        char link[600];
+        Store *s = NULL;
+        int r;
+
+        snprintf(link, sizeof(link), "%s/link", dir);
+        cr_assert_eq(symlink("/tmp", link), 0);
+        r = store_open(link, STORE_LAYOUT_DEFAULT, &s);
+        cr_assert(r == -ELOOP || r == -ENOTDIR, "store_open() through a symlink gave %d", r);
+        cr_assert_null(s);
+        cr_assert_eq(store_open("/nonexistent/teep", STORE_LAYOUT_DEFAULT, &s), -ENOENT);
+}
+
+Test(store, lock_is_exclusive) {
+        Store *a = open_store(STORE_LAYOUT_DEFAULT), *b = NULL;
+
+        cr_assert_eq(store_open(dir, STORE_LAYOUT_DEFAULT, &b), 0);
+        cr_assert_eq(store_lock(b, 60), -EWOULDBLOCK);
+        store_free(a);
+        cr_assert_eq(store_lock(b, 60), 0);
+        store_free(b);
+}
+
+Test(store, tmpfile_is_private_and_unique) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char a[STORE_TMP_NAME_SIZE], b[STORE_TMP_NAME_SIZE];
+        int fa = store_tmpfile_open(s->dir_fd, a), fb = store_tmpfile_open(s->dir_fd, b);
+        struct stat st;
+
+        cr_assert_geq(fa, 0);
+        cr_assert_geq(fb, 0);
+        cr_assert_str_neq(a, b);
+        cr_assert(store_name_is_temporary(a) && store_name_is_temporary(b));
+        cr_assert_eq(strlen(a), STORE_TMP_NAME_SIZE - 1);
+        cr_assert_eq(fstat(fa, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0600);
+        close(fa);
+        close(fb);
+        cr_assert_eq(count_temporaries(), 2);
+        store_free(s);
+}
+
+Test(store, copy_counts_and_hashes) {
+        uint8_t want[32], got[32];
+        int in = payload_fd(1000000, 1, want), out = memfd_create("out", MFD_CLOEXEC);
+
+        cr_assert_eq(store_copy_hashed(in, out, 1000000, 1000, got), 0);
+        cr_assert_arr_eq(got, want, 32);
+        cr_assert_eq(lseek(out, 0, SEEK_END), 1000000);
+        close(in);
+        close(out);
+}
+
+Test(store, copy_stops_one_byte_past_the_announced_size) {
+        uint8_t want[32], got[32];
+        const size_t n = 3u * STORE_COPY_BUFFER;
+        int in = payload_fd(n, 2, want), out = memfd_create("out", MFD_CLOEXEC);
+
+        /* Announce 10 bytes: it must read 11 and stop, not the whole payload. */
+        cr_assert_eq(store_copy_hashed(in, out, 10, 1000, got), -EMSGSIZE);
+        cr_assert_eq(lseek(in, 0, SEEK_CUR), 11);
+        close(out);
+
+        /* Announce one byte more than there is: refused at EOF. */
+        out = memfd_create("out", MFD_CLOEXEC);
+        cr_assert_eq(lseek(in, 0, SEEK_SET), 0);
+        cr_assert_eq(store_copy_hashed(in, out, n + 1, 1000, got), -EMSGSIZE);
+        /* Exactly a multiple of the buffer size: accepted. */
+        cr_assert_eq(lseek(in, 0, SEEK_SET), 0);
+        cr_assert_eq(ftruncate(out, 0), 0);
+        cr_assert_eq(store_copy_hashed(in, out, n, 1000, got), 0);
+        cr_assert_arr_eq(got, want, 32);
+        close(in);
+        close(out);
+}
+
+Test(store, copy_from_a_pipe_and_a_stalled_pipe) {
+        uint8_t want[32], got[32];
+        int p[2], out = memfd_create("out", MFD_CLOEXEC);
+
+        cr_assert_eq(pipe(p), 0);
+        cr_assert_eq(write(p[1], "hello", 5), 5);
+        close(p[1]);
+        sha256("hello", 5, want);
+        cr_assert_eq(store_copy_hashed(p[0], out, 5, 1000, got), 0);
+        cr_assert_arr_eq(got, want, 32);
+        close(p[0]);
+
+        /* The writer keeps the pipe open and sends nothing more: bounded wait, then refusal. */
+        cr_assert_eq(pipe(p), 0);
+        cr_assert_eq(write(p[1], "he", 2), 2);
+        cr_assert_eq(store_copy_hashed(p[0], out, 5, 100, got), -ETIMEDOUT);
+        close(p[0]);
+        close(p[1]);
+        close(out);
+}
+
+Test(store, install_replace_remove) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreTarget t = {};
+        uint8_t v1[32], v2[32];
+        struct stat st;
+        char path[600];
+
+        install_ok(s, draft_component, 70000, 1, v1);
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, t.file);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0644);
+
+        install_ok(s, draft_component, 12345, 2, v2);
+        cr_assert(file_has(t.file, v2));
+        cr_assert_eq(count_temporaries(), 0);
+
+        cr_assert_eq(store_remove(s, &t), 0);
+        cr_assert_eq(stat(path, &st), -1);
+        cr_assert_eq(store_remove(s, &t), -ENOENT);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, empty_payload_is_a_payload) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        uint8_t v[32];
+
+        install_ok(s, "empty", 0, 0, v);
+        store_free(s);
+}
+
+static void assert_refused_unchanged(StoreLayout layout, uint64_t size_delta, bool corrupt_digest, int want) {
+        Store *s = open_store(layout);
+        StoreTarget t = {};
+        uint8_t v1[32], v2[32];
+        char *before, *after;
+        int fd;
+
+        install_ok(s, draft_component, 50000, 1, v1);
+        before = snapshot();
+
+        fd = payload_fd(300000, 2, v2);
+        if (corrupt_digest)
+                v2[7] ^= 1;
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_install(s, &t, fd, 300000 + size_delta, v2, NULL), want);
+        after = snapshot();
+        cr_assert_str_eq(after, before, "the store changed");
+        cr_assert(file_has(t.file, v1));
+
+        free(before);
+        free(after);
+        store_target_done(&t);
+        close(fd);
+        store_free(s);
+}
+
+Test(store, digest_mismatch_changes_nothing) {
+        assert_refused_unchanged(STORE_LAYOUT_DEFAULT, 0, true, -EKEYREJECTED);
+        teardown();
+        setup();
+        assert_refused_unchanged(STORE_LAYOUT_OPTEE, 0, true, -EKEYREJECTED);
+}
+
+Test(store, size_mismatch_changes_nothing) {
+        assert_refused_unchanged(STORE_LAYOUT_DEFAULT, 1, false, -EMSGSIZE);
+        teardown();
+        setup();
+        assert_refused_unchanged(STORE_LAYOUT_DEFAULT, (uint64_t)-1, false, -EMSGSIZE);
+        teardown();
+        setup();
+        assert_refused_unchanged(STORE_LAYOUT_OPTEE, 5, false, -EMSGSIZE);
+}
+
+Test(store, pipe_payload_longer_than_announced_changes_nothing) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreTarget t = {};
+        uint8_t junk[4096], d[32];
+        char *before, *after;
+        int p[2];
+
+        memset(junk, 'j', sizeof(junk));
+        cr_assert_eq(pipe(p), 0);
+        cr_assert_eq(write(p[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
+        close(p[1]);
+        sha256(junk, 100, d);
+        before = snapshot();
+        cr_assert_eq(store_target(s, "x", &t), 0);
+        cr_assert_eq(store_install(s, &t, p[0], 100, d, NULL), -EMSGSIZE);
+        after = snapshot();
+        cr_assert_str_eq(after, before);
+        free(before);
+        free(after);
+        store_target_done(&t);
+        close(p[0]);
+        store_free(s);
+}
+
+Test(store, install_replaces_a_symlink_without_following_it) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char outside[600], link[600];
+        uint8_t v[32], o[32];
+        struct stat st;
+        int fd;
+
+        /* A file outside the store, and a symlink in the store where the TC will go. */
+        snprintf(outside, sizeof(outside), "%s-outside", dir);
+        fd = open(outside, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, "keep", 4), 4);
+        close(fd);
+        sha256("keep", 4, o);
+        snprintf(link, sizeof(link), "%s/victim", dir);
+        cr_assert_eq(symlink(outside, link), 0);
+
+        install_ok(s, "victim", 1000, 3, v);
+        cr_assert_eq(lstat(link, &st), 0);
+        cr_assert(S_ISREG(st.st_mode), "the symlink was replaced by a file");
+        fd = open(outside, O_RDONLY);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(store_sha256_fd(fd, v), 0);
+        cr_assert_arr_eq(v, o, 32, "the file outside the store was written through the link");
+        close(fd);
+        unlink(outside);
+        store_free(s);
+}
+
+Test(store, list_reports_tcs_only) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        static const char *const components[] = { draft_component, ".dot/x", "0x00ff", "b", "a/b" };
+        uint8_t sha[5][32];
+        StoreEntry *e = NULL;
+        size_t n = 0;
+        char path[600];
+        int fd;
+
+        for (size_t i = 0; i < 5; i++)
+                install_ok(s, components[i], 1000 + i * 777, (unsigned)i, sha[i]);
+
+        /* Strays a person or a crash might leave: none is a TC. */
+        snprintf(path, sizeof(path), "%s/.teep-tmp-aaaaaaaaaaaa", dir);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/not a tc", dir);
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/0x6162", dir); /* non-canonical name of "ab" */
+        fd = open(path, O_WRONLY | O_CREAT, 0600);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/linked", dir);
+        cr_assert_eq(symlink("/etc/passwd", path), 0);
+        snprintf(path, sizeof(path), "%s/subdir", dir);
+        cr_assert_eq(mkdir(path, 0700), 0);
+
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 5);
+        for (size_t k = 1; k < n; k++)
+                cr_assert_lt(strcmp(e[k - 1].file, e[k].file), 0, "sorted by file name");
+        for (size_t i = 0; i < 5; i++) {
+                bool found = false;
+                for (size_t k = 0; k < n; k++)
+                        if (strcmp(e[k].component, components[i]) == 0) {
+                                found = true;
+                                cr_assert_eq(e[k].size, 1000 + i * 777);
+                                cr_assert_arr_eq(e[k].sha256, sha[i], 32);
+                                cr_assert_gt(e[k].mtime_usec, UINT64_C(1600000000) * 1000000u);
+                        }
+                cr_assert(found, "%s not listed", components[i]);
+        }
+        store_entries_free(e, n);
+        store_free(s);
+}
+
+Test(store, clean_removes_temporaries_only) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char name[STORE_TMP_NAME_SIZE];
+        uint8_t v[32];
+
+        install_ok(s, "keep", 10, 1, v);
+        for (int i = 0; i < 3; i++)
+                close(store_tmpfile_open(s->dir_fd, name));
+        cr_assert_eq(count_temporaries(), 3);
+        cr_assert_eq(store_clean(s), 3);
+        cr_assert_eq(count_temporaries(), 0);
+        cr_assert(file_has("keep", v));
+        cr_assert_eq(store_clean(s), 0);
+        store_free(s);
+}
+
+Test(store, write_file_atomic_replaces_whole) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        uint8_t d[32];
+
+        cr_assert_eq(store_write_file_atomic(s->dir_fd, "f", "first version", 13, 0640), 0);
+        cr_assert_eq(store_write_file_atomic(s->dir_fd, "f", "second", 6, 0640), 0);
+        sha256("second", 6, d);
+        cr_assert(file_has("f", d));
+        cr_assert_eq(count_temporaries(), 0);
+        store_free(s);
+}
+
+Test(store, optee_layout_owner_records) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        static const char other[] = "8d82573a-926d-4754-9353-32dc29997f74";
+        StoreTarget t = {}, t2 = {};
+        StoreEntry *e = NULL;
+        uint8_t v[32], v2[32];
+        char path[600];
+        size_t n = 0;
+        int fd;
+
+        install_ok(s, draft_component, 4096, 1, v);
+        cr_assert(file_has("8d82573a-926d-4754-9353-32dc29997f74.ta", v));
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(e[0].component, draft_component);
+        cr_assert_str_eq(e[0].file, "8d82573a-926d-4754-9353-32dc29997f74.ta");
+        store_entries_free(e, n);
+
+        /* Same component again: a plain replace. */
+        install_ok(s, draft_component, 5000, 2, v);
+
+        /* Another component with the same TA UUID may neither take nor remove it. */
+        fd = payload_fd(100, 3, v2);
+        cr_assert_eq(store_target(s, other, &t2), 0);
+        cr_assert_str_eq(t2.file, "8d82573a-926d-4754-9353-32dc29997f74.ta");
+        cr_assert_eq(store_install(s, &t2, fd, 100, v2, NULL), -EEXIST);
+        cr_assert_eq(store_remove(s, &t2), -ENOENT);
+        cr_assert(file_has(t2.file, v));
+        close(fd);
+
+        /* No UUID: no place in this layout. */
+        cr_assert_eq(store_target(s, "TEEP-Device/ta", &t), -EINVAL);
+
+        /* Remove: TA and record go. */
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_remove(s, &t), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, t.file);
+        cr_assert_eq(access(path, F_OK), -1);
+        snprintf(path, sizeof(path), "%s/" STORE_OWNER_PREFIX "%s", dir, draft_uuid);
+        cr_assert_eq(access(path, F_OK), -1);
+        cr_assert_eq(store_remove(s, &t), -ENOENT);
+
+        /* Now the other component may have the UUID. */
+        install_ok(s, other, 100, 3, v2);
+        store_target_done(&t);
+        store_target_done(&t2);
+        store_free(s);
+}
+
+Test(store, optee_layout_leaves_foreign_tas_alone) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        StoreTarget t = {};
+        StoreEntry *e = NULL;
+        uint8_t v[32], f[32];
+        char path[600];
+        size_t n = 9;
+        int fd;
+
+        /* A TA a package put there: no owner record. */
+        snprintf(path, sizeof(path), "%s/%s.ta", dir, draft_uuid);
+        fd = open(path, O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(write(fd, "pkg", 3), 3);
+        close(fd);
+        sha256("pkg", 3, f);
+
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 0, "a TA teepkit did not install is not listed");
+        free(e);
+
+        fd = payload_fd(100, 1, v);
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_install(s, &t, fd, 100, v, NULL), -EEXIST);
+        cr_assert_eq(store_remove(s, &t), -ENOENT);
+        cr_assert(file_has(t.file, f));
+        cr_assert_eq(count_temporaries(), 0);
+        close(fd);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, optee_clean_drops_orphan_records) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        char path[600], rec[200];
+        uint8_t v[32];
+        int fd;
+
+        /* An owner record whose TA never arrived (install killed between the two renames). */
+        snprintf(rec, sizeof(rec), STORE_OWNER_PREFIX "%s", draft_uuid);
+        snprintf(path, sizeof(path), "%s/%s", dir, rec);
+        fd = open(path, O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(write(fd, "8d82573a-926d-4754-9353-32dc29997f74\n", 37), 37);
+        close(fd);
+        cr_assert_eq(store_clean(s), 1);
+        cr_assert_eq(access(path, F_OK), -1);
+
+        /* With its TA, a record stays. */
+        install_ok(s, draft_component, 10, 1, v);
+        cr_assert_eq(store_clean(s), 0);
+        cr_assert_eq(access(path, F_OK), 0);
+        store_free(s);
+}
+
+Test(store, optee_stale_record_of_another_component_does_not_block) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        char path[600];
+        uint8_t v[32];
+        StoreEntry *e = NULL;
+        size_t n = 0;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/" STORE_OWNER_PREFIX "%s", dir, draft_uuid);
+        fd = open(path, O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(write(fd, "8d82573a-926d-4754-9353-32dc29997f74\n", 37), 37);
+        close(fd);
+        install_ok(s, draft_component, 10, 1, v);
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(e[0].component, draft_component, "the record names the new owner");
+        store_entries_free(e, n);
+        store_free(s);
+}
