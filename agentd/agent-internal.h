@@ -162,11 +162,6 @@ size_t agent_find_tam(const Agent *a, const char *uri);
 int agent_save_state(Agent *a, const AgentState *s);
 
 /* message.c: sign and send helpers */
-typedef struct AgentReply {
-        uint8_t *data;
-        size_t len;
-} AgentReply;
-
 /* The kid for messages to TAM index tam. */
 TeepBuf agent_kid_for(const Agent *a, size_t tam);
 /* Encode m and sign it with the device key (alg 0 = default). */

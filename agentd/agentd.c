@@ -19,19 +19,8 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "seccomp-util.h"
+#include "sandbox.h"
 #include "teep-component.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define HAVE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifdef HAVE_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
 
 /* Exit codes (documented in teep-agentd(8)). */
 enum {
@@ -342,31 +331,6 @@ static void on_changed(Agent *a, unsigned what, void *userdata) {
                 log_warning("cannot emit PropertiesChanged: %s", strerror(-r));
 }
 
-/* ---- seccomp ---- */
-
-static int apply_seccomp(void) {
-        /* Beyond the shared base: the state directory writes (allow_file_writes) and AF_UNIX for
-         * the bus; no inet socket, no exec, no ptrace. */
-        static const char *const allow[] = {
-                "getrandom",   /* gnutls: nonces for ECDSA are deterministic, but key generation is not */
-                "sched_getaffinity", "sigaltstack", "getrusage", /* AddressSanitizer's runtime */
-                NULL,
-        };
-        static const TeepSeccompPolicy policy = {
-                .name = "teep-agentd",
-                .allow = allow,
-                .allow_unix_socket = true,
-                .allow_inet_socket = false,
-                .allow_file_writes = true,
-        };
-#ifdef HAVE_ASAN
-        /* LeakSanitizer's exit-time check stops the world with ptrace, which the filter kills:
-         * run the check now (everything is still reachable) and let the exit skip it. */
-        __lsan_do_leak_check();
-#endif
-        return teep_seccomp_apply(&policy);
-}
-
 /* ---- main ---- */
 
 static void help(void) {
@@ -542,10 +506,10 @@ int main(int argc, char *argv[]) {
                 log_error("cannot set up the agent: %s", strerror(-r));
                 goto finish;
         }
-        agent_set_changed_callback(d.agent, on_changed, &d);
         r = agent_start(d.agent);
         if (r < 0)
                 goto finish;
+        agent_set_changed_callback(d.agent, on_changed, &d);
 
         r = sd_bus_add_object_vtable(d.bus, NULL, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, agent_vtable, &d);
         if (r >= 0)
@@ -565,7 +529,7 @@ int main(int argc, char *argv[]) {
 
         /* Everything that needs more than the filter allows (key creation, reading the trust
          * anchors, DMI) is done. */
-        r = apply_seccomp();
+        r = agent_sandbox_apply();
         if (r < 0) {
                 log_error("cannot install the seccomp filter: %s", strerror(-r));
                 goto finish;

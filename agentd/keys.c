@@ -274,14 +274,24 @@ int agent_load_identity(Agent *a) {
                 _cleanup_free_ uint8_t *b = NULL;
                 size_t bl = 0;
 
-                if (l > 0 && strspn(o, "0123456789") == l && l <= 18) {
-                        a->oemid_is_pen = true;
-                        a->oemid_pen = (int64_t)strtoll(o, NULL, 10);
-                } else if (unhex(o, l, &b, &bl) >= 0 && (bl == 3 || bl == 16)) {
+                /* 6 or 32 hex digits: an OUI or a random id (even when they are all decimal
+                 * digits); any other run of decimal digits: a PEN */
+                if ((l == 6 || l == 32) && unhex(o, l, &b, &bl) >= 0) {
                         memcpy(a->oemid, b, bl);
                         a->oemid_len = bl;
-                } else
-                        return log_error_errno(-EINVAL, "OEMID=%s: want a decimal PEN, 6 hex digits (OUI) or 32 hex digits", o);
+                } else if (l > 0 && strspn(o, "0123456789") == l && l <= 18) {
+                        a->oemid_is_pen = true;
+                        a->oemid_pen = (int64_t)strtoll(o, NULL, 10);
+                } else {
+                        /* any other text names the OEM: a stable 16-byte id derived from it */
+                        _cleanup_free_ char *in = NULL;
+                        uint8_t h[32];
+                        if (asprintf(&in, "teepkit-oemid:%s", o) < 0)
+                                return -ENOMEM;
+                        teep_sha256(TEEP_BUF(in, strlen(in)), h);
+                        memcpy(a->oemid, h, 16);
+                        a->oemid_len = 16;
+                }
         } else {
                 /* No configured OEM id: a stable 16-byte value derived from the DMI vendor name
                  * (the random-id form RFC 9711 allows), so the same vendor gives the same id. */

@@ -303,6 +303,9 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
         if (!a->fetcher || !a->fetcher->fetch)
                 return run_fail(run, c, -ENOTCONN, SUIT_REPORT_REASON_OPERATION_FAILED, "no payload fetcher");
         r = a->fetcher->fetch(a->fetcher_userdata, uri, max, &fd, &claimed);
+        if (r == -EFBIG)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "fetching %.60s: size mismatch: larger than %" PRIu64, uri, max);
         if (r < 0)
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "fetching %.60s: %s", uri, strerror(-r));
         /* the broker is not trusted: read what it gave, bounded, and check it ourselves */
@@ -928,13 +931,12 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
         alg = x->alg;
         free(x->tam_uri);
         *x = (AgentExchange){}; /* once */
-        if (!same_family(alg, tam_alg)) {
-                log_warning("TAM %s: update signed with %s, but the exchange selected %s; no state change", tam_uri ?: "-",
-                            teep_cose_alg_to_string(tam_alg) ?: "?", teep_cose_alg_to_string(alg) ?: "?");
-                r = agent_build_error(a, tam, alg, token, TEEP_ERR_UNSUPPORTED_CIPHER_SUITES,
-                                      "update not signed with the selected cipher suite", NULL, 0, ret, ret_len);
-                return r < 0 ? r : 0;
-        }
+        /* The selected suite names the algorithm our answers use. A TAM with one key type that
+         * offered both suites signs with the key it has; what matters is that a trusted TAM key
+         * verified it, so a different algorithm is noted, not refused. */
+        if (!same_family(alg, tam_alg))
+                log_notice("TAM %s: update signed with %s while the exchange selected %s", tam_uri ?: "-",
+                           teep_cose_alg_to_string(tam_alg) ?: "?", teep_cose_alg_to_string(alg) ?: "?");
         if (m->has_err_code)
                 log_warning("TAM %s: update reports %s (%" PRIu64 ")%s%.*s", tam_uri ?: "-",
                             teep_err_code_to_string(m->err_code) ?: "an unknown error", m->err_code, m->has_err_msg ? ": " : "",

@@ -60,6 +60,7 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         b->stopping = true;
         broker_fetches_abort(b);
+        policy_round_free(b);
         while (b->sessions)
                 session_free(b->sessions);
         while (b->jobs)
@@ -134,6 +135,7 @@ void broker_stop(Broker *b) {
         LIST_FOREACH_SAFE(jobs, j, n, b->jobs)
                 if (!job_state_is_final(j->state))
                         job_fail(j, TEEP_ERROR_FAILED, "teep-brokerd is stopping.");
+        policy_round_free(b);
         while (b->sessions)
                 session_free(b->sessions);
         if (b->bus) {

@@ -75,11 +75,13 @@ struct Job {
 
         Session *session;   /* the session whose covered or waiting list holds it */
         bool covered;
+        int policy_list;    /* policy checks: 0 none, 1 the running round, 2 waiting for the next */
         sd_bus_slot *slot;  /* our pending call to the agent */
         sd_event_source *linger;
 
         LIST_FIELDS(Job, jobs);
         LIST_FIELDS(Job, session);
+        LIST_FIELDS(Job, policy);
 };
 
 /* One per TAM URI with work. A "run" is one TEEP/HTTP session: empty POST ... 204. */
@@ -119,6 +121,19 @@ struct Broker {
         uint64_t last_policy_check;  /* CLOCK_REALTIME µs */
         Fetch *fetches;
         unsigned n_fetches;
+
+        /* Policy checks run in rounds (HTTP-15 §5.6): Agent1.RequestPolicyCheck names one TAM
+         * after the other until it answers "", each TAM gets a session. One round at a time;
+         * checks asked for meanwhile share the next round. */
+        Job *policy_jobs;         /* served by the running round; the first one goes to the sessions */
+        Job *policy_waiting;
+        bool policy_active;
+        bool policy_any_session;
+        unsigned policy_calls;
+        char *policy_error_name;  /* the round's first failure */
+        char *policy_error_message;
+        sd_bus_slot *policy_slot;
+
         bool stopping;
 };
 
@@ -188,6 +203,14 @@ int session_attach(Broker *b, const char *uri, Job *j);
 void session_detach(Job *j);
 Session *session_free(Session *s);
 void broker_emit_sessions_changed(Broker *b);
+
+/* ---- policy.c: policy-check rounds ---- */
+#define BROKER_MAX_POLICY_CALLS 32  /* RequestPolicyCheck calls in one round */
+void policy_round_add(Job *j);
+void policy_round_detach(Job *j);
+/* The session that served a round's lead job is over (error_name NULL: it ran through). */
+void policy_round_session_ended(Job *j, const char *error_name, const char *message);
+void policy_round_free(Broker *b);
 
 /* ---- fetcher.c: org.teepkit.PayloadFetcher1 ---- */
 int method_fetch(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -130,6 +130,7 @@ Job *job_free(Job *j) {
                 return NULL;
         b = j->broker;
         session_detach(j);
+        policy_round_detach(j);
         if (j->jobs_next || j->jobs_prev || b->jobs == j) {
                 LIST_REMOVE(jobs, b->jobs, j);
                 if (!job_state_is_final(j->state))
@@ -232,6 +233,7 @@ static int job_finish(Job *j, JobState final, const char *result, const char *er
         if (job_state_is_final(j->state))
                 return -EALREADY;
         session_detach(j);
+        policy_round_detach(j);
         j->slot = sd_bus_slot_unref(j->slot);
 
         free(j->result);
@@ -361,9 +363,9 @@ int job_start(Job *j) {
                         r = sd_bus_message_append(m, "ss", j->requester, j->component);
                 break;
         case JOB_POLICY_CHECK:
-                r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
-                                                   TEEP_AGENT_INTERFACE, "RequestPolicyCheck");
-                break;
+                /* rounds of RequestPolicyCheck calls, shared by the checks asked for meanwhile */
+                policy_round_add(j);
+                return 0;
         default:
                 r = -EINVAL;
         }

@@ -118,20 +118,35 @@ int session_attach(Broker *b, const char *uri, Job *j) {
         return 0;
 }
 
+/* A covered job's outcome. Policy checks go back to their round, which asks the agent for the
+ * next TAM; the others are decided here. */
+static void session_job_outcome(Job *j, const char *error_name, const char *message) {
+        if (j->kind == JOB_POLICY_CHECK) {
+                session_detach(j);
+                policy_round_session_ended(j, error_name, message);
+        } else if (error_name)
+                job_fail(j, error_name, "%s", message);
+        else
+                job_evaluate(j, true);
+}
+
 /* The run is over: the next one starts if jobs are waiting, else the session goes. */
 static void session_run_end(Session *s) {
         Broker *b = s->broker;
         Job *j, *n;
 
+        log_info("session %" PRIu64 " with %s: ended", s->number, s->tam_uri);
         s->running = false;
         s->query_answered = false;
         s->slot = sd_bus_slot_unref(s->slot);
         free(s->failure);
         s->failure = NULL;
         /* jobs still covered here were failed or handed on by the caller; be safe */
-        LIST_FOREACH_SAFE(session, j, n, s->covered)
-                job_fail(j, TEEP_ERROR_FAILED, "The session with %s ended without an outcome for this job.",
-                         s->tam_uri);
+        LIST_FOREACH_SAFE(session, j, n, s->covered) {
+                char msg[400];
+                snprintf(msg, sizeof(msg), "The session with %s ended without an outcome for this job.", s->tam_uri);
+                session_job_outcome(j, TEEP_ERROR_FAILED, msg);
+        }
         if (s->waiting) {
                 LIST_FOREACH_SAFE(session, j, n, s->waiting) {
                         LIST_REMOVE(session, s->waiting, j);
@@ -149,7 +164,7 @@ static void fail_covered(Session *s, const char *error_name, const char *message
         Job *j, *n;
 
         LIST_FOREACH_SAFE(session, j, n, s->covered)
-                job_fail(j, error_name, "%s", message);
+                session_job_outcome(j, error_name, message);
 }
 
 /* After a run that ended normally: what does the agent have now? Each job gets its outcome. */
@@ -165,7 +180,7 @@ static void on_refreshed(Broker *b, const sd_bus_error *error, void *userdata) {
                 fail_covered(s, broker_agent_error_name(error), msg);
         } else
                 LIST_FOREACH_SAFE(session, j, n, s->covered)
-                        job_evaluate(j, true);
+                        session_job_outcome(j, NULL, NULL);
         session_run_end(s);
 }
 
@@ -173,7 +188,7 @@ static void session_done(Session *s) {
         Job *j;
         int r;
 
-        log_info("session %" PRIu64 " with %s: finished after %u message(s)", s->number, s->tam_uri,
+        log_info("session %" PRIu64 " with %s: exchange complete after %u message(s)", s->number, s->tam_uri,
                  s->n_exchanges);
         LIST_FOREACH(session, j, s->covered)
                 job_set_progress(j, 95);
@@ -222,8 +237,10 @@ static int on_process_error(sd_bus_message *m, void *userdata, sd_bus_error *ret
                 next = "";
 
         LIST_FOREACH_SAFE(session, j, n, s->covered) {
+                char msg[700];
                 job_note_tried(j, s->tam_uri);
-                if (*next && !job_tried(j, next) && j->n_tried < BROKER_MAX_TAM_HOPS) {
+                /* a policy check's round asks the agent for its next TAM itself */
+                if (*next && j->kind != JOB_POLICY_CHECK && !job_tried(j, next) && j->n_tried < BROKER_MAX_TAM_HOPS) {
                         log_info("job %" PRIu32 ": the agent names %s to try next", j->id, next);
                         job_set_tam_uri(j, next);
                         r = session_attach(b, next, j); /* takes it off our list */
@@ -232,7 +249,8 @@ static int on_process_error(sd_bus_message *m, void *userdata, sd_bus_error *ret
                                          s->tam_uri, s->failure ?: "?");
                         continue;
                 }
-                job_fail(j, TEEP_ERROR_TAM_UNREACHABLE, "Could not reach the TAM: %s", s->failure ?: s->tam_uri);
+                snprintf(msg, sizeof(msg), "Could not reach the TAM: %s", s->failure ?: s->tam_uri);
+                session_job_outcome(j, TEEP_ERROR_TAM_UNREACHABLE, msg);
         }
         session_run_end(s);
         return 0;

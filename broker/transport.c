@@ -321,10 +321,10 @@ static int setup_common(HttpRequest *req, const char *uri, uint64_t max) {
         SET(CURLOPT_URL, uri);
 #if LIBCURL_VERSION_NUM >= 0x075500
         SET(CURLOPT_PROTOCOLS_STR, "http,https");
-        SET(CURLOPT_REDIR_PROTOCOLS_STR, "");
+        SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https"); /* unused: redirects are off */
 #else
         SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-        SET(CURLOPT_REDIR_PROTOCOLS, 0L);
+        SET(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
         SET(CURLOPT_FOLLOWLOCATION, 0L);        /* redirects MUST NOT be followed */
         SET(CURLOPT_NOSIGNAL, 1L);

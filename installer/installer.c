@@ -572,18 +572,6 @@ static int run(int argc, char *argv[]) {
         return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-/*
- * LeakSanitizer stops the world with ptrace at exit, and our seccomp filter kills ptrace: under
- * the filter the check can only crash. Off by default in sanitizer builds; a test that wants it
- * runs the daemon with TEEP_SECCOMP=0 and ASAN_OPTIONS=detect_leaks=1 (the environment wins).
- */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) {
-        return "detect_leaks=0";
-}
-#endif
-
 int main(int argc, char *argv[]) {
         log_setup("teep-installer");
         return run(argc, argv);

@@ -26,6 +26,7 @@ static const struct {
         [TAM_FAULT_TRUNCATED_CBOR] = { "truncated-cbor", TAM_STEP_QUERY_REQUEST, false, 0 },
         [TAM_FAULT_SLOW] = { "slow", TAM_STEP_ALL, true, 5 },
         [TAM_FAULT_HTTP_500] = { "http-500", TAM_STEP_QUERY_REQUEST, false, 0 },
+        [TAM_FAULT_UNKNOWN_CRITICAL] = { "unknown-critical-header", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0 },
 };
 
 static const struct {
@@ -52,7 +53,7 @@ const char *tam_step_to_string(TamStep step) {
 
 const char *tam_fault_names(void) {
         return "wrong-signature, untrusted-key, wrong-token, replay-update, rollback, digest-mismatch, "
-               "oversized-body[:BYTES], truncated-body, truncated-cbor, slow[:SEC], http-500";
+               "oversized-body[:BYTES], truncated-body, truncated-cbor, slow[:SEC], http-500, unknown-critical-header";
 }
 
 static int parse_steps(const char *s, unsigned *ret) {

@@ -34,6 +34,7 @@ typedef enum TamFaultKind {
         TAM_FAULT_TRUNCATED_CBOR,    /* the first half of the message, with a matching Content-Length */
         TAM_FAULT_SLOW,              /* sleep ARG seconds (default 5, at most 120) before answering */
         TAM_FAULT_HTTP_500,          /* 500 Internal Server Error instead of the answer */
+        TAM_FAULT_UNKNOWN_CRITICAL,  /* a good signature under a critical header nobody understands */
         _TAM_FAULT_MAX,
 } TamFaultKind;
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "crit-sign.h"
 #include "devices.h"
 #include "fileio.h"
 #include "log.h"
@@ -261,8 +262,10 @@ static int sign_message(Tam *t, TeepBuf payload, TamStep step, int64_t device_al
                         return r;
                 key = rogue;
         }
-        if (device_alg == 0 && t->n_keys > 1 && !t->legacy && !rogue &&
-            !tam_fault_at(&t->faults, TAM_FAULT_WRONG_SIGNATURE, step))
+        if (tam_fault_at(&t->faults, TAM_FAULT_UNKNOWN_CRITICAL, step))
+                r = tam_sign1_unknown_critical(key, alg, payload, ret, ret_len);
+        else if (device_alg == 0 && t->n_keys > 1 && !t->legacy && !rogue &&
+                 !tam_fault_at(&t->faults, TAM_FAULT_WRONG_SIGNATURE, step))
                 r = teep_cose_sign_multi(t->keys, t->n_keys, payload, ret, ret_len);
         else
                 r = teep_cose_sign1(key, alg, NULL, payload, false, ret, ret_len);
@@ -368,8 +371,8 @@ fail:
  * session is NULL, the challenge of any open session: *ret_session), cnf = the signing key.
  * Returns 0, or -EKEYREJECTED / -EBADMSG / -ESTALE with a reason in why.
  */
-static int check_evidence(Tam *t, const TeepMessage *m, TeepKey *device_key, const char *device,
-                          TamSession **session, char *why, size_t why_size) {
+static int check_evidence(Tam *t, const TeepMessage *m, TeepKey *device_key, TamSession **session, char *why,
+                          size_t why_size) {
         _cleanup_(teep_eat_freep) TeepEat *eat = NULL;
         TeepCoseMessage cose;
         TeepError err = {};
@@ -437,7 +440,6 @@ static int check_evidence(Tam *t, const TeepMessage *m, TeepKey *device_key, con
                 snprintf(why, why_size, "EAT has no cnf");
                 return -EBADMSG;
         }
-        (void)device;
         return 0;
 }
 
@@ -786,7 +788,7 @@ static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key,
         if (m->has_token)
                 s = session_by_token(t, SESSION_QUERY_SENT, m->token);
         if (t->mode == TAM_MODE_ATTESTATION && (s || !m->has_token))
-                att = check_evidence(t, m, device_key, device, &s, why, sizeof(why));
+                att = check_evidence(t, m, device_key, &s, why, sizeof(why));
         if (!s) {
                 log_warning("session=- device=%.16s msg=query-response decision=refused: %s", device,
                             m->has_token ? "token is not one an open session waits for (unknown, used or expired)"
@@ -846,6 +848,15 @@ static void on_result(Tam *t, const TeepMessage *m, const char *device, TamReply
                         s = session_by_token(t, SESSION_QUERY_SENT, m->token);
         } else
                 s = session_by_device(t, SESSION_UPDATE_SENT, device);
+        if (!s && m->type == TEEP_TYPE_ERROR) {
+                /* An authenticated device gave up, e.g. on a QueryRequest it could not verify (it then
+                 * sends no token, so as not to echo unauthenticated input): nothing to undo, the
+                 * exchange is over. */
+                log_info("session=- device=%.16s msg=error decision=end (no open session) err-code=%" PRIu64
+                         " (%s) err-msg=\"%.*s\"", device, m->err_code, teep_err_code_to_string(m->err_code) ?: "unknown",
+                         m->has_err_msg ? (int)m->err_msg.len : 0, m->has_err_msg ? (const char *)m->err_msg.ptr : "");
+                return reply_status(reply, 204);
+        }
         if (!s) {
                 log_warning("session=- device=%.16s msg=%s decision=refused: no Update waits for this %s", device, type,
                             m->has_token ? "token" : "device");

@@ -30,7 +30,9 @@
  *   400  not a COSE_Sign1 TEEP message, not a message a device sends, or breaks its CDDL
  *   403  refused: no enrolled device key verifies the signature, the token (or challenge) is
  *        not one an open session waits for (unknown, already used or expired), or the
- *        Success/Error is signed by another device than the session's
+ *        Success/Error is signed by another device than the session's. (An Error from an
+ *        enrolled device that matches no session is logged and answered 204: the device gave
+ *        up, there is nothing to refuse.)
  *   404  GET of a payload that does not exist
  *   500  internal failure (or the http-500 fault)
  *   503  too many open sessions

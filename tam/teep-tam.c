@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
         TamHttp *http = NULL;
         sigset_t mask;
         struct timespec start, now;
-        char errbuf[512];
+        char errbuf[512], host[INET6_ADDRSTRLEN];
         int c, r, sig = 0;
 
         log_setup("teep-tam");
@@ -350,10 +350,12 @@ int main(int argc, char **argv) {
                         return 1;
                 }
         }
+        if (addr.ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&addr)->sin6_addr, host, sizeof(host));
+        else
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
         log_info("Listening on http://%s%s%s:%u/tam (mode %s%s, %zu key%s, lifetime %u s)",
-                 addr.ss_family == AF_INET6 ? "[" : "",
-                 addr.ss_family == AF_INET6 ? "::1" : inet_ntoa(((struct sockaddr_in *)&addr)->sin_addr),
-                 addr.ss_family == AF_INET6 ? "]" : "", tam_http_port(http),
+                 addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", tam_http_port(http),
                  config.mode == TAM_MODE_ATTESTATION ? "attestation" : "token", config.legacy ? ", legacy" : "",
                  n_key_paths, n_key_paths == 1 ? "" : "s", lifetime);
         for (int k = 0; k < _TAM_FAULT_MAX; k++)

@@ -33,12 +33,12 @@ static Stack stack;
 
 static void bring_up(const char *conf_text) {
         const char *why = NULL;
-        char conf[] = "/tmp/teep-installer-conf-XXXXXX";
+        char conf[] = "/tmp/teep-installer-XXXXXX.conf"; /* drop-ins end in .conf */
 
         if (!stack_can_run(&why))
                 cr_skip_test("%s", why);
         if (conf_text) {
-                int fd = mkstemp(conf);
+                int fd = mkstemps(conf, 5);
                 cr_assert_geq(fd, 0);
                 cr_assert_eq(write(fd, conf_text, strlen(conf_text)), (ssize_t)strlen(conf_text));
                 close(fd);
@@ -754,4 +754,113 @@ Test(installer_idle, exits_when_idle_and_comes_back_on_the_next_call) {
                 Call *c = simple_call("List", NULL);
                 cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
         }
+}
+
+/* ---- started by hand: command-line overrides, clean exit (leak-checked in ASan builds) ---- */
+
+static const char *installer_binary(void) {
+        static char path[512];
+        const char *build = getenv("TEEP_BUILD_DIR");
+        snprintf(path, sizeof(path), "%s/installer/teep-installer", build ? build : "build");
+        return path;
+}
+
+Test(installer, command_line_overrides_the_configuration_and_exit_is_clean) {
+        char other[1024], agent[16], path[1700];
+        uint8_t sha[32], got[32];
+        const char *payload = make_payload("payload", 3000, 1, sha);
+        char *before = snapshot();
+        int status = -1;
+        pid_t child, pid = 0;
+        Call *c;
+
+        /* A second store the configuration does not name, owned by teep-installer. */
+        snprintf(other, sizeof(other), "%s", stack_path(&stack, "other-store"));
+        cr_assert_eq(mkdir(other, 0755), 0);
+        cr_assert_eq(chown(other, stack.uid_installer, stack.gid_installer), 0);
+        snprintf(agent, sizeof(agent), "%u", stack.uid_agent);
+
+        fflush(NULL);
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+                const char *argv[] = { installer_binary(), "--config", stack.conf, "--store-dir", other,
+                                       "--layout", "optee", "--agent-user", agent, "--idle-timeout", "1", NULL };
+                if (setgroups(0, NULL) < 0 || setresgid(stack.gid_installer, stack.gid_installer, stack.gid_installer) < 0 ||
+                    setresuid(stack.uid_installer, stack.uid_installer, stack.uid_installer) < 0)
+                        _exit(125);
+                /* ASan builds: LeakSanitizer runs at exit, under the real filter (ignored otherwise). */
+                unsetenv("TEEP_SECCOMP");
+                setenv("ASAN_OPTIONS", "detect_leaks=1:exitcode=23", 1);
+                alarm(60);
+                execv(argv[0], (char *const *)argv);
+                _exit(126);
+        }
+        for (int w = 0; w < 200 && pid == 0; w++) {
+                usleep(25 * 1000);
+                pid = installer_pid();
+        }
+        cr_assert_eq(pid, child, "the hand-started installer did not take the name");
+
+        c = install_call(draft_component, payload, 3000, sha);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "8d82573a-926d-4754-9353-32dc29997f74.ta");
+        snprintf(path, sizeof(path), "%s/%s", other, c->file);
+        sha256_file(path, got);
+        cr_assert_arr_eq(got, sha, 32);
+        c = install_call("TEEP-Device/x", payload, 3000, sha);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent");
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 1);
+        c = simple_call("Remove", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(temporaries(), 0);
+        {
+                char *after = snapshot();
+                cr_assert_str_eq(after, before, "the configured store was written");
+                free(after);
+                free(before);
+        }
+
+        /* Idle for 1 s: it exits by itself, with status 0 (23 would be a leak under ASan). */
+        for (int w = 0; w < 100; w++) {
+                if (waitpid(child, &status, WNOHANG) == child)
+                        break;
+                usleep(100 * 1000);
+        }
+        cr_assert(WIFEXITED(status), "the installer did not exit on its own (status %d)", status);
+        cr_assert_eq(WEXITSTATUS(status), 0);
+}
+
+Test(installer, usage) {
+        const char *help[] = { installer_binary(), "--help", NULL };
+        const char *version[] = { installer_binary(), "--version", NULL };
+        const char *bad[] = { installer_binary(), "--layout", "flat", NULL };
+        const char *extra[] = { installer_binary(), "stray", NULL };
+        const char *nouser[] = { installer_binary(), "--config", "/nonexistent", "--agent-user", "no-such-user-here",
+                                 "--store-dir", "/tmp", NULL };
+        const char *nostore[] = { installer_binary(), "--config", "/nonexistent", "--agent-user", "0",
+                                  "--store-dir", "/nonexistent/store", NULL };
+        const char *relative[] = { installer_binary(), "--config", "/nonexistent", "--store-dir", "tc", NULL };
+        char *out = NULL, *err = NULL;
+
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), help, 10, &out, NULL), 0);
+        cr_assert_neq(strstr(out, "--store-dir"), NULL);
+        free(out);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), version, 10, &out, NULL), 0);
+        cr_assert_neq(strstr(out, "teep-installer "), NULL);
+        free(out);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), bad, 10, NULL, &err), 64);
+        cr_assert_neq(strstr(err, "flat"), NULL);
+        free(err);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), extra, 10, NULL, NULL), 64);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), nouser, 10, NULL, &err), 1);
+        cr_assert_neq(strstr(err, "no-such-user-here"), NULL);
+        free(err);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), nostore, 10, NULL, &err), 1);
+        cr_assert_neq(strstr(err, "/nonexistent/store"), NULL);
+        free(err);
+        cr_assert_eq(run_cmd_as(getuid(), getgid(), relative, 10, NULL, NULL), 1);
 }

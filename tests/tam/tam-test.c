@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,7 +233,10 @@ int tam_stop(TamProc *t) {
                 nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
         }
         t->pid = 0;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (st != 0)
+                t->bad_exits++;
+        return st;
 }
 
 char *tam_log(const TamProc *t) {
@@ -287,7 +291,8 @@ static Http http_do(const char *url, bool post, const void *body, size_t len, co
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
         if (post) {
-                headers = curl_slist_append(headers, "Accept: " TEEP_MEDIA_TYPE);
+                if (!extra_header || strncasecmp(extra_header, "Accept:", 7) != 0)
+                        headers = curl_slist_append(headers, "Accept: " TEEP_MEDIA_TYPE);
                 if (content_type) {
                         snprintf(line, sizeof(line), "Content-Type: %s", content_type);
                         headers = curl_slist_append(headers, line);

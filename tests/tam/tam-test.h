@@ -49,6 +49,7 @@ typedef struct TamProc {
         char url[128];     /* http://127.0.0.1:PORT/tam */
         char base[128];    /* http://127.0.0.1:PORT */
         char log[512];     /* its stderr */
+        unsigned bad_exits; /* stops that did not end with status 0 */
 } TamProc;
 
 /*

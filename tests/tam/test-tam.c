@@ -251,6 +251,36 @@ Test(tam, success_from_another_device_and_error_results) {
         http_done(&u);
 }
 
+/* The device could not verify a QueryRequest: a token-less Error ends the exchange. */
+Test(tam, tokenless_error_from_an_enrolled_device_ends_the_exchange) {
+        _cleanup_(teep_key_freep) TeepKey *stranger = key_new(TEEP_KEY_P256);
+        _cleanup_(teep_message_freep) TeepMessage *err = NULL, *ok = NULL;
+        _cleanup_free_ char *log = NULL;
+        Http h;
+
+        enroll(w.device, "device.pem");
+        world_start(NULL);
+        cr_assert_eq(teep_message_new(&err, TEEP_TYPE_ERROR), 0);
+        err->has_err_code = true;
+        err->err_code = TEEP_ERR_PERMANENT_ERROR;
+        err->has_err_msg = true;
+        err->err_msg = TEEP_BUF("bad signature", 13);
+        h = post_signed(err, w.device, 0);
+        cr_assert_eq(h.status, 204, "%ld", h.status);
+        http_done(&h);
+        /* but not from a stranger, and a token-less Success is no Error */
+        h = post_signed(err, stranger, 0);
+        cr_assert_eq(h.status, 403);
+        http_done(&h);
+        cr_assert_eq(teep_message_new(&ok, TEEP_TYPE_SUCCESS), 0);
+        h = post_signed(ok, w.device, 0);
+        cr_assert_eq(h.status, 403);
+        http_done(&h);
+        log = tam_log(&w.tam);
+        cr_assert(contains(log, "decision=end (no open session) err-code=1 (ERR_PERMANENT_ERROR) err-msg=\"bad signature\""),
+                  "%s", log);
+}
+
 Test(tam, requests_it_cannot_serve_end_the_exchange) {
         _cleanup_free_ uint8_t *env = NULL, *c1 = NULL, *c2 = NULL;
         _cleanup_(teep_message_freep) TeepMessage *qr = NULL, *resp = NULL;

@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* test-broker-e2e.c: the whole stack (tools/devstack) driven through org.teepkit.Broker1 and teepctl */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-util.h"
+#include "fileio.h"
+#include "harness.h"
+#include "macro.h"
+
+static Stack stack;
+
+static void up_with(const char *const *extra) {
+        const char *why = NULL;
+
+        if (!stack_can_run(&why))
+                cr_skip_test("%s", why);
+        cr_assert_eq(stack_up(&stack, extra), 0, "tools/devstack up failed");
+        cr_assert(stack.distinct_users);
+        cr_assert(stack.tam_uri[0] || (extra && extra[0]), "no TAM in the stack");
+}
+
+static void up(void) {
+        up_with(NULL);
+}
+
+static void down(void) {
+        stack_down(&stack);
+}
+
+TestSuite(broker_e2e, .init = up, .fini = down, .timeout = 240);
+
+/* ---- helpers ---- */
+
+static const char *teepctl(void) {
+        const char *t = getenv("TEEPCTL");
+        cr_assert(t && *t, "TEEPCTL is not set");
+        return t;
+}
+
+/* Run teepctl as a user with up to 6 arguments; returns the exit status. */
+static int ctl(uid_t uid, gid_t gid, char **out, char **err, const char *a1, const char *a2, const char *a3,
+               const char *a4) {
+        const char *argv[] = { teepctl(), a1, a2, a3, a4, NULL };
+        char *o = NULL, *e = NULL;
+        int r = run_cmd_as(uid, gid, argv, 120, &o, &e);
+
+        if (r != 0)
+                fprintf(stderr, "teepctl %s %s %s: exit %d\nstdout: %s\nstderr: %s\n", a1 ?: "", a2 ?: "", a3 ?: "", r,
+                        o ?: "", e ?: "");
+        if (out)
+                *out = o;
+        else
+                free(o);
+        if (err)
+                *err = e;
+        else
+                free(e);
+        return r;
+}
+
+#define APP stack.uid_app, stack.gid_app
+#define APP2 stack.uid_app2, stack.gid_app2
+
+static void hex(const uint8_t *p, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", p[i]);
+        out[2 * n] = '\0';
+}
+
+/* InstalledTCs from the broker: sequence and digest of component; false when absent. */
+static bool installed(const char *component, uint64_t *ret_seq, char ret_digest[65]) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        bool found = false;
+        int r;
+
+        cr_assert_geq(sd_bus_open_system(&bus), 0);
+        r = sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "InstalledTCs",
+                                NULL, &reply, "a(stay)");
+        cr_assert_geq(r, 0, "InstalledTCs: %s", strerror(-r));
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(stay)"), 0);
+        while (sd_bus_message_enter_container(reply, 'r', "stay") > 0) {
+                const char *c;
+                const void *d;
+                size_t dl;
+                uint64_t seq;
+                cr_assert_geq(sd_bus_message_read(reply, "st", &c, &seq), 0);
+                cr_assert_geq(sd_bus_message_read_array(reply, 'y', &d, &dl), 0);
+                cr_assert_geq(sd_bus_message_exit_container(reply), 0);
+                if (strcmp(c, component) == 0) {
+                        found = true;
+                        if (ret_seq)
+                                *ret_seq = seq;
+                        if (ret_digest) {
+                                cr_assert_eq(dl, 32);
+                                hex(d, dl, ret_digest);
+                        }
+                }
+        }
+        return found;
+}
+
+static size_t n_installed(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t n = 0;
+
+        cr_assert_geq(sd_bus_open_system(&bus), 0);
+        cr_assert_geq(sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                          "InstalledTCs", NULL, &reply, "a(stay)"),
+                      0);
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(stay)"), 0);
+        while (sd_bus_message_skip(reply, "(stay)") > 0)
+                n++;
+        return n;
+}
+
+/* How many regular files in the TC store have this SHA-256 (hex). */
+static const char *walk_digest;
+static unsigned walk_hits, walk_files;
+static int walk_one(const char *path, const struct stat *st, int type, struct FTW *f) {
+        char d[65];
+        if (type != FTW_F)
+                return 0;
+        walk_files++;
+        if (file_sha256_hex(path, d) == 0 && strcmp(d, walk_digest) == 0)
+                walk_hits++;
+        return 0;
+}
+
+static unsigned store_files_with_digest(const char *digest, unsigned *ret_total) {
+        walk_digest = digest;
+        walk_hits = walk_files = 0;
+        cr_assert_eq(nftw(stack_path(&stack, "var/lib/teepkit/tc"), walk_one, 16, FTW_PHYS), 0);
+        if (ret_total)
+                *ret_total = walk_files;
+        return walk_hits;
+}
+
+static char *read_text(const char *path) {
+        uint8_t *buf = NULL;
+        size_t len;
+        cr_assert_eq(read_full_file(path, 16 << 20, &buf, &len), 0, "cannot read %s", path);
+        return (char *)buf;
+}
+
+static unsigned count_lines_with(const char *path, const char *needle) {
+        _cleanup_free_ char *text = read_text(path);
+        unsigned n = 0;
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* A value from the stack's env file ("TEEP_VENDOR_ID"). */
+static void env_value(const char *key, char *out, size_t n) {
+        _cleanup_free_ char *text = read_text(stack_path(&stack, "env"));
+        char pat[128];
+        const char *p;
+
+        snprintf(pat, sizeof(pat), "export %s=", key);
+        p = strstr(text, pat);
+        cr_assert_not_null(p, "%s not in the stack's env", key);
+        p += strlen(pat);
+        snprintf(out, n, "%.*s", (int)strcspn(p, "\n"), p);
+}
+
+/* Sign a TC for the stack's TAM: payload text → tam/tcs/NAME.suit (atomically). With uri, the
+ * envelope names where the device downloads the payload (tam/tcs/payloads/NAME.bin). */
+static void make_tc(const char *name, const char *component, unsigned seq, const char *content, bool by_uri,
+                    char ret_digest[65]) {
+        char payload[512], out[512], tmp[512], seqs[16], vendor[64], class[64], manifest[512], uri[512];
+        const char *argv[24];
+        size_t n = 0;
+        FILE *f;
+        int r;
+
+        env_value("TEEP_VENDOR_ID", vendor, sizeof(vendor));
+        env_value("TEEP_CLASS_ID", class, sizeof(class));
+        (void)mkdir(stack_path(&stack, "tam/tcs/payloads"), 0755);
+        snprintf(payload, sizeof(payload), "%s/%s.bin", stack_path(&stack, "tam/tcs/payloads"), name);
+        f = fopen(payload, "we");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+        (void)chmod(payload, 0644);
+        snprintf(out, sizeof(out), "%s/%s.suit", stack_path(&stack, "tam/tcs"), name);
+        snprintf(tmp, sizeof(tmp), "%s/.%s.suit.tmp", stack_path(&stack, "tam"), name);
+        snprintf(seqs, sizeof(seqs), "%u", seq);
+        snprintf(manifest, sizeof(manifest), "%s/tam/teep-manifest", getenv("TEEP_BUILD_DIR") ?: "build");
+        argv[n++] = manifest;
+        argv[n++] = "create";
+        argv[n++] = "--key";
+        argv[n++] = stack_path(&stack, "tam/signer.pem");
+        argv[n++] = "--component";
+        argv[n++] = component;
+        argv[n++] = "--sequence";
+        argv[n++] = seqs;
+        argv[n++] = "--vendor-id";
+        argv[n++] = vendor;
+        argv[n++] = "--class-id";
+        argv[n++] = class;
+        argv[n++] = "--payload";
+        argv[n++] = payload;
+        if (by_uri) {
+                /* http://127.0.0.1:PORT/tam → http://127.0.0.1:PORT/payload/NAME.bin */
+                const char *slash = strrchr(stack.tam_uri, '/');
+                cr_assert_not_null(slash);
+                snprintf(uri, sizeof(uri), "%.*s/payload/%s.bin", (int)(slash - stack.tam_uri), stack.tam_uri, name);
+                argv[n++] = "--uri";
+                argv[n++] = uri;
+        }
+        argv[n++] = "--out";
+        argv[n++] = tmp;
+        argv[n] = NULL;
+        r = run_cmd_as(geteuid(), getegid(), argv, 30, NULL, NULL);
+        cr_assert_eq(r, 0, "teep-manifest create %s: exit %d", name, r);
+        cr_assert_eq(rename(tmp, out), 0);
+        if (ret_digest)
+                cr_assert_eq(file_sha256_hex(payload, ret_digest), 0);
+}
+
+static void demo_digest(char out[65]) {
+        cr_assert_eq(file_sha256_hex(stack_path(&stack, "tam/payloads/demo-ta.bin"), out), 0);
+}
+
+/* ---- tests ---- */
+
+Test(broker_e2e, request_installs_the_tc_with_the_right_digest) {
+        _cleanup_free_ char *out = NULL, *list = NULL;
+        char want[65], got[65], requester[32];
+        uint64_t seq = 0;
+
+        demo_digest(want);
+        cr_assert(!installed(stack.demo_component, NULL, NULL));
+        cr_assert_eq(store_files_with_digest(want, NULL), 0);
+
+        cr_assert_eq(ctl(APP, &out, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(out, "installed"), "%s", out);
+
+        cr_assert(installed(stack.demo_component, &seq, got));
+        cr_assert_eq(seq, 1);
+        cr_assert_str_eq(got, want, "the broker reports another image");
+        cr_assert_eq(store_files_with_digest(want, NULL), 1, "the image is not in the store");
+
+        /* anyone can see it, with who asked */
+        cr_assert_eq(ctl(APP2, &list, NULL, "list", "--json", NULL, NULL), 0);
+        snprintf(requester, sizeof(requester), "\"uid:%u\"", (unsigned)stack.uid_app);
+        cr_assert(strstr(list, stack.demo_component), "%s", list);
+        cr_assert(strstr(list, requester), "%s", list);
+        cr_assert(strstr(list, want), "%s", list);
+}
+
+Test(broker_e2e, unrequest_removes_only_when_the_last_requester_goes) {
+        _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *e5 = NULL;
+        char want[65];
+
+        demo_digest(want);
+        cr_assert_eq(ctl(APP, &o1, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert_eq(ctl(APP2, &o2, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(o2, "already installed"), "%s", o2);
+        cr_assert_eq(store_files_with_digest(want, NULL), 1);
+
+        /* the second requester goes: the first still needs it */
+        cr_assert_eq(ctl(APP2, &o3, NULL, "unrequest", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(o3, "still needed"), "%s", o3);
+        cr_assert(installed(stack.demo_component, NULL, NULL));
+        cr_assert_eq(store_files_with_digest(want, NULL), 1, "removed while still needed");
+
+        /* asking again to unrequest what is not requested: not found */
+        cr_assert_eq(ctl(APP2, NULL, &e5, "unrequest", stack.demo_component, NULL, NULL), 3);
+        cr_assert(strstr(e5, "NotRequested"), "%s", e5);
+
+        /* the last one goes: removed */
+        cr_assert_eq(ctl(APP, &o4, NULL, "unrequest", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(o4, "removed"), "%s", o4);
+        cr_assert(!installed(stack.demo_component, NULL, NULL));
+        cr_assert_eq(store_files_with_digest(want, NULL), 0, "still in the store");
+}
+
+Test(broker_e2e, policy_check_brings_a_newer_tc) {
+        _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *st = NULL;
+        char old[65], new[65], got[65];
+        uint64_t seq = 0;
+
+        demo_digest(old);
+        cr_assert_eq(ctl(APP, &o1, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert(installed(stack.demo_component, &seq, NULL));
+        cr_assert_eq(seq, 1);
+
+        /* the SP signs version 2; the TAM offers it from now on */
+        make_tc("demo-ta", stack.demo_component, 2, "teepkit demo Trusted Component, version 2\n", false, new);
+        cr_assert_str_neq(old, new);
+
+        cr_assert_eq(ctl(APP2, &o2, NULL, "policy-check", NULL, NULL, NULL), 0);
+        cr_assert(strstr(o2, "policy check done"), "%s", o2);
+        cr_assert(installed(stack.demo_component, &seq, got));
+        cr_assert_eq(seq, 2, "the newer TC did not arrive");
+        cr_assert_str_eq(got, new);
+        cr_assert_eq(store_files_with_digest(new, NULL), 1);
+        cr_assert_eq(store_files_with_digest(old, NULL), 0, "the old image is still there");
+
+        /* nothing new: a second check runs through as well (the agent's round starts over) */
+        cr_assert_eq(ctl(APP2, &o3, NULL, "policy-check", "--json", NULL, NULL), 0);
+        cr_assert(strstr(o3, "\"result\":\"checked\""), "%s", o3);
+        cr_assert_eq(ctl(APP2, &st, NULL, "status", "--json", NULL, NULL), 0);
+        cr_assert_null(strstr(st, "\"last_policy_check\":0,"), "LastPolicyCheck not set: %s", st);
+}
+
+/* Stop teep-tam for good. run/tam.pid is the `timeout` wrapper, which leads the process group
+ * teep-tam is in: the group goes. Then wait until nothing accepts on the TAM's port. */
+static void kill_tam(void) {
+        _cleanup_free_ char *pidtext = read_text(stack_path(&stack, "run/tam.pid"));
+        pid_t pid = (pid_t)strtol(pidtext, NULL, 10);
+        const char *argv[] = { "curl", "-s", "-o", "/dev/null", "--max-time", "2", "-X", "POST", stack.tam_uri, NULL };
+
+        cr_assert_gt(pid, 1);
+        (void)kill(-pid, SIGKILL);
+        (void)kill(pid, SIGKILL);
+        for (int i = 0; i < 100; i++) {
+                /* curl exits 7 when the connection is refused */
+                if (run_cmd_as(geteuid(), getegid(), argv, 5, NULL, NULL) == 7)
+                        return;
+                usleep(50 * 1000);
+        }
+        cr_assert_fail("teep-tam still answers at %s", stack.tam_uri);
+}
+
+Test(broker_e2e, tam_down_fails_with_tam_unreachable_and_nothing_changes) {
+        _cleanup_free_ char *o1 = NULL, *e2 = NULL, *j3 = NULL, *e4 = NULL, *e5 = NULL, *before = NULL,
+                            *after = NULL;
+        const char *other = "TEEP-Device/SecureFS/0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9/ta";
+        char want[65];
+        unsigned files_before, files_after;
+
+        demo_digest(want);
+        cr_assert_eq(ctl(APP, &o1, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert_eq(store_files_with_digest(want, &files_before), 1);
+        cr_assert_eq(ctl(APP, &before, NULL, "list", "--json", NULL, NULL), 0);
+
+        kill_tam();
+
+        cr_assert_eq(ctl(APP2, NULL, &e2, "request", other, NULL, NULL), 1);
+        cr_assert(strstr(e2, "TamUnreachable"), "%s", e2);
+        cr_assert_eq(ctl(APP2, &j3, NULL, "request", "--json", other, NULL), 1);
+        cr_assert(strstr(j3, "\"name\":\"org.teepkit.Error.TamUnreachable\""), "%s", j3);
+        /* the last requester goes, but the TAM cannot be told: the TC stays */
+        cr_assert_eq(ctl(APP, NULL, &e4, "unrequest", stack.demo_component, NULL, NULL), 1);
+        cr_assert(strstr(e4, "TamUnreachable"), "%s", e4);
+        cr_assert_eq(ctl(APP, NULL, &e5, "policy-check", NULL, NULL, NULL), 1);
+        cr_assert(strstr(e5, "TamUnreachable"), "%s", e5);
+
+        cr_assert(!installed(other, NULL, NULL));
+        cr_assert(installed(stack.demo_component, NULL, NULL));
+        cr_assert_eq(store_files_with_digest(want, &files_after), 1);
+        cr_assert_eq(files_after, files_before, "the store changed");
+        cr_assert_eq(ctl(APP, &after, NULL, "list", "--json", NULL, NULL), 0);
+        cr_assert(strstr(after, "\"installed\":true"), "%s", after);
+}
+
+Test(broker_e2e, payload_fetched_by_uri_through_the_broker) {
+        _cleanup_free_ char *o = NULL, *log = NULL;
+        const char *component = "TEEP-Device/SecureFS/5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e/ta";
+        char want[65], got[65];
+
+        make_tc("fetched", component, 1, "a Trusted Component the device downloads by URI\n", true, want);
+        cr_assert_eq(ctl(APP, &o, NULL, "request", component, NULL, NULL), 0);
+        cr_assert(installed(component, NULL, got));
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(store_files_with_digest(want, NULL), 1);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/payload/fetched.bin"), "the broker did not fetch it:\n%s", log);
+}
+
+/* ---- access ---- */
+
+typedef struct AccessResult {
+        int code;
+} AccessResult;
+
+static int access_as_app(void *userdata) {
+        sd_bus *bus = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *component = userdata, *p = NULL;
+        char path[128];
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        /* the public API: yes */
+        r = sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "RequestTA", &e,
+                               &reply, "sasa{sv}", component, 0, 0);
+        if (r < 0 || sd_bus_message_read(reply, "o", &p) < 0 || strncmp(p, "/org/teepkit/Broker1/job/", 25) != 0) {
+                fprintf(stderr, "RequestTA: %s\n", e.message ?: strerror(-r));
+                return 11;
+        }
+        snprintf(path, sizeof(path), "%s", p);
+        reply = sd_bus_message_unref(reply);
+        r = sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "InstalledTCs", &e,
+                                &reply, "a(stay)");
+        if (r < 0)
+                return 12;
+        reply = sd_bus_message_unref(reply);
+        r = sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, path, TEEP_BROKER_JOB_INTERFACE, "State", &e, &reply, "s");
+        if (r < 0)
+                return 13;
+        reply = sd_bus_message_unref(reply);
+
+        /* the agent and the installer: no, whatever the method */
+        r = sd_bus_call_method(bus, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, "RequestTA", &e, NULL,
+                               "ssas", "uid:0", component, 0);
+        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                fprintf(stderr, "Agent1.RequestTA: %s\n", r >= 0 ? "allowed" : e.name);
+                return 20;
+        }
+        sd_bus_error_free(&e);
+        r = sd_bus_call_method(bus, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, "ProcessError", &e, NULL,
+                               "ss", "http://127.0.0.1:1/tam", "x");
+        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED))
+                return 21;
+        sd_bus_error_free(&e);
+        r = sd_bus_call_method(bus, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE, "List", &e,
+                               NULL, NULL);
+        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                fprintf(stderr, "Installer1.List: %s\n", r >= 0 ? "allowed" : e.name);
+                return 22;
+        }
+        sd_bus_error_free(&e);
+        /* nor the broker's internal interface for the agent */
+        r = sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_FETCHER_INTERFACE, "Fetch", &e, NULL,
+                               "st", "http://127.0.0.1:1/x", (uint64_t)10);
+        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                fprintf(stderr, "PayloadFetcher1.Fetch: %s\n", r >= 0 ? "allowed" : e.name);
+                return 23;
+        }
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+Test(broker_e2e, a_user_can_use_the_broker_but_not_reach_agent_or_installer) {
+        _cleanup_free_ char *e1 = NULL;
+
+        int r = run_as(APP, access_as_app, stack.demo_component);
+        cr_assert_eq(r, 0, "step %d of the access check failed (see stderr)", r);
+        /* only root may act for a package */
+        cr_assert_eq(ctl(APP, NULL, &e1, "request", "--package", "hello", stack.demo_component), 4);
+        cr_assert(strstr(e1, "AccessDenied"), "%s", e1);
+}
+
+Test(broker_e2e, bad_arguments_are_refused_by_name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *err = NULL;
+
+        cr_assert_geq(sd_bus_open_system(&bus), 0);
+        cr_assert_lt(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "RequestTA",
+                                        &e, NULL, "sasa{sv}", "a//b", 0, 0),
+                     0);
+        cr_assert_str_eq(e.name, TEEP_ERROR_INVALID_COMPONENT);
+        sd_bus_error_free(&e);
+        cr_assert_lt(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "RequestTA",
+                                        &e, NULL, "sasa{sv}", stack.demo_component, 0, 1, "force", "b", 1),
+                     0);
+        cr_assert_str_eq(e.name, SD_BUS_ERROR_INVALID_ARGS);
+        cr_assert(strstr(e.message, "force"), "%s", e.message);
+        sd_bus_error_free(&e);
+        cr_assert_lt(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "RequestTA",
+                                        &e, NULL, "sasa{sv}", stack.demo_component, 1, "file:///etc/passwd", 0),
+                     0);
+        cr_assert_str_eq(e.name, SD_BUS_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        cr_assert_lt(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                        "RequestPolicyCheck", &e, NULL, "a{sv}", 1, "requester", "u", 5),
+                     0);
+        cr_assert_str_eq(e.name, SD_BUS_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+
+        cr_assert_eq(ctl(APP, NULL, &err, "request", "../../etc/passwd", NULL, NULL), 64);
+        cr_assert_eq(n_installed(), 0);
+}
+
+Test(broker_e2e, agent_key_is_the_enrolled_device_key) {
+        _cleanup_free_ char *pem = NULL, *cose = NULL, *enrolled = NULL;
+
+        cr_assert_eq(ctl(APP, &pem, NULL, "agent-key", NULL, NULL, NULL), 0);
+        enrolled = read_text(stack_path(&stack, "tam/devices/device.pem"));
+        cr_assert(strstr(pem, "-----BEGIN PUBLIC KEY-----"), "%s", pem);
+        cr_assert_str_eq(pem, enrolled);
+        cr_assert_eq(ctl(APP, &cose, NULL, "agent-key", "--cose", NULL, NULL), 0);
+        cr_assert_gt(strlen(cose), 20);
+        cr_assert_eq(strspn(cose, "0123456789abcdef"), strlen(cose) - 1, "not hex: %s", cose);
+}
+
+Test(broker_e2e, status_and_monitor_show_what_happens) {
+        _cleanup_free_ char *st = NULL, *o = NULL, *mon = NULL;
+        char monpath[512], timeout[8] = "30";
+        pid_t pid;
+        int status, fd;
+
+        cr_assert_eq(ctl(APP, &st, NULL, "status", NULL, NULL, NULL), 0);
+        cr_assert(strstr(st, stack.tam_uri), "%s", st);
+        cr_assert(strstr(st, "teep-agentd"), "%s", st);
+
+        /* teepctl monitor in the background, its output in a file */
+        snprintf(monpath, sizeof(monpath), "%s", stack_path(&stack, "log/monitor.out"));
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                fd = open(monpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0 || dup2(fd, 1) < 0)
+                        _exit(126);
+                execl(teepctl(), "teepctl", "monitor", "--timeout", timeout, (char *)NULL);
+                _exit(127);
+        }
+        /* it prints its first line once its matches are in place */
+        for (int i = 0; i < 200; i++) {
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                if (read_full_file(monpath, 1 << 20, &buf, &len) == 0 && strstr((char *)buf, "monitoring")) {
+                        free(buf);
+                        break;
+                }
+                free(buf);
+                usleep(50 * 1000);
+        }
+        cr_assert_eq(ctl(APP, &o, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        kill(pid, SIGINT); /* Ctrl-C ends it with status 0 */
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "monitor status %d", status);
+        mon = read_text(monpath);
+        cr_assert(strstr(mon, "new: request TEEP-Device/"), "%s", mon);
+        cr_assert(strstr(mon, "finished: installed"), "%s", mon);
+        cr_assert(strstr(mon, "InstalledTCs: installed: TEEP-Device/"), "%s", mon);
+        cr_assert(strstr(mon, "State=running"), "%s", mon);
+}
+
+/* ---- many requests at once ---- */
+
+#define N_TCS 10
+#define N_CALLS 100
+
+typedef struct Storm {
+        char components[N_TCS][128];
+} Storm;
+
+typedef struct StormState {
+        char *paths[N_CALLS];
+        unsigned replies, finished, ok, failed;
+        char failure[512];
+} StormState;
+
+static int storm_on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char **slot = userdata;
+        const char *path;
+        if (!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "o", &path) >= 0)
+                *slot = strdup(path);
+        else
+                *slot = strdup("error");
+        return 0;
+}
+
+static StormState *storm_state;
+
+static int storm_on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        StormState *st = storm_state;
+        const char *result, *name, *message, *path = sd_bus_message_get_path(m);
+
+        if (sd_bus_message_read(m, "sss", &result, &name, &message) < 0)
+                return 0;
+        for (unsigned i = 0; i < N_CALLS; i++)
+                if (st->paths[i] && strcmp(st->paths[i], path) == 0) {
+                        st->finished++;
+                        if (strcmp(result, "installed") == 0 || strcmp(result, "already-installed") == 0)
+                                st->ok++;
+                        else {
+                                st->failed++;
+                                snprintf(st->failure, sizeof(st->failure), "%s: %s %s", path, name, message);
+                        }
+                }
+        return 0;
+}
+
+static int storm(void *userdata) {
+        Storm *s = userdata;
+        StormState st = {};
+        sd_bus *bus = NULL;
+        time_t end = time(NULL) + 180;
+
+        storm_state = &st;
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        if (sd_bus_match_signal(bus, NULL, TEEP_BROKER_BUS_NAME, NULL, TEEP_BROKER_JOB_INTERFACE, "Finished",
+                                storm_on_finished, NULL) < 0)
+                return 11;
+        /* all calls out before the first answer is read */
+        for (unsigned i = 0; i < N_CALLS; i++)
+                if (sd_bus_call_method_async(bus, NULL, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                             "RequestTA", storm_on_reply, &st.paths[i], "sasa{sv}",
+                                             s->components[i % N_TCS], 0, 0) < 0)
+                        return 12;
+        while (st.finished < N_CALLS && time(NULL) < end) {
+                int r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return 13;
+                /* The broker answers a call before its job can finish, and messages are
+                 * handled in order: a job's path is known before its Finished arrives. */
+                if (r == 0)
+                        (void)sd_bus_wait(bus, 1000000);
+        }
+        for (unsigned i = 0; i < N_CALLS; i++)
+                if (!st.paths[i] || strcmp(st.paths[i], "error") == 0) {
+                        fprintf(stderr, "call %u: no job\n", i);
+                        return 14;
+                }
+        if (st.finished < N_CALLS) {
+                fprintf(stderr, "only %u of %u jobs finished\n", st.finished, N_CALLS);
+                return 15;
+        }
+        if (st.failed) {
+                fprintf(stderr, "%u jobs failed, e.g. %s\n", st.failed, st.failure);
+                return 16;
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+Test(broker_e2e, a_hundred_concurrent_requests_for_ten_tcs_share_sessions) {
+        Storm s = {};
+        char digests[N_TCS][65];
+        _cleanup_free_ char *log = NULL;
+        unsigned started = 0, active = 0, max_active = 0, connects;
+
+        for (int i = 0; i < N_TCS; i++) {
+                char name[32], content[64];
+                snprintf(s.components[i], sizeof(s.components[i]), "TEEP-Device/storm/tc-%d/ta", i);
+                snprintf(name, sizeof(name), "storm-%d", i);
+                snprintf(content, sizeof(content), "storm Trusted Component %d\n", i);
+                make_tc(name, s.components[i], 1, content, false, digests[i]);
+        }
+        cr_assert_eq(run_as(APP, storm, &s), 0, "the storm failed (see stderr)");
+
+        for (int i = 0; i < N_TCS; i++) {
+                char got[65];
+                cr_assert(installed(s.components[i], NULL, got), "%s is missing", s.components[i]);
+                cr_assert_str_eq(got, digests[i]);
+                cr_assert_eq(store_files_with_digest(digests[i], NULL), 1);
+        }
+
+        /* One session per TAM at a time: walk the broker's log in order. */
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+                if (!strstr(line, stack.tam_uri))
+                        continue;
+                if (strstr(line, ": started for ")) {
+                        started++;
+                        active++;
+                        if (active > max_active)
+                                max_active = active;
+                } else if (strstr(line, ": ended"))
+                        active--;
+        }
+        cr_assert_eq(max_active, 1, "sessions with one TAM overlapped");
+        cr_assert_eq(active, 0);
+        cr_assert_geq(started, 1);
+        cr_assert_leq(started, N_TCS, "%u sessions for %d requests: they did not coalesce", started, N_CALLS);
+        /* the TAM saw exactly those sessions */
+        connects = count_lines_with(stack_path(&stack, "log/tam.log"), "msg=connect");
+        cr_assert_eq(connects, started, "TAM saw %u sessions, the broker started %u", connects, started);
+}
