@@ -28,12 +28,14 @@
 /* How long a new instance waits for an exiting one to let go of the store. */
 #define STORE_LOCK_TIMEOUT_MS 20000u
 
+/* What the command line set wins over the configuration file. */
 typedef struct Settings {
         const char *config;
         char *store_dir;
         StoreLayout layout;
         char *agent_user;
         uint64_t idle_usec;
+        bool layout_set, idle_set; /* by the command line */
 } Settings;
 
 typedef struct Installer {
@@ -348,6 +350,7 @@ static const char *conf_where(const TeepConf *c, const char *section, const char
 static int load_config(Settings *set) {
         _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
         char err[512] = "";
+        uint64_t idle_usec;
         const char *v;
         int r;
 
@@ -363,18 +366,27 @@ static int load_config(Settings *set) {
                         return log_error_errno(-ENOMEM, "out of memory");
         }
         v = teep_conf_get(conf, "Installer", "Layout");
-        if (v && store_layout_from_string(v, &set->layout) < 0)
-                return log_error_errno(-EINVAL, "%s: Layout=%s: expected 'default' or 'optee'",
-                                       conf_where(conf, "Installer", "Layout"), v);
+        if (v) {
+                StoreLayout layout;
+
+                /* A value that does not parse fails the start even when overridden. */
+                if (store_layout_from_string(v, &layout) < 0)
+                        return log_error_errno(-EINVAL, "%s: Layout=%s: expected 'default' or 'optee'",
+                                               conf_where(conf, "Installer", "Layout"), v);
+                if (!set->layout_set)
+                        set->layout = layout;
+        }
         v = teep_conf_get(conf, "Installer", "AgentUser");
         if (v && !set->agent_user) {
                 set->agent_user = strdup(v);
                 if (!set->agent_user)
                         return log_error_errno(-ENOMEM, "out of memory");
         }
-        r = teep_conf_get_usec(conf, "Installer", "IdleTimeoutSec", &set->idle_usec, err, sizeof(err));
+        r = teep_conf_get_usec(conf, "Installer", "IdleTimeoutSec", &idle_usec, err, sizeof(err));
         if (r < 0)
                 return log_error_errno(r, "%s: IdleTimeoutSec: %s", conf_where(conf, "Installer", "IdleTimeoutSec"), err);
+        if (r > 0 && !set->idle_set)
+                set->idle_usec = idle_usec;
         return 0;
 }
 
@@ -393,9 +405,8 @@ static void help(void) {
                TEEP_CONF_FILE);
 }
 
-/* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL for a usage error. Command-line
- * values are stored in set and win over the configuration. */
-static int parse_argv(int argc, char *argv[], Settings *set, bool *ret_layout_set, bool *ret_idle_set) {
+/* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL for a usage error. */
+static int parse_argv(int argc, char *argv[], Settings *set) {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_STORE_DIR, ARG_LAYOUT, ARG_AGENT_USER, ARG_IDLE_TIMEOUT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -431,7 +442,7 @@ static int parse_argv(int argc, char *argv[], Settings *set, bool *ret_layout_se
                                 log_error("--layout=%s: expected 'default' or 'optee'", optarg);
                                 return -EINVAL;
                         }
-                        *ret_layout_set = true;
+                        set->layout_set = true;
                         break;
                 case ARG_AGENT_USER:
                         free(set->agent_user);
@@ -444,7 +455,7 @@ static int parse_argv(int argc, char *argv[], Settings *set, bool *ret_layout_se
                                 log_error("--idle-timeout=%s: not a time span", optarg);
                                 return -EINVAL;
                         }
-                        *ret_idle_set = true;
+                        set->idle_set = true;
                         break;
                 default:
                         return -EINVAL;
@@ -464,24 +475,16 @@ static int run(int argc, char *argv[]) {
                 .layout = STORE_LAYOUT_DEFAULT,
                 .idle_usec = DEFAULT_IDLE_USEC,
         };
-        Settings cmdline;
-        bool layout_set = false, idle_set = false;
         sigset_t mask;
         int r;
 
-        r = parse_argv(argc, argv, &set, &layout_set, &idle_set);
+        r = parse_argv(argc, argv, &set);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-
         /* The configuration fills in what the command line did not set. */
-        cmdline = set;
         r = load_config(&set);
         if (r < 0)
                 return EXIT_FAILURE;
-        if (layout_set)
-                set.layout = cmdline.layout;
-        if (idle_set)
-                set.idle_usec = cmdline.idle_usec;
         if (!set.store_dir && !(set.store_dir = strdup(TEEP_STATEDIR "/tc")))
                 return EXIT_FAILURE;
         if (!set.agent_user && !(set.agent_user = strdup("teep-agent")))
