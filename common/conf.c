@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "log.h"
 #include "macro.h"
 
 typedef struct Entry {
@@ -458,3 +459,20 @@ static int typed(const TeepConf *c, const char *section, const char *key, char *
 DEFINE_TYPED_GETTER(teep_conf_get_bool, bool, teep_parse_bool, "a boolean (yes/no)")
 DEFINE_TYPED_GETTER(teep_conf_get_size, uint64_t, teep_parse_size, "a size (e.g. 16M)")
 DEFINE_TYPED_GETTER(teep_conf_get_usec, uint64_t, teep_parse_usec, "a time span (e.g. 30s, 5min, 1h)")
+
+int teep_conf_warn_unknown(const TeepConf *c, const char *section, const char *const *known) {
+        int n = 0;
+
+        for (const TeepConfSection *s = teep_conf_sections(c, section, NULL); s; s = teep_conf_sections(c, section, s))
+                for (size_t j = 0; j < s->n_entries; j++) {
+                        bool found = false;
+                        for (size_t k = 0; known && known[k] && !found; k++)
+                                found = strcmp(s->entries[j].key, known[k]) == 0;
+                        if (!found) {
+                                log_warning("%s: unknown key [%s] %s=, ignored", s->entries[j].where, section,
+                                            s->entries[j].key);
+                                n++;
+                        }
+                }
+        return n;
+}

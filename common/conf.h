@@ -67,6 +67,11 @@ int teep_conf_get_size(const TeepConf *c, const char *section, const char *key, 
 int teep_conf_get_usec(const TeepConf *c, const char *section, const char *key, uint64_t *ret,
                        char *errbuf, size_t errbuf_size);
 
+/* Log a warning ("file:line: unknown key [Section] Key=, ignored") for every key of every
+ * section called section that is not in known (NULL-terminated). Returns how many. Unknown
+ * keys never stop a daemon: a drop-in written for a newer release must not brick an older one. */
+int teep_conf_warn_unknown(const TeepConf *c, const char *section, const char *const *known);
+
 /* Helpers also used for command-line values. */
 int teep_parse_bool(const char *s, bool *ret);
 int teep_parse_size(const char *s, uint64_t *ret);

@@ -145,3 +145,11 @@ Test(conf, dropins_are_read_in_lexical_order_after_the_main_file) {
         snprintf(f, sizeof(f), "rm -rf %s", dir);
         cr_assert_eq(system(f), 0);
 }
+
+Test(conf, unknown_keys_are_counted_not_fatal) {
+        TeepConf *c = parse("[Agent]\nKeyType=ESP256\nKeyTyp=typo\n[Agent]\nFuture=1\n[Broker]\nOther=1\n");
+        cr_assert_eq(teep_conf_warn_unknown(c, "Agent", (const char *const[]){ "KeyType", NULL }), 2);
+        cr_assert_eq(teep_conf_warn_unknown(c, "Broker", (const char *const[]){ "Other", NULL }), 0);
+        cr_assert_eq(teep_conf_warn_unknown(c, "Installer", NULL), 0);
+        teep_conf_free(c);
+}
