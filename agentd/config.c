@@ -221,6 +221,11 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
         if (r < 0)
                 return r;
 
+        (void)teep_conf_warn_unknown(conf, "Agent",
+                                     (const char *const[]){ "StateDirectory", "TrustAnchorDirectory", "SignerDirectory",
+                                                            "KeyType", "BrokerUser", "VendorId", "ClassId", "OEMID",
+                                                            "HWModel", "HWVersion", "MaxPayloadSize", NULL });
+        (void)teep_conf_warn_unknown(conf, "TAM", (const char *const[]){ "URI", "Kid", "TrustAnchor", NULL });
         for (const TeepConfSection *s = teep_conf_sections(conf, "TAM", NULL); s; s = teep_conf_sections(conf, "TAM", s)) {
                 AgentTamConfig *nt = reallocarray(c->tams, c->n_tams + 1, sizeof(AgentTamConfig));
                 if (!nt)

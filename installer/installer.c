@@ -137,10 +137,11 @@ static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error
         uint64_t size;
         int fd, r;
 
-        installer_touch(i);
+        /* Only the agent's calls keep the installer alive. */
         r = bus_require_sender_uid(m, i->agent_uid, error);
         if (r < 0)
                 return r;
+        installer_touch(i);
         r = sd_bus_message_read(m, "sht", &component, &fd, &size);
         if (r < 0)
                 return r;
@@ -201,10 +202,10 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *component;
         int r;
 
-        installer_touch(i);
         r = bus_require_sender_uid(m, i->agent_uid, error);
         if (r < 0)
                 return r;
+        installer_touch(i);
         r = sd_bus_message_read(m, "s", &component);
         if (r < 0)
                 return r;
@@ -232,10 +233,10 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         size_t n = 0;
         int r;
 
-        installer_touch(i);
         r = bus_require_sender_uid(m, i->agent_uid, error);
         if (r < 0)
                 return r;
+        installer_touch(i);
         r = store_list(i->store, &entries, &n);
         installer_touch(i);
         if (r < 0) {
@@ -350,7 +351,7 @@ static const char *conf_where(const TeepConf *c, const char *section, const char
 static int load_config(Settings *set) {
         _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
         char err[512] = "";
-        uint64_t idle_usec;
+        uint64_t idle_usec = 0;
         const char *v;
         int r;
 
@@ -359,6 +360,8 @@ static int load_config(Settings *set) {
                 return log_error_errno(r, "cannot read configuration %s: %s", set->config,
                                        err[0] ? err : strerror(-r));
 
+        (void)teep_conf_warn_unknown(conf, "Installer",
+                                     (const char *const[]){ "StoreDirectory", "Layout", "AgentUser", "IdleTimeoutSec", NULL });
         v = teep_conf_get(conf, "Installer", "StoreDirectory");
         if (v && !set->store_dir) {
                 set->store_dir = strdup(v);
@@ -384,7 +387,7 @@ static int load_config(Settings *set) {
         }
         r = teep_conf_get_usec(conf, "Installer", "IdleTimeoutSec", &idle_usec, err, sizeof(err));
         if (r < 0)
-                return log_error_errno(r, "%s: IdleTimeoutSec: %s", conf_where(conf, "Installer", "IdleTimeoutSec"), err);
+                return log_error_errno(r, "%s", err); /* err names file:line */
         if (r > 0 && !set->idle_set)
                 set->idle_usec = idle_usec;
         return 0;
