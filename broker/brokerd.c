@@ -72,6 +72,9 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 /* On top of the shared base: what libcurl, GnuTLS and glibc's resolver need once running. */
 static const char *const brokerd_syscalls[] = {
+#if defined(__SANITIZE_ADDRESS__)
+        "getdents",  /* sanitizer builds only: LeakSanitizer lists /proc/self/task at exit */
+#endif
         "bind",      /* glibc's getaddrinfo asks the kernel for interfaces over netlink */
         "sendmmsg",  /* glibc's resolver sends the A and AAAA queries together */
         "recvmmsg",

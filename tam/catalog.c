@@ -44,10 +44,12 @@ static void scan_parameters(const TeepSuitSequence *s, TamTc *tc) {
 
                 if (cmd->label == SUIT_DIRECTIVE_UNLINK)
                         tc->unlink = true;
-                if ((cmd->label != SUIT_DIRECTIVE_OVERRIDE_PARAMETERS && cmd->label != SUIT_DIRECTIVE_SET_PARAMETERS) ||
+                if ((cmd->label != SUIT_DIRECTIVE_OVERRIDE_PARAMETERS &&
+                     cmd->label != SUIT_DIRECTIVE_SET_PARAMETERS) ||
                     !p)
                         continue;
-                if (teep_suit_parameters_has(p, SUIT_PARAM_IMAGE_DIGEST) && p->image_digest.alg == COSE_ALG_SHA256 &&
+                if (teep_suit_parameters_has(p, SUIT_PARAM_IMAGE_DIGEST) &&
+                    p->image_digest.alg == COSE_ALG_SHA256 &&
                     p->image_digest.bytes.len == sizeof(tc->digest)) {
                         memcpy(tc->digest, p->image_digest.bytes.ptr, sizeof(tc->digest));
                         tc->has_digest = true;
@@ -164,7 +166,8 @@ bool tam_tc_matches(const TamTc *tc, const TeepSuitComponentId *id) {
                (tc->has_manifest_id && teep_suit_component_id_equal(&tc->manifest_id, id));
 }
 
-static const TamTc *pick(const TamCatalog *c, const TeepSuitComponentId *id, bool newest, bool install_only) {
+static const TamTc *pick(const TamCatalog *c, const TeepSuitComponentId *id, bool newest,
+                         bool install_only) {
         const TamTc *best = NULL;
 
         if (!c)

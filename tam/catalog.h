@@ -16,27 +16,27 @@
  * component id, sequence number, image digest, and whether it installs or unlinks.
  */
 
-#define TAM_CATALOG_MAX_FILES 1024
+#define TAM_CATALOG_MAX_FILES    1024
 #define TAM_CATALOG_MAX_ENVELOPE (64u << 20)
 
 typedef struct TamTc {
-        char *file;                       /* the file name in the directory */
-        uint8_t *data;                    /* the envelope, as it is sent */
+        char *file;    /* the file name in the directory */
+        uint8_t *data; /* the envelope, as it is sent */
         size_t len;
-        TeepSuitComponentId component;    /* views into data */
+        TeepSuitComponentId component; /* views into data */
         bool has_manifest_id;
-        TeepSuitComponentId manifest_id;  /* views into data */
-        char *name;                       /* textual name of component */
-        char *manifest_name;              /* textual name of manifest_id, or of component */
+        TeepSuitComponentId manifest_id; /* views into data */
+        char *name;                      /* textual name of component */
+        char *manifest_name;             /* textual name of manifest_id, or of component */
         uint64_t sequence;
-        bool unlink;                      /* the install sequence unlinks: a signed delete intent */
+        bool unlink; /* the install sequence unlinks: a signed delete intent */
         bool has_digest;
-        uint8_t digest[32];               /* image digest (SHA-256) */
-        uint64_t size;                    /* image size */
+        uint8_t digest[32]; /* image digest (SHA-256) */
+        uint64_t size;      /* image size */
         bool has_uri;
-        char *uri;                        /* install URI ("#tc" for integrated payloads) */
+        char *uri; /* install URI ("#tc" for integrated payloads) */
         bool has_integrated;
-        size_t integrated_offset;         /* offset of the integrated payload's bytes in data */
+        size_t integrated_offset; /* offset of the integrated payload's bytes in data */
         size_t integrated_len;
 } TamTc;
 

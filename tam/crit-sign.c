@@ -22,7 +22,7 @@
 
 static int sign_raw(const TeepKey *key, const uint8_t *tbs, size_t tbs_len, uint8_t sig_out[64]) {
         gnutls_privkey_t priv = NULL;
-        gnutls_datum_t pem_d, data = { (unsigned char *)tbs, (unsigned)tbs_len }, sig = {}, r = {}, s = {};
+        gnutls_datum_t pem_d, data = {(unsigned char *)tbs, (unsigned)tbs_len}, sig = {}, r = {}, s = {};
         char *pem = NULL;
         size_t pem_len = 0;
         bool p256 = teep_key_type(key) == TEEP_KEY_P256;
@@ -31,7 +31,7 @@ static int sign_raw(const TeepKey *key, const uint8_t *tbs, size_t tbs_len, uint
         k = teep_key_export_private_pem(key, &pem, &pem_len);
         if (k < 0)
                 return k;
-        pem_d = (gnutls_datum_t){ (unsigned char *)pem, (unsigned)pem_len };
+        pem_d = (gnutls_datum_t){(unsigned char *)pem, (unsigned)pem_len};
         if (gnutls_privkey_init(&priv) < 0 ||
             gnutls_privkey_import_x509_raw(priv, &pem_d, GNUTLS_X509_FMT_PEM, NULL, 0) < 0 ||
             gnutls_privkey_sign_data2(priv, p256 ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_EDDSA_ED25519,
@@ -48,7 +48,7 @@ static int sign_raw(const TeepKey *key, const uint8_t *tbs, size_t tbs_len, uint
                 goto out;
         /* DER integers: strip a leading zero, left-pad to 32 bytes */
         {
-                const gnutls_datum_t *parts[2] = { &r, &s };
+                const gnutls_datum_t *parts[2] = {&r, &s};
                 for (int i = 0; i < 2; i++) {
                         const unsigned char *p = parts[i]->data;
                         unsigned n = parts[i]->size;
@@ -73,7 +73,8 @@ out:
         return ret;
 }
 
-int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret, size_t *ret_len) {
+int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret,
+                               size_t *ret_len) {
         _cleanup_free_ uint8_t *protected = NULL, *tbs = NULL;
         size_t protected_len = 0, tbs_len = 0;
         uint8_t sig[64], tp[32];

@@ -12,4 +12,5 @@
  * -65537: true}: a valid signature a receiver must nevertheless refuse (RFC 9052 §3.1).
  * Returns 0 with a buffer to free(), -ENOKEY / -EINVAL / -ENOMEM.
  */
-int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret, size_t *ret_len);
+int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret,
+                               size_t *ret_len);

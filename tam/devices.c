@@ -15,7 +15,7 @@
 #include "macro.h"
 #include "tam-util.h"
 
-#define STATE_FILE_MAX (1u << 20)
+#define STATE_FILE_MAX  (1u << 20)
 #define UPDATE_FILE_MAX (128u << 20)
 
 TamDeviceKeys *tam_device_keys_free(TamDeviceKeys *k) {
@@ -187,7 +187,8 @@ int tam_device_state_save(const char *state_dir, const TamDeviceState *s) {
                 char hex[65] = "-";
                 if (s->installed[i].has_digest)
                         hexstr(s->installed[i].digest, 32, hex);
-                fprintf(f, "installed %s %" PRIu64 " %s\n", s->installed[i].component, s->installed[i].sequence, hex);
+                fprintf(f, "installed %s %" PRIu64 " %s\n", s->installed[i].component,
+                        s->installed[i].sequence, hex);
         }
         if (fclose(f) != 0)
                 return -ENOMEM;
@@ -204,7 +205,8 @@ const TamInstalled *tam_device_state_find(const TamDeviceState *s, const char *c
         return NULL;
 }
 
-int tam_device_state_set(TamDeviceState *s, const char *component, uint64_t sequence, const uint8_t *digest) {
+int tam_device_state_set(TamDeviceState *s, const char *component, uint64_t sequence,
+                         const uint8_t *digest) {
         TamInstalled *e = (TamInstalled *)tam_device_state_find(s, component);
 
         if (!e) {
@@ -213,7 +215,7 @@ int tam_device_state_set(TamDeviceState *s, const char *component, uint64_t sequ
                         return -ENOMEM;
                 s->installed = n;
                 e = &s->installed[s->n];
-                *e = (TamInstalled){ .component = strdup(component) };
+                *e = (TamInstalled){.component = strdup(component)};
                 if (!e->component)
                         return -ENOMEM;
                 s->n++;
@@ -229,13 +231,15 @@ void tam_device_state_remove(TamDeviceState *s, const char *component) {
         for (size_t i = 0; i < s->n; i++)
                 if (strcmp(s->installed[i].component, component) == 0) {
                         free(s->installed[i].component);
-                        memmove(&s->installed[i], &s->installed[i + 1], (s->n - i - 1) * sizeof(*s->installed));
+                        memmove(&s->installed[i], &s->installed[i + 1],
+                                (s->n - i - 1) * sizeof(*s->installed));
                         s->n--;
                         return;
                 }
 }
 
-int tam_device_last_update_save(const char *state_dir, const char *thumbprint, const uint8_t *data, size_t len) {
+int tam_device_last_update_save(const char *state_dir, const char *thumbprint, const uint8_t *data,
+                                size_t len) {
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -245,7 +249,8 @@ int tam_device_last_update_save(const char *state_dir, const char *thumbprint, c
         return tam_write_file_atomic(path, data, len, 0644, true);
 }
 
-int tam_device_last_update_load(const char *state_dir, const char *thumbprint, uint8_t **ret, size_t *ret_len) {
+int tam_device_last_update_load(const char *state_dir, const char *thumbprint, uint8_t **ret,
+                                size_t *ret_len) {
         _cleanup_free_ char *path = NULL;
         int r;
 

@@ -37,7 +37,7 @@ int tam_device_keys_find(const TamDeviceKeys *k, const char *thumbprint);
 
 /* What the TAM believes a device has installed: updated when the device reports Success. */
 typedef struct TamInstalled {
-        char *component;   /* textual name of the TC's component id */
+        char *component; /* textual name of the TC's component id */
         uint64_t sequence;
         bool has_digest;
         uint8_t digest[32];
@@ -66,5 +66,7 @@ int tam_device_state_set(TamDeviceState *s, const char *component, uint64_t sequ
 void tam_device_state_remove(TamDeviceState *s, const char *component);
 
 /* STATE_DIR/<thumbprint>.last-update: the last Update sent to the device (replay-update fault). */
-int tam_device_last_update_save(const char *state_dir, const char *thumbprint, const uint8_t *data, size_t len);
-int tam_device_last_update_load(const char *state_dir, const char *thumbprint, uint8_t **ret, size_t *ret_len);
+int tam_device_last_update_save(const char *state_dir, const char *thumbprint, const uint8_t *data,
+                                size_t len);
+int tam_device_last_update_load(const char *state_dir, const char *thumbprint, uint8_t **ret,
+                                size_t *ret_len);

@@ -15,29 +15,32 @@ static const struct {
         bool takes_arg;
         uint64_t default_arg;
 } faults[_TAM_FAULT_MAX] = {
-        [TAM_FAULT_WRONG_SIGNATURE] = { "wrong-signature", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0 },
-        [TAM_FAULT_UNTRUSTED_KEY] = { "untrusted-key", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0 },
-        [TAM_FAULT_WRONG_TOKEN] = { "wrong-token", TAM_STEP_UPDATE, false, 0 },
-        [TAM_FAULT_REPLAY_UPDATE] = { "replay-update", TAM_STEP_UPDATE, false, 0 },
-        [TAM_FAULT_ROLLBACK] = { "rollback", TAM_STEP_UPDATE, false, 0 },
-        [TAM_FAULT_DIGEST_MISMATCH] = { "digest-mismatch", TAM_STEP_UPDATE | TAM_STEP_PAYLOAD, false, 0 },
-        [TAM_FAULT_OVERSIZED_BODY] = { "oversized-body", TAM_STEP_QUERY_REQUEST, true, TAM_FAULT_OVERSIZED_DEFAULT },
-        [TAM_FAULT_TRUNCATED_BODY] = { "truncated-body", TAM_STEP_QUERY_REQUEST, false, 0 },
-        [TAM_FAULT_TRUNCATED_CBOR] = { "truncated-cbor", TAM_STEP_QUERY_REQUEST, false, 0 },
-        [TAM_FAULT_SLOW] = { "slow", TAM_STEP_ALL, true, 5 },
-        [TAM_FAULT_HTTP_500] = { "http-500", TAM_STEP_QUERY_REQUEST, false, 0 },
-        [TAM_FAULT_UNKNOWN_CRITICAL] = { "unknown-critical-header", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0 },
+        [TAM_FAULT_WRONG_SIGNATURE] = {"wrong-signature", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false,
+                                       0},
+        [TAM_FAULT_UNTRUSTED_KEY] = {"untrusted-key", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_WRONG_TOKEN] = {"wrong-token", TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_REPLAY_UPDATE] = {"replay-update", TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_ROLLBACK] = {"rollback", TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_DIGEST_MISMATCH] = {"digest-mismatch", TAM_STEP_UPDATE | TAM_STEP_PAYLOAD, false, 0},
+        [TAM_FAULT_OVERSIZED_BODY] = {"oversized-body", TAM_STEP_QUERY_REQUEST, true,
+                                      TAM_FAULT_OVERSIZED_DEFAULT},
+        [TAM_FAULT_TRUNCATED_BODY] = {"truncated-body", TAM_STEP_QUERY_REQUEST, false, 0},
+        [TAM_FAULT_TRUNCATED_CBOR] = {"truncated-cbor", TAM_STEP_QUERY_REQUEST, false, 0},
+        [TAM_FAULT_SLOW] = {"slow", TAM_STEP_ALL, true, 5},
+        [TAM_FAULT_HTTP_500] = {"http-500", TAM_STEP_QUERY_REQUEST, false, 0},
+        [TAM_FAULT_UNKNOWN_CRITICAL] = {"unknown-critical-header", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE,
+                                        false, 0},
 };
 
 static const struct {
         const char *name;
         TamStep step;
 } steps[] = {
-        { "query-request", TAM_STEP_QUERY_REQUEST },
-        { "update", TAM_STEP_UPDATE },
-        { "end", TAM_STEP_END },
-        { "payload", TAM_STEP_PAYLOAD },
-        { "all", TAM_STEP_ALL },
+        {"query-request", TAM_STEP_QUERY_REQUEST},
+        {"update", TAM_STEP_UPDATE},
+        {"end", TAM_STEP_END},
+        {"payload", TAM_STEP_PAYLOAD},
+        {"all", TAM_STEP_ALL},
 };
 
 const char *tam_fault_to_string(TamFaultKind kind) {
@@ -53,7 +56,8 @@ const char *tam_step_to_string(TamStep step) {
 
 const char *tam_fault_names(void) {
         return "wrong-signature, untrusted-key, wrong-token, replay-update, rollback, digest-mismatch, "
-               "oversized-body[:BYTES], truncated-body, truncated-cbor, slow[:SEC], http-500, unknown-critical-header";
+               "oversized-body[:BYTES], truncated-body, truncated-cbor, slow[:SEC], http-500, "
+               "unknown-critical-header";
 }
 
 static int parse_steps(const char *s, unsigned *ret) {
@@ -105,8 +109,9 @@ int tam_fault_parse(TamFaults *f, const char *spec, char *errbuf, size_t errbuf_
                 mask = faults[k].default_steps;
                 value = faults[k].default_arg;
                 if (at && parse_steps(at, &mask) < 0) {
-                        snprintf(errbuf, errbuf_size, "'%s': unknown step '%s' (query-request, update, end, payload, all)",
-                                 spec, at);
+                        snprintf(errbuf, errbuf_size,
+                                 "'%s': unknown step '%s' (query-request, update, end, payload, all)", spec,
+                                 at);
                         return -EINVAL;
                 }
                 if (arg) {
@@ -123,14 +128,15 @@ int tam_fault_parse(TamFaults *f, const char *spec, char *errbuf, size_t errbuf_
                         }
                 }
                 if (k == TAM_FAULT_SLOW && value > TAM_FAULT_SLOW_MAX_SEC) {
-                        snprintf(errbuf, errbuf_size, "'%s': at most %u seconds", spec, TAM_FAULT_SLOW_MAX_SEC);
+                        snprintf(errbuf, errbuf_size, "'%s': at most %u seconds", spec,
+                                 TAM_FAULT_SLOW_MAX_SEC);
                         return -EINVAL;
                 }
                 if (k == TAM_FAULT_OVERSIZED_BODY && (value < 16 || value > TAM_FAULT_OVERSIZED_MAX)) {
                         snprintf(errbuf, errbuf_size, "'%s': between 16 bytes and 64 MiB", spec);
                         return -EINVAL;
                 }
-                f->fault[k] = (TamFault){ .enabled = true, .steps = mask, .arg = value };
+                f->fault[k] = (TamFault){.enabled = true, .steps = mask, .arg = value};
                 return 0;
         }
         snprintf(errbuf, errbuf_size, "unknown fault '%s' (known: %s)", name, tam_fault_names());

@@ -23,24 +23,24 @@ typedef enum TamStep {
 } TamStep;
 
 typedef enum TamFaultKind {
-        TAM_FAULT_WRONG_SIGNATURE,   /* a bit of the COSE signature flipped */
-        TAM_FAULT_UNTRUSTED_KEY,     /* signed with a fresh key the device cannot trust */
-        TAM_FAULT_WRONG_TOKEN,       /* Update carries a token the device never sent */
-        TAM_FAULT_REPLAY_UPDATE,     /* the device's previous Update, byte for byte, in a later session */
-        TAM_FAULT_ROLLBACK,          /* offer the lowest sequence number in the TC dir, always */
-        TAM_FAULT_DIGEST_MISMATCH,   /* integrated payload (update) or served payload (payload) altered */
-        TAM_FAULT_OVERSIZED_BODY,    /* a body of ARG bytes (default 2 MiB + 1) instead of the message */
-        TAM_FAULT_TRUNCATED_BODY,    /* Content-Length of the message, half of it sent, connection closed */
-        TAM_FAULT_TRUNCATED_CBOR,    /* the first half of the message, with a matching Content-Length */
-        TAM_FAULT_SLOW,              /* sleep ARG seconds (default 5, at most 120) before answering */
-        TAM_FAULT_HTTP_500,          /* 500 Internal Server Error instead of the answer */
-        TAM_FAULT_UNKNOWN_CRITICAL,  /* a good signature under a critical header nobody understands */
+        TAM_FAULT_WRONG_SIGNATURE,  /* a bit of the COSE signature flipped */
+        TAM_FAULT_UNTRUSTED_KEY,    /* signed with a fresh key the device cannot trust */
+        TAM_FAULT_WRONG_TOKEN,      /* Update carries a token the device never sent */
+        TAM_FAULT_REPLAY_UPDATE,    /* the device's previous Update, byte for byte, in a later session */
+        TAM_FAULT_ROLLBACK,         /* offer the lowest sequence number in the TC dir, always */
+        TAM_FAULT_DIGEST_MISMATCH,  /* integrated payload (update) or served payload (payload) altered */
+        TAM_FAULT_OVERSIZED_BODY,   /* a body of ARG bytes (default 2 MiB + 1) instead of the message */
+        TAM_FAULT_TRUNCATED_BODY,   /* Content-Length of the message, half of it sent, connection closed */
+        TAM_FAULT_TRUNCATED_CBOR,   /* the first half of the message, with a matching Content-Length */
+        TAM_FAULT_SLOW,             /* sleep ARG seconds (default 5, at most 120) before answering */
+        TAM_FAULT_HTTP_500,         /* 500 Internal Server Error instead of the answer */
+        TAM_FAULT_UNKNOWN_CRITICAL, /* a good signature under a critical header nobody understands */
         _TAM_FAULT_MAX,
 } TamFaultKind;
 
 typedef struct TamFault {
         bool enabled;
-        unsigned steps;  /* TamStep bits */
+        unsigned steps; /* TamStep bits */
         uint64_t arg;
 } TamFault;
 
@@ -48,9 +48,9 @@ typedef struct TamFaults {
         TamFault fault[_TAM_FAULT_MAX];
 } TamFaults;
 
-#define TAM_FAULT_SLOW_MAX_SEC 120u
+#define TAM_FAULT_SLOW_MAX_SEC      120u
 #define TAM_FAULT_OVERSIZED_DEFAULT ((uint64_t)(2u << 20) + 1u)
-#define TAM_FAULT_OVERSIZED_MAX ((uint64_t)64u << 20)
+#define TAM_FAULT_OVERSIZED_MAX     ((uint64_t)64u << 20)
 
 /* Parse one --fault value into f. Returns 0 or -EINVAL with a reason in errbuf. */
 int tam_fault_parse(TamFaults *f, const char *spec, char *errbuf, size_t errbuf_size);

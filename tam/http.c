@@ -44,7 +44,8 @@ static void log_mhd(void *cls, const char *fmt, va_list ap) {
         log_full(LOG_DEBUG, "libmicrohttpd: %s", line);
 }
 
-static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                              enum MHD_RequestTerminationCode toe) {
         Request *rq = *con_cls;
 
         if (!rq)
@@ -74,7 +75,8 @@ static bool accept_ok(const char *accept) {
         if (!accept || !*accept)
                 return true;
         while (p && *p) {
-                if (media_type_is(p, TEEP_MEDIA_TYPE) || media_type_is(p, "application/*") || media_type_is(p, "*/*"))
+                if (media_type_is(p, TEEP_MEDIA_TYPE) || media_type_is(p, "application/*") ||
+                    media_type_is(p, "*/*"))
                         return true;
                 p = strchr(p, ',');
                 if (p)
@@ -130,7 +132,7 @@ static void truncated_free(void *cls) {
 /* Sleep for the slow fault in small steps, so that a stopping server is not held up. */
 static void slow_sleep(TamHttp *h, unsigned sec) {
         for (unsigned i = 0; i < sec * 10u && !atomic_load(&h->stopping); i++)
-                nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
+                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
 }
 
 static enum MHD_Result queue_reply(TamHttp *h, struct MHD_Connection *c, TamReply *reply) {
@@ -145,7 +147,8 @@ static enum MHD_Result queue_reply(TamHttp *h, struct MHD_Connection *c, TamRepl
                         return MHD_NO;
                 t->send = reply->body_len / 2;
                 t->data = TAKE_PTR(reply->body);
-                r = MHD_create_response_from_callback(reply->body_len, 4096, truncated_read, t, truncated_free);
+                r = MHD_create_response_from_callback(reply->body_len, 4096, truncated_read, t,
+                                                      truncated_free);
                 if (!r) {
                         truncated_free(t);
                         return MHD_NO;
@@ -173,7 +176,8 @@ static bool path_is_teep(const char *url) {
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls) {
         TamHttp *h = cls;
         Request *rq = *con_cls;
         bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -199,7 +203,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 /* refuse an announced oversized body before reading any of it */
                 cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 if (post && cl && strtoull(cl, NULL, 10) > h->max_body) {
-                        log_info("msg=http decision=refused (413): Content-Length %s over %zu", cl, h->max_body);
+                        log_info("msg=http decision=refused (413): Content-Length %s over %zu", cl,
+                                 h->max_body);
                         rq->responded = true;
                         return queue_status(c, 413 /* Content Too Large */);
                 }
@@ -253,7 +258,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return queue_status(c, 413 /* Content Too Large */);
         }
         if (rq->len > 0 &&
-            !media_type_is(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), TEEP_MEDIA_TYPE)) {
+            !media_type_is(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+                           TEEP_MEDIA_TYPE)) {
                 log_info("msg=http decision=refused (415): Content-Type is not " TEEP_MEDIA_TYPE);
                 return queue_status(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE);
         }
@@ -284,13 +290,11 @@ int tam_http_start(Tam *tam, const TamHttpConfig *config, TamHttp **ret) {
         if (config->address->sa_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
 
-        h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
-                                     MHD_OPTION_SOCK_ADDR, config->address,
+        h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, config->address,
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)config->timeout_sec,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(config->max_connections ?: 64),
                                      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
-                                     MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-                                     MHD_OPTION_END);
+                                     MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h, MHD_OPTION_END);
         if (!h->daemon) {
                 free(h);
                 return -EADDRNOTAVAIL;

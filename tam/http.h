@@ -13,8 +13,8 @@ typedef struct TamHttp TamHttp;
 typedef struct TamHttpConfig {
         const struct sockaddr *address; /* where to listen (port 0: any free port) */
         socklen_t address_len;
-        size_t max_body;                 /* larger request bodies get 413 */
-        unsigned timeout_sec;            /* idle connection timeout */
+        size_t max_body;      /* larger request bodies get 413 */
+        unsigned timeout_sec; /* idle connection timeout */
         unsigned max_connections;
 } TamHttpConfig;
 

@@ -93,10 +93,10 @@ int tam_alg_parse(const char *s, int64_t *ret) {
                 const char *name;
                 int64_t alg;
         } names[] = {
-                { "ESP256", COSE_ALG_ESP256 },
-                { "ES256", COSE_ALG_ES256 },
-                { "Ed25519", COSE_ALG_ED25519 },
-                { "EdDSA", COSE_ALG_EDDSA },
+                {"ESP256", COSE_ALG_ESP256},
+                {"ES256", COSE_ALG_ES256},
+                {"Ed25519", COSE_ALG_ED25519},
+                {"EdDSA", COSE_ALG_EDDSA},
         };
         char *end;
         long long v;

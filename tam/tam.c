@@ -29,8 +29,8 @@ typedef enum SessionState {
 
 /* One thing an Update asked the device to do, recorded in the device state on Success. */
 typedef struct TamItem {
-        char *component;     /* TC component name (the state key) */
-        char *alias;         /* another name the device may use for it (manifest id), or NULL */
+        char *component; /* TC component name (the state key) */
+        char *alias;     /* another name the device may use for it (manifest id), or NULL */
         uint64_t sequence;
         bool has_digest;
         uint8_t digest[32];
@@ -98,8 +98,9 @@ int tam_new(TamConfig *c, Tam **ret) {
         for (const char *const *r = c->revoked; r && *r; r++)
                 t->n_revoked++;
         t->revoked = calloc(t->n_revoked + 1, sizeof(char *));
-        if (!t->sessions || !t->revoked || (c->tc_dir && !t->tc_dir) || (c->payload_dir && !t->payload_dir) ||
-            (c->device_keys_dir && !t->device_keys_dir) || (c->state_dir && !t->state_dir)) {
+        if (!t->sessions || !t->revoked || (c->tc_dir && !t->tc_dir) ||
+            (c->payload_dir && !t->payload_dir) || (c->device_keys_dir && !t->device_keys_dir) ||
+            (c->state_dir && !t->state_dir)) {
                 tam_free(t);
                 return -ENOMEM;
         }
@@ -113,7 +114,8 @@ int tam_new(TamConfig *c, Tam **ret) {
         t->n_keys = c->n_keys;
         t->mode = c->mode;
         t->legacy = c->legacy;
-        t->session_timeout_usec = c->session_timeout_usec ?: (uint64_t)TAM_SESSION_TIMEOUT_DEFAULT_SEC * 1000000u;
+        t->session_timeout_usec =
+                c->session_timeout_usec ?: (uint64_t)TAM_SESSION_TIMEOUT_DEFAULT_SEC * 1000000u;
         t->faults = c->faults;
         *ret = t;
         return 0;
@@ -189,7 +191,8 @@ static TamSession *session_new(Tam *t) {
         for (size_t i = 0; i < TAM_MAX_SESSIONS; i++)
                 if (t->sessions[i].state == SESSION_FREE) {
                         TamSession *s = &t->sessions[i];
-                        *s = (TamSession){ .id = ++t->next_id, .deadline = now_usec() + t->session_timeout_usec };
+                        *s = (TamSession){.id = ++t->next_id,
+                                          .deadline = now_usec() + t->session_timeout_usec};
                         return s;
                 }
         return NULL;
@@ -239,22 +242,25 @@ static bool alg_is_legacy(int64_t alg) {
  * the key and algorithm follow the suite the device chose (its QueryResponse's alg), in the
  * legacy spelling when the device used it.
  */
-static int sign_message(Tam *t, TeepBuf payload, TamStep step, int64_t device_alg, uint8_t **ret, size_t *ret_len) {
+static int sign_message(Tam *t, TeepBuf payload, TamStep step, int64_t device_alg, uint8_t **ret,
+                        size_t *ret_len) {
         _cleanup_(teep_key_freep) TeepKey *rogue = NULL;
         TeepKey *key = t->keys[0];
         int64_t alg;
         int r;
 
         if (device_alg != 0) {
-                TeepKeyType want = device_alg == COSE_ALG_ESP256 || device_alg == COSE_ALG_ES256 ? TEEP_KEY_P256
-                                                                                                  : TEEP_KEY_ED25519;
+                TeepKeyType want = device_alg == COSE_ALG_ESP256 || device_alg == COSE_ALG_ES256
+                                           ? TEEP_KEY_P256
+                                           : TEEP_KEY_ED25519;
                 for (size_t i = 0; i < t->n_keys; i++)
                         if (teep_key_type(t->keys[i]) == want) {
                                 key = t->keys[i];
                                 break;
                         }
         }
-        alg = t->legacy || alg_is_legacy(device_alg) ? legacy_alg(teep_key_type(key)) : teep_key_default_alg(key);
+        alg = t->legacy || alg_is_legacy(device_alg) ? legacy_alg(teep_key_type(key))
+                                                     : teep_key_default_alg(key);
 
         if (tam_fault_at(&t->faults, TAM_FAULT_UNTRUSTED_KEY, step)) {
                 r = teep_key_generate(&rogue, teep_key_type(key));
@@ -288,14 +294,14 @@ static char *hex_dup(const uint8_t *p, size_t n) {
 
 static void add_profiles(TeepMessage *m, bool legacy) {
         static const int64_t current[][4] = {
-                { COSE_ALG_SHA256, COSE_ALG_ESP256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR },
-                { COSE_ALG_SHA256, COSE_ALG_ED25519, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR },
-                { COSE_ALG_SHA256, COSE_ALG_ESP256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128GCM },
-                { COSE_ALG_SHA256, COSE_ALG_ED25519, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_CHACHA20_POLY1305 },
+                {COSE_ALG_SHA256, COSE_ALG_ESP256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR},
+                {COSE_ALG_SHA256, COSE_ALG_ED25519, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR},
+                {COSE_ALG_SHA256, COSE_ALG_ESP256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128GCM},
+                {COSE_ALG_SHA256, COSE_ALG_ED25519, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_CHACHA20_POLY1305},
         };
         static const int64_t old[][4] = {
-                { COSE_ALG_SHA256, COSE_ALG_ES256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR },
-                { COSE_ALG_SHA256, COSE_ALG_EDDSA, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR },
+                {COSE_ALG_SHA256, COSE_ALG_ES256, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR},
+                {COSE_ALG_SHA256, COSE_ALG_EDDSA, COSE_ALG_ECDH_ES_A128KW, COSE_ALG_A128CTR},
         };
 
         if (legacy)
@@ -339,17 +345,18 @@ static void start_session(Tam *t, TamReply *reply) {
         r = teep_message_add_uint(m, TEEP_LABEL_VERSIONS, 0);
         for (size_t i = 0; r >= 0 && i < t->n_keys; i++) {
                 TeepKeyType type = teep_key_type(t->keys[i]);
-                r = teep_message_add_cipher_suite(m, COSE_TAG_SIGN1,
-                                                  t->legacy ? legacy_alg(type) : teep_key_default_alg(t->keys[i]));
+                r = teep_message_add_cipher_suite(
+                        m, COSE_TAG_SIGN1, t->legacy ? legacy_alg(type) : teep_key_default_alg(t->keys[i]));
         }
         if (r < 0)
                 goto fail;
         add_profiles(m, t->legacy);
-        m->data_item_requested = TEEP_DATA_TRUSTED_COMPONENTS |
-                                 (t->mode == TAM_MODE_ATTESTATION ? TEEP_DATA_ATTESTATION : 0);
+        m->data_item_requested =
+                TEEP_DATA_TRUSTED_COMPONENTS | (t->mode == TAM_MODE_ATTESTATION ? TEEP_DATA_ATTESTATION : 0);
         r = teep_message_encode(m, &payload, &payload_len);
         if (r >= 0)
-                r = sign_message(t, TEEP_BUF(payload, payload_len), TAM_STEP_QUERY_REQUEST, 0, &signed_msg, &signed_len);
+                r = sign_message(t, TEEP_BUF(payload, payload_len), TAM_STEP_QUERY_REQUEST, 0, &signed_msg,
+                                 &signed_len);
         if (r < 0)
                 goto fail;
         s->state = SESSION_QUERY_SENT;
@@ -358,7 +365,8 @@ static void start_session(Tam *t, TamReply *reply) {
                  t->mode == TAM_MODE_ATTESTATION ? "attestation" : "token", token_hex ?: "?");
         return reply_teep(reply, signed_msg, signed_len);
 fail:
-        log_error("session=%u msg=connect decision=error: cannot build the QueryRequest: %s", s->id, strerror(-r));
+        log_error("session=%u msg=connect decision=error: cannot build the QueryRequest: %s", s->id,
+                  strerror(-r));
         session_clear(s);
         reply_status(reply, 500);
 }
@@ -391,11 +399,12 @@ static int check_evidence(Tam *t, const TeepMessage *m, TeepKey *device_key, Tam
         if (r >= 0)
                 r = teep_cose_verify(&cose, NULL, &device_key, 1, NULL, NULL, &err);
         if (r < 0) {
-                snprintf(why, why_size, "EAT signature: %.80s (%s)", err.detail[0] ? err.detail : strerror(-r),
-                         teep_reason_to_string(err.reason));
+                snprintf(why, why_size, "EAT signature: %.80s (%s)",
+                         err.detail[0] ? err.detail : strerror(-r), teep_reason_to_string(err.reason));
                 return r;
         }
-        r = teep_eat_decode_flags(cose.payload, t->legacy ? TEEP_EAT_DECODE_LEGACY_HWVERSION : 0, &eat, &err);
+        r = teep_eat_decode_flags(cose.payload, t->legacy ? TEEP_EAT_DECODE_LEGACY_HWVERSION : 0, &eat,
+                                  &err);
         if (r >= 0)
                 r = teep_eat_validate_teep_profile(eat, &err);
         if (r < 0) {
@@ -424,7 +433,8 @@ static int check_evidence(Tam *t, const TeepMessage *m, TeepKey *device_key, Tam
                 return r;
         if (eat->cnf_type == TEEP_EAT_CNF_KID) {
                 if (!teep_buf_eq(eat->cnf_kid, TEEP_BUF(tp, sizeof(tp)))) {
-                        snprintf(why, why_size, "cnf kid is not the thumbprint of the key that signed the message");
+                        snprintf(why, why_size,
+                                 "cnf kid is not the thumbprint of the key that signed the message");
                         return -EKEYREJECTED;
                 }
         } else if (eat->cnf_type == TEEP_EAT_CNF_COSE_KEY) {
@@ -474,7 +484,7 @@ static int plan_item(Plan *p, const char *component, const char *alias, uint64_t
                 return -ENOMEM;
         p->items = n;
         it = &p->items[p->n_items];
-        *it = (TamItem){ .sequence = seq, .removal = removal, .has_digest = digest != NULL };
+        *it = (TamItem){.sequence = seq, .removal = removal, .has_digest = digest != NULL};
         if (digest)
                 memcpy(it->digest, digest, 32);
         it->component = strdup(component);
@@ -505,7 +515,8 @@ static int plan_manifest(Plan *p, const TamTc *tc) {
                 return -ENOMEM;
         p->manifests = n;
         p->manifests[p->n_manifests++] = tc;
-        return plan_item(p, tc->name, tc->manifest_name, tc->sequence, tc->has_digest ? tc->digest : NULL, tc->unlink);
+        return plan_item(p, tc->name, tc->manifest_name, tc->sequence, tc->has_digest ? tc->digest : NULL,
+                         tc->unlink);
 }
 
 static int plan_unneeded(Plan *p, const TeepSuitComponentId *id, const char *name, const char *alias) {
@@ -567,8 +578,8 @@ static int decide(Tam *t, const TeepMessage *m, const TamCatalog *cat, const Tam
                 } else if (!rollback && rq->has_tc_manifest_sequence_number &&
                            tc->sequence < rq->tc_manifest_sequence_number) {
                         if (lf)
-                                fprintf(lf, " requested:%s=too-old(%" PRIu64 "<%" PRIu64 ")", name ?: "?", tc->sequence,
-                                        rq->tc_manifest_sequence_number);
+                                fprintf(lf, " requested:%s=too-old(%" PRIu64 "<%" PRIu64 ")", name ?: "?",
+                                        tc->sequence, rq->tc_manifest_sequence_number);
                 } else
                         r = plan_manifest(p, tc);
         }
@@ -587,8 +598,10 @@ static int decide(Tam *t, const TeepMessage *m, const TamCatalog *cat, const Tam
                         break;
                 }
                 if (revoked_by_config(t, name) || tc_revoked_by_config(t, newest)) {
-                        r = plan_unneeded(p, newest && newest->has_manifest_id ? &newest->manifest_id : &e->component_id,
-                                          newest ? newest->name : name, newest ? newest->manifest_name : NULL);
+                        r = plan_unneeded(
+                                p,
+                                newest && newest->has_manifest_id ? &newest->manifest_id : &e->component_id,
+                                newest ? newest->name : name, newest ? newest->manifest_name : NULL);
                         continue;
                 }
                 if (!newest)
@@ -606,7 +619,8 @@ static int decide(Tam *t, const TeepMessage *m, const TamCatalog *cat, const Tam
                 else if (have)
                         offer = have->sequence < tc->sequence;
                 else
-                        offer = teep_claims_get_image_digest(e, &dev_alg, &dev_digest) >= 0 && tc->has_digest &&
+                        offer = teep_claims_get_image_digest(e, &dev_alg, &dev_digest) >= 0 &&
+                                tc->has_digest &&
                                 !teep_buf_eq(dev_digest, TEEP_BUF(tc->digest, sizeof(tc->digest)));
                 if (offer)
                         r = plan_manifest(p, tc);
@@ -648,8 +662,8 @@ static char *plan_summary(const Plan *p) {
         if (!f)
                 return NULL;
         for (size_t i = 0; i < p->n_items; i++)
-                fprintf(f, "%s%s:%s", i ? "," : "",
-                        p->items[i].removal ? "remove" : "install", p->items[i].component);
+                fprintf(f, "%s%s:%s", i ? "," : "", p->items[i].removal ? "remove" : "install",
+                        p->items[i].component);
         if (p->n_items == 0)
                 fputs("-", f);
         fclose(f);
@@ -660,8 +674,8 @@ static char *plan_summary(const Plan *p) {
  * Build, sign and send the Update for plan p (or, with err_code, an Update that only reports
  * a problem). Moves the session to SESSION_UPDATE_SENT with the token Success/Error must carry.
  */
-static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint64_t err_code, const char *err_msg,
-                        TamReply *reply) {
+static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint64_t err_code,
+                        const char *err_msg, TamReply *reply) {
         _cleanup_(teep_message_freep) TeepMessage *m = NULL;
         _cleanup_free_ uint8_t *payload = NULL, *stored = NULL;
         _cleanup_free_ char *summary = NULL;
@@ -687,7 +701,8 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
                 s->state = SESSION_UPDATE_SENT;
                 s->deadline = now_usec() + t->session_timeout_usec;
                 log_info("session=%u device=%.16s msg=query-response decision=update fault=replay-update "
-                         "(the previous Update, %zu bytes)", s->id, s->device, stored_len);
+                         "(the previous Update, %zu bytes)",
+                         s->id, s->device, stored_len);
                 return reply_teep(reply, TAKE_PTR(stored), stored_len);
         }
 
@@ -718,7 +733,8 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
                 const TamTc *tc = p->manifests[i];
                 TeepBuf env = TEEP_BUF(tc->data, tc->len);
 
-                if (tam_fault_at(&t->faults, TAM_FAULT_DIGEST_MISMATCH, TAM_STEP_UPDATE) && tc->has_integrated) {
+                if (tam_fault_at(&t->faults, TAM_FAULT_DIGEST_MISMATCH, TAM_STEP_UPDATE) &&
+                    tc->has_integrated) {
                         uint8_t *copy = tamper_integrated(tc);
                         if (copy) {
                                 tampered[n_tampered++] = copy;
@@ -730,13 +746,15 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
                         goto fail;
         }
         for (size_t i = 0; i < p->n_unneeded; i++) {
-                r = teep_message_add_unneeded_manifest(m, p->unneeded[i]->segments, p->unneeded[i]->n_segments);
+                r = teep_message_add_unneeded_manifest(m, p->unneeded[i]->segments,
+                                                       p->unneeded[i]->n_segments);
                 if (r < 0)
                         goto fail;
         }
         r = teep_message_encode(m, &payload, &payload_len);
         if (r >= 0)
-                r = sign_message(t, TEEP_BUF(payload, payload_len), TAM_STEP_UPDATE, device_alg, &signed_msg, &signed_len);
+                r = sign_message(t, TEEP_BUF(payload, payload_len), TAM_STEP_UPDATE, device_alg, &signed_msg,
+                                 &signed_len);
         if (r < 0)
                 goto fail;
 
@@ -755,19 +773,22 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
         if (err_code == 0 && t->state_dir)
                 (void)tam_device_last_update_save(t->state_dir, s->device, signed_msg, signed_len);
 
-        summary = plan_summary(&(Plan){ .items = s->items, .n_items = s->n_items });
+        summary = plan_summary(&(Plan){.items = s->items, .n_items = s->n_items});
         if (err_code != 0)
-                log_info("session=%u device=%.16s msg=query-response decision=update err-code=%" PRIu64 " (%s): %s",
+                log_info("session=%u device=%.16s msg=query-response decision=update err-code=%" PRIu64
+                         " (%s): %s",
                          s->id, s->device, err_code, teep_err_code_to_string(err_code) ?: "?", err_msg);
         else
-                log_info("session=%u device=%.16s msg=query-response decision=update %s%s%s", s->id, s->device,
-                         summary ?: "?", n_tampered ? " fault=digest-mismatch" : "",
-                         tam_fault_at(&t->faults, TAM_FAULT_WRONG_TOKEN, TAM_STEP_UPDATE) ? " fault=wrong-token" : "");
+                log_info("session=%u device=%.16s msg=query-response decision=update %s%s%s", s->id,
+                         s->device, summary ?: "?", n_tampered ? " fault=digest-mismatch" : "",
+                         tam_fault_at(&t->faults, TAM_FAULT_WRONG_TOKEN, TAM_STEP_UPDATE)
+                                 ? " fault=wrong-token"
+                                 : "");
         reply_teep(reply, signed_msg, signed_len);
         goto out;
 fail:
-        log_error("session=%u device=%.16s msg=query-response decision=error: cannot build the Update: %s", s->id,
-                  s->device, strerror(-r));
+        log_error("session=%u device=%.16s msg=query-response decision=error: cannot build the Update: %s",
+                  s->id, s->device, strerror(-r));
         session_clear(s);
         reply_status(reply, 500);
 out:
@@ -791,8 +812,10 @@ static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key,
                 att = check_evidence(t, m, device_key, &s, why, sizeof(why));
         if (!s) {
                 log_warning("session=- device=%.16s msg=query-response decision=refused: %s", device,
-                            m->has_token ? "token is not one an open session waits for (unknown, used or expired)"
-                                         : why[0] ? why : "no token");
+                            m->has_token
+                                    ? "token is not one an open session waits for (unknown, used or expired)"
+                            : why[0] ? why
+                                     : "no token");
                 return reply_status(reply, 403);
         }
         /* one-shot: whatever happens next, this token and challenge are spent */
@@ -816,13 +839,15 @@ static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key,
         if (r >= 0)
                 r = decide(t, m, cat, state, &plan, notes, sizeof(notes));
         if (r < 0) {
-                log_error("session=%u device=%.16s msg=query-response decision=error: %s", s->id, device, strerror(-r));
+                log_error("session=%u device=%.16s msg=query-response decision=error: %s", s->id, device,
+                          strerror(-r));
                 session_clear(s);
                 plan_done(&plan);
                 return reply_status(reply, 500);
         }
         if (plan.n_items == 0) {
-                log_info("session=%u device=%.16s msg=query-response decision=nothing-to-do tc-list=%zu requested=%zu%s",
+                log_info("session=%u device=%.16s msg=query-response decision=nothing-to-do tc-list=%zu "
+                         "requested=%zu%s",
                          s->id, device, m->n_tc_list, m->n_requested_tc_list, notes);
                 session_clear(s);
                 plan_done(&plan);
@@ -853,25 +878,30 @@ static void on_result(Tam *t, const TeepMessage *m, const char *device, TamReply
                  * sends no token, so as not to echo unauthenticated input): nothing to undo, the
                  * exchange is over. */
                 log_info("session=- device=%.16s msg=error decision=end (no open session) err-code=%" PRIu64
-                         " (%s) err-msg=\"%.*s\"", device, m->err_code, teep_err_code_to_string(m->err_code) ?: "unknown",
-                         m->has_err_msg ? (int)m->err_msg.len : 0, m->has_err_msg ? (const char *)m->err_msg.ptr : "");
+                         " (%s) err-msg=\"%.*s\"",
+                         device, m->err_code, teep_err_code_to_string(m->err_code) ?: "unknown",
+                         m->has_err_msg ? (int)m->err_msg.len : 0,
+                         m->has_err_msg ? (const char *)m->err_msg.ptr : "");
                 return reply_status(reply, 204);
         }
         if (!s) {
-                log_warning("session=- device=%.16s msg=%s decision=refused: no Update waits for this %s", device, type,
-                            m->has_token ? "token" : "device");
+                log_warning("session=- device=%.16s msg=%s decision=refused: no Update waits for this %s",
+                            device, type, m->has_token ? "token" : "device");
                 return reply_status(reply, 403);
         }
         if (s->device[0] && strcmp(s->device, device) != 0) {
-                log_warning("session=%u device=%.16s msg=%s decision=refused: signed by another device than %.16s",
+                log_warning("session=%u device=%.16s msg=%s decision=refused: signed by another device than "
+                            "%.16s",
                             s->id, device, type, s->device);
                 return reply_status(reply, 403);
         }
 
         if (m->type == TEEP_TYPE_ERROR) {
-                log_info("session=%u device=%.16s msg=error decision=end err-code=%" PRIu64 " (%s) err-msg=\"%.*s\"",
+                log_info("session=%u device=%.16s msg=error decision=end err-code=%" PRIu64
+                         " (%s) err-msg=\"%.*s\"",
                          s->id, device, m->err_code, teep_err_code_to_string(m->err_code) ?: "unknown",
-                         m->has_err_msg ? (int)m->err_msg.len : 0, m->has_err_msg ? (const char *)m->err_msg.ptr : "");
+                         m->has_err_msg ? (int)m->err_msg.len : 0,
+                         m->has_err_msg ? (const char *)m->err_msg.ptr : "");
                 session_clear(s);
                 return reply_status(reply, 204);
         }
@@ -891,12 +921,14 @@ static void on_result(Tam *t, const TeepMessage *m, const char *device, TamReply
                 if (r >= 0)
                         r = tam_device_state_save(t->state_dir, state);
         }
-        summary = plan_summary(&(Plan){ .items = s->items, .n_items = s->n_items });
+        summary = plan_summary(&(Plan){.items = s->items, .n_items = s->n_items});
         if (r < 0)
-                log_error("session=%u device=%.16s msg=success decision=end, but the device state was not saved: %s",
+                log_error("session=%u device=%.16s msg=success decision=end, but the device state was not "
+                          "saved: %s",
                           s->id, device, strerror(-r));
         else
-                log_info("session=%u device=%.16s msg=success decision=end recorded=%s", s->id, device, summary ?: "?");
+                log_info("session=%u device=%.16s msg=success decision=end recorded=%s", s->id, device,
+                         summary ?: "?");
         session_clear(s);
         reply_status(reply, 204);
 }
@@ -918,7 +950,8 @@ static void process_message(Tam *t, const uint8_t *body, size_t len, TamStep *st
                 r = teep_message_decode(cose.payload, &m, &err);
         }
         if (r < 0) {
-                log_warning("session=- device=- msg=? decision=refused (400): not a signed TEEP message: %s (%s)",
+                log_warning("session=- device=- msg=? decision=refused (400): not a signed TEEP message: %s "
+                            "(%s)",
                             err.detail[0] ? err.detail : strerror(-r), teep_reason_to_string(err.reason));
                 return reply_status(reply, 400);
         }
@@ -940,9 +973,11 @@ static void process_message(Tam *t, const uint8_t *body, size_t len, TamStep *st
         err = (TeepError){};
         r = teep_cose_verify(&cose, NULL, keys->keys, keys->n, &key_index, &signer, &err);
         if (r < 0) {
-                log_warning("session=- device=unknown msg=%s decision=refused (403): no enrolled device key verifies "
-                            "it: %s (%s)", teep_message_type_to_string(m->type),
-                            err.detail[0] ? err.detail : strerror(-r), teep_reason_to_string(err.reason));
+                log_warning("session=- device=unknown msg=%s decision=refused (403): no enrolled device key "
+                            "verifies "
+                            "it: %s (%s)",
+                            teep_message_type_to_string(m->type), err.detail[0] ? err.detail : strerror(-r),
+                            teep_reason_to_string(err.reason));
                 return reply_status(reply, 403);
         }
         alg = cose.signers[signer].headers.alg;
@@ -971,8 +1006,11 @@ static void apply_http_faults(Tam *t, TamStep step, TamReply *reply) {
                         return reply_status(reply, 500);
                 /* one well-formed byte string filling the body exactly: big, not malformed */
                 for (size_t content = n - head;; content = n - head) {
-                        size_t need = content < 24 ? 1 : content < 256 ? 2 : content < 65536 ? 3 :
-                                      content <= UINT32_MAX ? 5 : 9;
+                        size_t need = content < 24            ? 1
+                                      : content < 256         ? 2
+                                      : content < 65536       ? 3
+                                      : content <= UINT32_MAX ? 5
+                                                              : 9;
                         if (need == head)
                                 break;
                         head = need;
@@ -990,11 +1028,13 @@ static void apply_http_faults(Tam *t, TamStep step, TamReply *reply) {
                 return;
         if (tam_fault_at(&t->faults, TAM_FAULT_TRUNCATED_CBOR, step)) {
                 reply->body_len /= 2;
-                log_info("fault=truncated-cbor step=%s bytes=%zu", tam_step_to_string(step), reply->body_len);
+                log_info("fault=truncated-cbor step=%s bytes=%zu", tam_step_to_string(step),
+                         reply->body_len);
         }
         if (tam_fault_at(&t->faults, TAM_FAULT_TRUNCATED_BODY, step)) {
                 reply->truncate = true;
-                log_info("fault=truncated-body step=%s announced=%zu", tam_step_to_string(step), reply->body_len);
+                log_info("fault=truncated-body step=%s announced=%zu", tam_step_to_string(step),
+                         reply->body_len);
         }
 }
 
@@ -1028,7 +1068,8 @@ void tam_handle_payload(Tam *t, const char *name, TamReply *reply) {
 
         *reply = (TamReply){};
         if (!t->payload_dir || !payload_name_valid(name)) {
-                log_warning("msg=payload name=%s decision=not-found", payload_name_valid(name) ? name : "(invalid)");
+                log_warning("msg=payload name=%s decision=not-found",
+                            payload_name_valid(name) ? name : "(invalid)");
                 return reply_status(reply, 404);
         }
         if (asprintf(&path, "%s/%s", t->payload_dir, name) < 0)

@@ -41,11 +41,11 @@
  * ERR_ATTESTATION_REQUIRED (7) and an err-msg naming the failure.
  */
 
-#define TAM_MAX_KEYS 4
-#define TAM_MAX_SESSIONS 1024
-#define TAM_TOKEN_LEN 16
-#define TAM_CHALLENGE_LEN 32
-#define TAM_PAYLOAD_MAX (64u << 20)
+#define TAM_MAX_KEYS                    4
+#define TAM_MAX_SESSIONS                1024
+#define TAM_TOKEN_LEN                   16
+#define TAM_CHALLENGE_LEN               32
+#define TAM_PAYLOAD_MAX                 (64u << 20)
 #define TAM_SESSION_TIMEOUT_DEFAULT_SEC 600u
 
 typedef enum TamMode {
@@ -61,19 +61,19 @@ typedef struct TamConfig {
         const char *device_keys_dir; /* enrolled device public keys, read per message */
         const char *state_dir;       /* per-device state */
         TamMode mode;
-        bool legacy;                 /* emit ES256/EdDSA (-7/-8) and the pre-RFC 9864 suites */
+        bool legacy; /* emit ES256/EdDSA (-7/-8) and the pre-RFC 9864 suites */
         uint64_t session_timeout_usec;
-        const char *const *revoked;  /* component names the TAM removes from devices (NULL-terminated) */
+        const char *const *revoked; /* component names the TAM removes from devices (NULL-terminated) */
         TamFaults faults;
 } TamConfig;
 
 typedef struct TamReply {
         unsigned status;
-        uint8_t *body;           /* malloc'd, or NULL */
+        uint8_t *body; /* malloc'd, or NULL */
         size_t body_len;
         const char *content_type;
-        unsigned delay_sec;      /* slow fault: wait this long before answering */
-        bool truncate;           /* truncated-body fault: announce body_len, send half, close */
+        unsigned delay_sec; /* slow fault: wait this long before answering */
+        bool truncate;      /* truncated-body fault: announce body_len, send half, close */
 } TamReply;
 
 typedef struct Tam Tam;

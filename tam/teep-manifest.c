@@ -36,7 +36,7 @@ enum {
  * that the draft's inputs give the draft's manifests byte for byte. Real signers pass their own.
  */
 #define DEFAULT_VENDOR_ID "c0ddd5f1-5243-5660-87db-4f5b0aa26c2f"
-#define DEFAULT_CLASS_ID "db42f709-3d8c-55ba-a8c5-265fc5820f4e"
+#define DEFAULT_CLASS_ID  "db42f709-3d8c-55ba-a8c5-265fc5820f4e"
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...) {
@@ -78,10 +78,10 @@ static void help_keygen(FILE *f) {
 
 static int verb_keygen(int argc, char **argv) {
         static const struct option options[] = {
-                { "alg", required_argument, NULL, 'a' },
-                { "out", required_argument, NULL, 'o' },
-                { "force", no_argument, NULL, 'f' },
-                { "help", no_argument, NULL, 'h' },
+                {"alg", required_argument, NULL, 'a'},
+                {"out", required_argument, NULL, 'o'},
+                {"force", no_argument, NULL, 'f'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(teep_key_freep) TeepKey *key = NULL;
@@ -97,8 +97,10 @@ static int verb_keygen(int argc, char **argv) {
                 case 'a': {
                         int64_t alg;
                         if (tam_alg_parse(optarg, &alg) < 0)
-                                return fail(EXIT_USAGE, "--alg: unknown algorithm '%s' (ESP256 or Ed25519)", optarg);
-                        type = alg == COSE_ALG_ESP256 || alg == COSE_ALG_ES256 ? TEEP_KEY_P256 : TEEP_KEY_ED25519;
+                                return fail(EXIT_USAGE, "--alg: unknown algorithm '%s' (ESP256 or Ed25519)",
+                                            optarg);
+                        type = alg == COSE_ALG_ESP256 || alg == COSE_ALG_ES256 ? TEEP_KEY_P256
+                                                                               : TEEP_KEY_ED25519;
                         break;
                 }
                 case 'o':
@@ -139,19 +141,20 @@ static int verb_keygen(int argc, char **argv) {
 /* ---- pubkey ---- */
 
 static void help_pubkey(FILE *f) {
-        fprintf(f, "Usage: teep-manifest pubkey --key KEY.pem [--cose [--hex]] [--thumbprint] [--out FILE]\n\n"
-                   "Write the public half of KEY: PEM (default), a COSE_Key (--cose; binary, or hex text\n"
-                   "with --hex), or the RFC 9679 thumbprint in hex (--thumbprint). Default output: stdout.\n");
+        fprintf(f,
+                "Usage: teep-manifest pubkey --key KEY.pem [--cose [--hex]] [--thumbprint] [--out FILE]\n\n"
+                "Write the public half of KEY: PEM (default), a COSE_Key (--cose; binary, or hex text\n"
+                "with --hex), or the RFC 9679 thumbprint in hex (--thumbprint). Default output: stdout.\n");
 }
 
 static int verb_pubkey(int argc, char **argv) {
         static const struct option options[] = {
-                { "key", required_argument, NULL, 'k' },
-                { "out", required_argument, NULL, 'o' },
-                { "cose", no_argument, NULL, 'c' },
-                { "hex", no_argument, NULL, 'x' },
-                { "thumbprint", no_argument, NULL, 't' },
-                { "help", no_argument, NULL, 'h' },
+                {"key", required_argument, NULL, 'k'},
+                {"out", required_argument, NULL, 'o'},
+                {"cose", no_argument, NULL, 'c'},
+                {"hex", no_argument, NULL, 'x'},
+                {"thumbprint", no_argument, NULL, 't'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(teep_key_freep) TeepKey *key = NULL;
@@ -258,16 +261,17 @@ static void help_create(FILE *f, bool unlink_verb) {
                            "Write a signed SUIT envelope whose install sequence unlinks the component:\n"
                            "the signer's intent to delete it.\n");
         else
-                fprintf(f, "Usage: teep-manifest create --key KEY.pem --component NAME --sequence N\n"
-                           "                            --payload FILE [--uri URI]\n"
-                           "                            [--vendor-id UUID] [--class-id UUID]\n"
-                           "                            [--manifest-id NAME | --no-manifest-id]\n"
-                           "                            [--validate] [--no-uninstall]\n"
-                           "                            [--alg ALG] [--kid HEX|none] --out ENV.suit\n\n"
-                           "Write a signed SUIT envelope that installs FILE as the component. The payload is\n"
-                           "integrated under \"#tc\" unless --uri names where the device fetches it (the\n"
-                           "envelope then carries the URI, digest and size only). ALG: ESP256, Ed25519, or\n"
-                           "the legacy ES256/EdDSA. The output is the same for the same inputs and key.\n");
+                fprintf(f,
+                        "Usage: teep-manifest create --key KEY.pem --component NAME --sequence N\n"
+                        "                            --payload FILE [--uri URI]\n"
+                        "                            [--vendor-id UUID] [--class-id UUID]\n"
+                        "                            [--manifest-id NAME | --no-manifest-id]\n"
+                        "                            [--validate] [--no-uninstall]\n"
+                        "                            [--alg ALG] [--kid HEX|none] --out ENV.suit\n\n"
+                        "Write a signed SUIT envelope that installs FILE as the component. The payload is\n"
+                        "integrated under \"#tc\" unless --uri names where the device fetches it (the\n"
+                        "envelope then carries the URI, digest and size only). ALG: ESP256, Ed25519, or\n"
+                        "the legacy ES256/EdDSA. The output is the same for the same inputs and key.\n");
 }
 
 /* The draft's convention: the manifest of .../ta is .../suit; any other name gets "/suit" appended. */
@@ -289,21 +293,21 @@ static int default_manifest_id(const TeepSuitComponentId *id, TeepSuitComponentI
 
 static int parse_manifest_args(int argc, char **argv, bool unlink_verb, ManifestArgs *a) {
         static const struct option options[] = {
-                { "key", required_argument, NULL, 'k' },
-                { "component", required_argument, NULL, 'c' },
-                { "manifest-id", required_argument, NULL, 'm' },
-                { "no-manifest-id", no_argument, NULL, 'M' },
-                { "sequence", required_argument, NULL, 's' },
-                { "vendor-id", required_argument, NULL, 'V' },
-                { "class-id", required_argument, NULL, 'C' },
-                { "payload", required_argument, NULL, 'p' },
-                { "uri", required_argument, NULL, 'u' },
-                { "alg", required_argument, NULL, 'a' },
-                { "kid", required_argument, NULL, 'i' },
-                { "validate", no_argument, NULL, 'v' },
-                { "no-uninstall", no_argument, NULL, 'U' },
-                { "out", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' },
+                {"key", required_argument, NULL, 'k'},
+                {"component", required_argument, NULL, 'c'},
+                {"manifest-id", required_argument, NULL, 'm'},
+                {"no-manifest-id", no_argument, NULL, 'M'},
+                {"sequence", required_argument, NULL, 's'},
+                {"vendor-id", required_argument, NULL, 'V'},
+                {"class-id", required_argument, NULL, 'C'},
+                {"payload", required_argument, NULL, 'p'},
+                {"uri", required_argument, NULL, 'u'},
+                {"alg", required_argument, NULL, 'a'},
+                {"kid", required_argument, NULL, 'i'},
+                {"validate", no_argument, NULL, 'v'},
+                {"no-uninstall", no_argument, NULL, 'U'},
+                {"out", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         int c;
@@ -345,7 +349,8 @@ static int parse_manifest_args(int argc, char **argv, bool unlink_verb, Manifest
                         break;
                 case 'a':
                         if (tam_alg_parse(optarg, &a->alg) < 0)
-                                return fail(EXIT_USAGE, "--alg: unknown algorithm '%s' (ESP256, Ed25519, ES256, EdDSA)",
+                                return fail(EXIT_USAGE,
+                                            "--alg: unknown algorithm '%s' (ESP256, Ed25519, ES256, EdDSA)",
                                             optarg);
                         break;
                 case 'i':
@@ -381,7 +386,8 @@ static int parse_manifest_args(int argc, char **argv, bool unlink_verb, Manifest
                 help_create(stderr, unlink_verb);
                 return fail(EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
         }
-        if (!a->key_path || !a->component || !a->has_sequence || !a->out || (!unlink_verb && !a->payload_path)) {
+        if (!a->key_path || !a->component || !a->has_sequence || !a->out ||
+            (!unlink_verb && !a->payload_path)) {
                 help_create(stderr, unlink_verb);
                 return fail(EXIT_USAGE, "--key, --component, --sequence%s and --out are required",
                             unlink_verb ? "" : ", --payload");
@@ -434,7 +440,8 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
         }
 
         if (tam_component_parse(a.component, &component) < 0) {
-                ret = fail(EXIT_USAGE, "--component: '%s' is not a component name (see teep-manifest(1))", a.component);
+                ret = fail(EXIT_USAGE, "--component: '%s' is not a component name (see teep-manifest(1))",
+                           a.component);
                 goto out;
         }
         if (a.manifest_id && tam_component_parse(a.manifest_id, &manifest_component) < 0) {
@@ -442,7 +449,8 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
                 goto out;
         }
         if (tam_uuid_parse(a.vendor_id ?: DEFAULT_VENDOR_ID, vendor) < 0) {
-                ret = fail(EXIT_USAGE, "--vendor-id: '%s' is not a UUID (8-4-4-4-12 hex)", a.vendor_id ?: "");
+                ret = fail(EXIT_USAGE, "--vendor-id: '%s' is not a UUID (8-4-4-4-12 hex)",
+                           a.vendor_id ?: "");
                 goto out;
         }
         if (tam_uuid_parse(a.class_id ?: DEFAULT_CLASS_ID, class) < 0) {
@@ -509,7 +517,8 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
         }
 
         {
-                TeepSuitPayload p = { .key = TEEP_BUF(b.uri ?: "", b.uri ? strlen(b.uri) : 0), .data = b.payload };
+                TeepSuitPayload p = {.key = TEEP_BUF(b.uri ?: "", b.uri ? strlen(b.uri) : 0),
+                                     .data = b.payload};
                 TeepBuf kid = TEEP_BUF(a.kid, a.kid_len);
 
                 if (a.has_kid) /* libteep's signer always puts the thumbprint: see tam-util.h */
@@ -555,10 +564,10 @@ static const struct {
         int (*run)(int argc, char **argv);
         const char *summary;
 } verbs[] = {
-        { "keygen", verb_keygen, "generate a signing key (PKCS#8 PEM, mode 0600)" },
-        { "pubkey", verb_pubkey, "print the public key (PEM, COSE_Key or thumbprint)" },
-        { "create", verb_create, "sign a SUIT envelope that installs a Trusted Component" },
-        { "unlink", verb_unlink, "sign a SUIT envelope that unlinks (deletes) a Trusted Component" },
+        {"keygen", verb_keygen, "generate a signing key (PKCS#8 PEM, mode 0600)"},
+        {"pubkey", verb_pubkey, "print the public key (PEM, COSE_Key or thumbprint)"},
+        {"create", verb_create, "sign a SUIT envelope that installs a Trusted Component"},
+        {"unlink", verb_unlink, "sign a SUIT envelope that unlinks (deletes) a Trusted Component"},
 };
 
 static void help(FILE *f) {

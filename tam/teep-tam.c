@@ -23,10 +23,10 @@
 #include "tam.h"
 
 #define LIFETIME_DEFAULT_SEC 3600u
-#define LIFETIME_MAX_SEC (7u * 24u * 3600u)
-#define TIMEOUT_DEFAULT_SEC 30u
-#define MAX_BODY_DEFAULT (1u << 20)
-#define MAX_REVOKED 64
+#define LIFETIME_MAX_SEC     (7u * 24u * 3600u)
+#define TIMEOUT_DEFAULT_SEC  30u
+#define MAX_BODY_DEFAULT     (1u << 20)
+#define MAX_REVOKED          64
 
 static void help(FILE *f) {
         fprintf(f,
@@ -52,7 +52,8 @@ static void help(FILE *f) {
                 "  --allow-remote          allow a non-loopback --listen address\n"
                 "  --version, --help\n\n"
                 "See teep-tam(8).\n",
-                tam_fault_names(), LIFETIME_DEFAULT_SEC, TIMEOUT_DEFAULT_SEC, TAM_SESSION_TIMEOUT_DEFAULT_SEC);
+                tam_fault_names(), LIFETIME_DEFAULT_SEC, TIMEOUT_DEFAULT_SEC,
+                TAM_SESSION_TIMEOUT_DEFAULT_SEC);
 }
 
 static int parse_seconds(const char *s, unsigned max, unsigned *ret) {
@@ -118,7 +119,8 @@ static int parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *
 static bool is_loopback(const struct sockaddr_storage *a) {
         if (a->ss_family == AF_INET)
                 return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
-        return a->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+        return a->ss_family == AF_INET6 &&
+               IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
 }
 
 static int ensure_dir(const char *path) {
@@ -133,38 +135,53 @@ static int ensure_dir(const char *path) {
 
 int main(int argc, char **argv) {
         enum {
-                ARG_LISTEN = 0x100, ARG_PORT_FILE, ARG_KEY, ARG_TC_DIR, ARG_PAYLOAD_DIR, ARG_DEVICE_KEYS, ARG_STATE_DIR,
-                ARG_MODE, ARG_LEGACY, ARG_REVOKE, ARG_FAULT, ARG_LIFETIME, ARG_MAX_BODY, ARG_TIMEOUT,
-                ARG_SESSION_TIMEOUT, ARG_ALLOW_REMOTE, ARG_VERSION,
+                ARG_LISTEN = 0x100,
+                ARG_PORT_FILE,
+                ARG_KEY,
+                ARG_TC_DIR,
+                ARG_PAYLOAD_DIR,
+                ARG_DEVICE_KEYS,
+                ARG_STATE_DIR,
+                ARG_MODE,
+                ARG_LEGACY,
+                ARG_REVOKE,
+                ARG_FAULT,
+                ARG_LIFETIME,
+                ARG_MAX_BODY,
+                ARG_TIMEOUT,
+                ARG_SESSION_TIMEOUT,
+                ARG_ALLOW_REMOTE,
+                ARG_VERSION,
         };
         static const struct option options[] = {
-                { "listen", required_argument, NULL, ARG_LISTEN },
-                { "port-file", required_argument, NULL, ARG_PORT_FILE },
-                { "key", required_argument, NULL, ARG_KEY },
-                { "tc-dir", required_argument, NULL, ARG_TC_DIR },
-                { "payload-dir", required_argument, NULL, ARG_PAYLOAD_DIR },
-                { "device-keys", required_argument, NULL, ARG_DEVICE_KEYS },
-                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
-                { "mode", required_argument, NULL, ARG_MODE },
-                { "legacy", no_argument, NULL, ARG_LEGACY },
-                { "revoke", required_argument, NULL, ARG_REVOKE },
-                { "fault", required_argument, NULL, ARG_FAULT },
-                { "lifetime", required_argument, NULL, ARG_LIFETIME },
-                { "max-body", required_argument, NULL, ARG_MAX_BODY },
-                { "timeout", required_argument, NULL, ARG_TIMEOUT },
-                { "session-timeout", required_argument, NULL, ARG_SESSION_TIMEOUT },
-                { "allow-remote", no_argument, NULL, ARG_ALLOW_REMOTE },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "help", no_argument, NULL, 'h' },
+                {"listen", required_argument, NULL, ARG_LISTEN},
+                {"port-file", required_argument, NULL, ARG_PORT_FILE},
+                {"key", required_argument, NULL, ARG_KEY},
+                {"tc-dir", required_argument, NULL, ARG_TC_DIR},
+                {"payload-dir", required_argument, NULL, ARG_PAYLOAD_DIR},
+                {"device-keys", required_argument, NULL, ARG_DEVICE_KEYS},
+                {"state-dir", required_argument, NULL, ARG_STATE_DIR},
+                {"mode", required_argument, NULL, ARG_MODE},
+                {"legacy", no_argument, NULL, ARG_LEGACY},
+                {"revoke", required_argument, NULL, ARG_REVOKE},
+                {"fault", required_argument, NULL, ARG_FAULT},
+                {"lifetime", required_argument, NULL, ARG_LIFETIME},
+                {"max-body", required_argument, NULL, ARG_MAX_BODY},
+                {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"session-timeout", required_argument, NULL, ARG_SESSION_TIMEOUT},
+                {"allow-remote", no_argument, NULL, ARG_ALLOW_REMOTE},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         _cleanup_(tam_freep) Tam *tam = NULL;
         _cleanup_free_ char *default_payload_dir = NULL;
-        TamConfig config = { .mode = TAM_MODE_TOKEN };
+        TamConfig config = {.mode = TAM_MODE_TOKEN};
         const char *listen = "127.0.0.1:0", *port_file = NULL, *key_paths[TAM_MAX_KEYS];
         const char *revoked[MAX_REVOKED + 1] = {};
         size_t n_key_paths = 0, n_revoked = 0;
-        unsigned lifetime = LIFETIME_DEFAULT_SEC, timeout = TIMEOUT_DEFAULT_SEC, session_timeout = TAM_SESSION_TIMEOUT_DEFAULT_SEC;
+        unsigned lifetime = LIFETIME_DEFAULT_SEC, timeout = TIMEOUT_DEFAULT_SEC,
+                 session_timeout = TAM_SESSION_TIMEOUT_DEFAULT_SEC;
         uint64_t max_body = MAX_BODY_DEFAULT;
         bool allow_remote = false;
         struct sockaddr_storage addr;
@@ -244,7 +261,8 @@ int main(int argc, char **argv) {
                         }
                         break;
                 case ARG_MAX_BODY:
-                        if (teep_parse_size(optarg, &max_body) < 0 || max_body == 0 || max_body > (256u << 20)) {
+                        if (teep_parse_size(optarg, &max_body) < 0 || max_body == 0 ||
+                            max_body > (256u << 20)) {
                                 log_error("--max-body: '%s' is not a size between 1 and 256M", optarg);
                                 return 64;
                         }
@@ -274,7 +292,8 @@ int main(int argc, char **argv) {
                         help(stderr);
                         return 64;
                 }
-        if (optind != argc || n_key_paths == 0 || !config.tc_dir || !config.device_keys_dir || !config.state_dir) {
+        if (optind != argc || n_key_paths == 0 || !config.tc_dir || !config.device_keys_dir ||
+            !config.state_dir) {
                 help(stderr);
                 log_error("--key, --tc-dir, --device-keys and --state-dir are required");
                 return 64;
@@ -284,7 +303,8 @@ int main(int argc, char **argv) {
                 return 64;
         }
         if (!is_loopback(&addr) && !allow_remote) {
-                log_error("--listen: %s is not a loopback address; pass --allow-remote if you mean it", listen);
+                log_error("--listen: %s is not a loopback address; pass --allow-remote if you mean it",
+                          listen);
                 return 64;
         }
 
@@ -296,7 +316,8 @@ int main(int argc, char **argv) {
                 }
                 config.n_keys++;
                 if (!teep_key_has_private(config.keys[i])) {
-                        log_error("--key %s: a public key cannot sign; pass the TAM's private key", key_paths[i]);
+                        log_error("--key %s: a public key cannot sign; pass the TAM's private key",
+                                  key_paths[i]);
                         r = -ENOKEY;
                         goto fail_keys;
                 }
@@ -314,7 +335,8 @@ int main(int argc, char **argv) {
                 goto fail_keys;
         }
         if (access(config.tc_dir, R_OK | X_OK) < 0)
-                log_warning("--tc-dir %s: %s (no TCs to offer until it exists)", config.tc_dir, strerror(errno));
+                log_warning("--tc-dir %s: %s (no TCs to offer until it exists)", config.tc_dir,
+                            strerror(errno));
         config.revoked = revoked;
         config.session_timeout_usec = (uint64_t)session_timeout * 1000000u;
 
@@ -332,9 +354,12 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        r = tam_http_start(tam, &(TamHttpConfig){ .address = (struct sockaddr *)&addr, .address_len = addr_len,
-                                                   .max_body = (size_t)max_body, .timeout_sec = timeout,
-                                                   .max_connections = 64 },
+        r = tam_http_start(tam,
+                           &(TamHttpConfig){.address = (struct sockaddr *)&addr,
+                                            .address_len = addr_len,
+                                            .max_body = (size_t)max_body,
+                                            .timeout_sec = timeout,
+                                            .max_connections = 64},
                            &http);
         if (r < 0) {
                 log_error("Cannot listen on %s (address in use or not available)", listen);
@@ -355,9 +380,9 @@ int main(int argc, char **argv) {
         else
                 inet_ntop(AF_INET, &((struct sockaddr_in *)&addr)->sin_addr, host, sizeof(host));
         log_info("Listening on http://%s%s%s:%u/tam (mode %s%s, %zu key%s, lifetime %u s)",
-                 addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "", tam_http_port(http),
-                 config.mode == TAM_MODE_ATTESTATION ? "attestation" : "token", config.legacy ? ", legacy" : "",
-                 n_key_paths, n_key_paths == 1 ? "" : "s", lifetime);
+                 addr.ss_family == AF_INET6 ? "[" : "", host, addr.ss_family == AF_INET6 ? "]" : "",
+                 tam_http_port(http), config.mode == TAM_MODE_ATTESTATION ? "attestation" : "token",
+                 config.legacy ? ", legacy" : "", n_key_paths, n_key_paths == 1 ? "" : "s", lifetime);
         for (int k = 0; k < _TAM_FAULT_MAX; k++)
                 if (config.faults.fault[k].enabled)
                         log_info("Fault enabled: %s (steps 0x%x, arg %" PRIu64 ")", tam_fault_to_string(k),
@@ -372,7 +397,7 @@ int main(int argc, char **argv) {
                 elapsed = now.tv_sec - start.tv_sec;
                 if (elapsed >= (long)lifetime)
                         break;
-                left = (struct timespec){ .tv_sec = (time_t)((long)lifetime - elapsed) };
+                left = (struct timespec){.tv_sec = (time_t)((long)lifetime - elapsed)};
                 sig = sigtimedwait(&mask, NULL, &left);
                 if (sig > 0)
                         break;

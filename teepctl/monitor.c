@@ -282,5 +282,8 @@ int verb_monitor(int argc, char **argv) {
                         return EXIT_FAILURE;
                 }
         }
+        /* print what already arrived */
+        for (int i = 0; i < 1000 && sd_bus_process(bus, NULL) > 0; i++)
+                ;
         return 0;
 }

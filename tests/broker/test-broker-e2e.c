@@ -540,6 +540,16 @@ Test(broker_e2e, status_and_monitor_show_what_happens) {
                 usleep(50 * 1000);
         }
         cr_assert_eq(ctl(APP, &o, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        /* teepctl request may be done (State=succeeded) before the monitor saw Finished */
+        for (int i = 0; i < 200; i++) {
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                bool seen = read_full_file(monpath, 1 << 20, &buf, &len) == 0 && strstr((char *)buf, " finished: ");
+                free(buf);
+                if (seen)
+                        break;
+                usleep(50 * 1000);
+        }
         kill(pid, SIGINT); /* Ctrl-C ends it with status 0 */
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "monitor status %d", status);
@@ -682,4 +692,148 @@ Test(broker_e2e, a_hundred_concurrent_requests_for_ten_tcs_share_sessions) {
         /* the TAM saw exactly those sessions */
         connects = count_lines_with(stack_path(&stack, "log/tam.log"), "msg=connect");
         cr_assert_eq(connects, started, "TAM saw %u sessions, the broker started %u", connects, started);
+}
+
+/* ---- the broker as a process, and its bus API against its XML ---- */
+
+/* run/broker.pid is the `timeout` wrapper; the broker is its only child. */
+static pid_t broker_pid(void) {
+        _cleanup_free_ char *pidtext = read_text(stack_path(&stack, "run/broker.pid"));
+        _cleanup_free_ char *children = NULL;
+        char path[128];
+        pid_t wrapper = (pid_t)strtol(pidtext, NULL, 10);
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)wrapper, (int)wrapper);
+        children = read_text(path);
+        return (pid_t)strtol(children, NULL, 10);
+}
+
+Test(broker_e2e, the_broker_runs_confined) {
+        _cleanup_free_ char *status = NULL, *cmdline = NULL;
+        char path[128];
+        pid_t pid = broker_pid();
+
+        cr_assert_gt(pid, 1);
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        cmdline = read_text(path);
+        cr_assert(strstr(cmdline, "teep-brokerd"), "pid %d is %s", (int)pid, cmdline);
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        status = read_text(path);
+        cr_assert(strstr(status, "\nSeccomp:\t2\n"), "no seccomp filter:\n%s", status);
+        cr_assert(strstr(status, "\nNoNewPrivs:\t1\n"), "%s", status);
+        {
+                char uid[64];
+                snprintf(uid, sizeof(uid), "\nUid:\t%u\t%u\t%u\t%u\n", (unsigned)stack.uid_broker,
+                         (unsigned)stack.uid_broker, (unsigned)stack.uid_broker, (unsigned)stack.uid_broker);
+                cr_assert(strstr(status, uid), "not running as teep-broker:\n%s", status);
+        }
+}
+
+/* Every method, property and signal the XML names (per interface) is what the broker serves:
+ * "kind:Name" tokens, sorted, so the order of declaration does not matter. */
+static int cmp_token(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void xml_members(const char *xml, const char *iface, char *out, size_t n) {
+        char start[160], *tokens[128];
+        const char *p, *end;
+        size_t used = 0, nt = 0;
+
+        out[0] = '\0';
+        snprintf(start, sizeof(start), "<interface name=\"%s\">", iface);
+        p = strstr(xml, start);
+        cr_assert_not_null(p, "%s is not in the XML", iface);
+        end = strstr(p, "</interface>");
+        cr_assert_not_null(end);
+        while ((p = strstr(p, " name=\"")) && p < end) {
+                const char *kind = p;
+                while (kind > xml && kind[-1] != '<')
+                        kind--;
+                p += 7;
+                if ((strncmp(kind, "method ", 7) == 0 || strncmp(kind, "property ", 9) == 0 ||
+                     strncmp(kind, "signal ", 7) == 0) &&
+                    nt < ELEMENTSOF(tokens))
+                        cr_assert_geq(asprintf(&tokens[nt++], "%.*s:%.*s", (int)strcspn(kind, " "), kind,
+                                               (int)strcspn(p, "\""), p),
+                                      0);
+        }
+        qsort(tokens, nt, sizeof(char *), cmp_token);
+        for (size_t i = 0; i < nt; i++) {
+                used += (size_t)snprintf(out + used, used < n ? n - used : 0, "%s ", tokens[i]);
+                free(tokens[i]);
+        }
+}
+
+Test(broker_e2e, the_live_api_is_the_documented_xml) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *jreply = NULL, *r2 = NULL;
+        _cleanup_free_ char *xml = NULL;
+        const char *live, *jlive;
+        char path[512], want[4096];
+        const char *ifaces[] = { TEEP_BROKER_INTERFACE, TEEP_BROKER_JOB_INTERFACE };
+        const char *o;
+
+        snprintf(path, sizeof(path), "%s/dbus/org.teepkit.Broker1.xml", getenv("TEEP_SOURCE_ROOT") ?: ".");
+        xml = read_text(path);
+        cr_assert_geq(sd_bus_open_system(&bus), 0);
+        cr_assert_geq(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH,
+                                         "org.freedesktop.DBus.Introspectable", "Introspect", NULL, &reply, NULL),
+                      0);
+        cr_assert_geq(sd_bus_message_read(reply, "s", &live), 0);
+        /* a job object to introspect */
+        cr_assert_geq(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                         "RequestPolicyCheck", NULL, &r2, "a{sv}", 0),
+                      0);
+        cr_assert_geq(sd_bus_message_read(r2, "o", &o), 0);
+        cr_assert_geq(sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, o, "org.freedesktop.DBus.Introspectable",
+                                         "Introspect", NULL, &jreply, NULL),
+                      0);
+        cr_assert_geq(sd_bus_message_read(jreply, "s", &jlive), 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(ifaces); i++) {
+                const char *src = i == 0 ? live : jlive;
+                char got[4096];
+                xml_members(xml, ifaces[i], want, sizeof(want));
+                xml_members(src, ifaces[i], got, sizeof(got));
+                cr_assert_str_eq(got, want, "%s: the broker serves\n  %s\nthe XML says\n  %s", ifaces[i], got, want);
+                cr_assert_gt(strlen(want), 20);
+        }
+}
+
+/* ---- a slow TAM ---- */
+
+static char slow_conf[64];
+
+static void up_slow(void) {
+        int fd;
+
+        snprintf(slow_conf, sizeof(slow_conf), "/tmp/teepkit-broker-slow-XXXXXX.conf");
+        fd = mkstemps(slow_conf, 5);
+        cr_assert_geq(fd, 0);
+        dprintf(fd, "[Broker]\nTimeoutSec=2s\nConnectTimeoutSec=2s\n");
+        close(fd);
+        (void)chmod(slow_conf, 0644);
+        up_with((const char *const[]){ "--conf", slow_conf, "--tam-arg", "--fault=slow:30", NULL });
+}
+
+static void down_slow(void) {
+        down();
+        (void)unlink(slow_conf);
+}
+
+TestSuite(broker_slow_tam, .init = up_slow, .fini = down_slow, .timeout = 240);
+
+Test(broker_slow_tam, a_slow_tam_fails_the_job_in_bounded_time) {
+        _cleanup_free_ char *err = NULL, *st = NULL;
+        time_t start = time(NULL);
+
+        cr_assert_eq(ctl(APP, NULL, &err, "request", stack.demo_component, NULL, NULL), 1);
+        cr_assert(strstr(err, "TamUnreachable"), "%s", err);
+        cr_assert(strstr(err, "imed out") || strstr(err, "imeout"), "not a timeout: %s", err);
+        cr_assert_lt(time(NULL) - start, 25, "took %ld s with TimeoutSec=2s", (long)(time(NULL) - start));
+        cr_assert_eq(n_installed(), 0);
+        /* the broker kept serving meanwhile and after */
+        cr_assert_eq(ctl(APP2, &st, NULL, "status", NULL, NULL, NULL), 0);
+        cr_assert(strstr(st, "Sessions: none running"), "%s", st);
 }

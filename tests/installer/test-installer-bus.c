@@ -863,4 +863,25 @@ Test(installer, usage) {
         cr_assert_neq(strstr(err, "/nonexistent/store"), NULL);
         free(err);
         cr_assert_eq(run_cmd_as(getuid(), getgid(), relative, 10, NULL, NULL), 1);
+
+        /* A value in the file that does not parse fails the start, naming file:line, even when
+         * the command line overrides the key. */
+        {
+                static const char *const bad_conf[] = { "[Installer]\nLayout=flat\n", "[Installer]\n\nIdleTimeoutSec=soon\n" };
+                for (size_t i = 0; i < 2; i++) {
+                        char conf[] = "/tmp/teep-installer-bad-XXXXXX.conf", where[64];
+                        int fd = mkstemps(conf, 5);
+                        const char *argv[] = { installer_binary(), "--config", conf, "--layout", "default",
+                                               "--idle-timeout", "5", "--store-dir", "/tmp", "--agent-user", "0", NULL };
+
+                        cr_assert_geq(fd, 0);
+                        cr_assert_eq(write(fd, bad_conf[i], strlen(bad_conf[i])), (ssize_t)strlen(bad_conf[i]));
+                        close(fd);
+                        cr_assert_eq(run_cmd_as(getuid(), getgid(), argv, 10, NULL, &err), 1);
+                        snprintf(where, sizeof(where), "%s:%d", conf, i == 0 ? 2 : 3);
+                        cr_assert_neq(strstr(err, where), NULL, "no %s in: %s", where, err);
+                        free(err);
+                        unlink(conf);
+                }
+        }
 }

@@ -123,7 +123,7 @@ Run run_argv(unsigned timeout_sec, const char *const *argv) {
                         waitpid(pid, &st, 0);
                         cr_assert_fail("%s did not finish within %u s", argv[0], timeout_sec);
                 }
-                nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
         }
         r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         r.out = slurp_fd(fo, &r.out_len);
@@ -205,8 +205,9 @@ void tam_start(TamProc *t, const char *dir, const char *const *args) {
                         cr_assert_fail("teep-tam exited at start (status %d): %s", st, log ?: "");
                 }
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                cr_assert(now.tv_sec - start.tv_sec < 10, "teep-tam did not write its port file within 10 s");
-                nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                cr_assert(now.tv_sec - start.tv_sec < 10,
+                          "teep-tam did not write its port file within 10 s");
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
         }
         cr_assert(t->port > 0 && t->port < 65536);
         snprintf(t->base, sizeof(t->base), "http://127.0.0.1:%u", t->port);
@@ -230,7 +231,7 @@ int tam_stop(TamProc *t) {
                         waitpid(t->pid, &st, 0);
                         break;
                 }
-                nanosleep(&(struct timespec){ .tv_nsec = 5 * 1000 * 1000 }, NULL);
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
         }
         t->pid = 0;
         st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -320,7 +321,8 @@ static Http http_do(const char *url, bool post, const void *body, size_t len, co
         return h;
 }
 
-Http http_post(const char *url, const void *body, size_t len, const char *content_type, const char *extra_header) {
+Http http_post(const char *url, const void *body, size_t len, const char *content_type,
+               const char *extra_header) {
         return http_do(url, true, body, len, content_type, extra_header);
 }
 
@@ -401,10 +403,10 @@ static void component_from(const char *name, uint8_t **enc, TeepSuitComponentId 
         cr_assert_eq(teep_suit_component_id_decode(TEEP_BUF(*enc, n), id, NULL), 0);
 }
 
-static const uint8_t vendor_id[16] = { 0xc0, 0xdd, 0xd5, 0xf1, 0x52, 0x43, 0x56, 0x60,
-                                       0x87, 0xdb, 0x4f, 0x5b, 0x0a, 0xa2, 0x6c, 0x2f };
-static const uint8_t class_id[16] = { 0xdb, 0x42, 0xf7, 0x09, 0x3d, 0x8c, 0x55, 0xba,
-                                      0xa8, 0xc5, 0x26, 0x5f, 0xc5, 0x82, 0x0f, 0x4e };
+static const uint8_t vendor_id[16] = {0xc0, 0xdd, 0xd5, 0xf1, 0x52, 0x43, 0x56, 0x60,
+                                      0x87, 0xdb, 0x4f, 0x5b, 0x0a, 0xa2, 0x6c, 0x2f};
+static const uint8_t class_id[16] = {0xdb, 0x42, 0xf7, 0x09, 0x3d, 0x8c, 0x55, 0xba,
+                                     0xa8, 0xc5, 0x26, 0x5f, 0xc5, 0x82, 0x0f, 0x4e};
 
 TeepBuf envelope_install(const TeepKey *signer, const char *component, uint64_t seq, const char *uri,
                          const void *payload, size_t payload_len, uint8_t **owned) {

@@ -46,9 +46,9 @@ const char *bin_teepctl(void);
 typedef struct TamProc {
         pid_t pid;
         unsigned port;
-        char url[128];     /* http://127.0.0.1:PORT/tam */
-        char base[128];    /* http://127.0.0.1:PORT */
-        char log[512];     /* its stderr */
+        char url[128];      /* http://127.0.0.1:PORT/tam */
+        char base[128];     /* http://127.0.0.1:PORT */
+        char log[512];      /* its stderr */
         unsigned bad_exits; /* stops that did not end with status 0 */
 } TamProc;
 
@@ -64,11 +64,11 @@ char *tam_log(const TamProc *t);
 
 typedef struct Http {
         long status;
-        int curl_code;         /* CURLE_OK unless the transfer failed */
+        int curl_code; /* CURLE_OK unless the transfer failed */
         uint8_t *body;
         size_t len;
         char content_type[128];
-        char *headers;         /* all response headers, as received */
+        char *headers; /* all response headers, as received */
         double seconds;
 } Http;
 
@@ -76,7 +76,8 @@ typedef struct Http {
  * POST body to url with Accept and (if content_type) Content-Type; 20 s timeout.
  * extra_header may add one more header line, or be NULL.
  */
-Http http_post(const char *url, const void *body, size_t len, const char *content_type, const char *extra_header);
+Http http_post(const char *url, const void *body, size_t len, const char *content_type,
+               const char *extra_header);
 Http http_get(const char *url);
 void http_done(Http *h);
 /* POST an empty body (start a session) and check a 200 teep+cbor answer. */

@@ -13,16 +13,16 @@
 #include "teep-protocol.h"
 #include "teep-suit.h"
 
-#define TC_A "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta"
+#define TC_A          "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta"
 #define TC_A_MANIFEST "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit"
-#define TC_B "TEEP-Device/SecureFS/0b7b1c63-d2a4-4a3c-9a0f-4e0a5e2f7d11/ta"
+#define TC_B          "TEEP-Device/SecureFS/0b7b1c63-d2a4-4a3c-9a0f-4e0a5e2f7d11/ta"
 #define TC_B_MANIFEST "TEEP-Device/SecureFS/0b7b1c63-d2a4-4a3c-9a0f-4e0a5e2f7d11/suit"
 
 typedef struct World {
         char *dir;
-        TeepKey *tam_key;    /* the TAM's key (P-256 unless a test changes it) */
-        TeepKey *signer;     /* the TC signer */
-        TeepKey *device;     /* the device, enrolled */
+        TeepKey *tam_key; /* the TAM's key (P-256 unless a test changes it) */
+        TeepKey *signer;  /* the TC signer */
+        TeepKey *device;  /* the device, enrolled */
         TamProc tam;
 } World;
 
@@ -50,8 +50,8 @@ static inline void world_teardown(void) {
         if (w.tam.log[0]) {
                 _cleanup_free_ char *log = tam_log(&w.tam);
                 if (w.tam.bad_exits > 0 || contains(log, "runtime error:") || contains(log, "Sanitizer")) {
-                        cr_log_error("teep-tam exited badly (last status %d) or a sanitizer spoke; %s:\n%s", st,
-                                     w.dir, log);
+                        cr_log_error("teep-tam exited badly (last status %d) or a sanitizer spoke; %s:\n%s",
+                                     st, w.dir, log);
                         abort();
                 }
         }
@@ -71,7 +71,8 @@ static inline void enroll(const TeepKey *device, const char *name) {
 }
 
 /* Put an install envelope for component at sequence seq into the TC directory. */
-static inline TeepBuf offer(const char *file, const char *component, uint64_t seq, const char *payload, uint8_t **owned) {
+static inline TeepBuf offer(const char *file, const char *component, uint64_t seq, const char *payload,
+                            uint8_t **owned) {
         char name[256];
         TeepBuf env = envelope_install(w.signer, component, seq, NULL, payload, strlen(payload), owned);
 
@@ -83,7 +84,7 @@ static inline TeepBuf offer(const char *file, const char *component, uint64_t se
 /* Start the TAM with the world's directories plus extra args (NULL-terminated, may be NULL). */
 static inline void world_start(const char *const *extra) {
         const char *args[40] = {
-                "--key", path_in(w.dir, "tam.pem"), "--tc-dir", path_in(w.dir, "tcs"),
+                "--key",         path_in(w.dir, "tam.pem"), "--tc-dir",    path_in(w.dir, "tcs"),
                 "--device-keys", path_in(w.dir, "devices"), "--state-dir", path_in(w.dir, "state"),
         };
         size_t n = 8;

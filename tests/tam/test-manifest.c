@@ -14,7 +14,7 @@
 #include "teep-protocol.h"
 #include "teep-suit.h"
 
-#define TC "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta"
+#define TC          "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta"
 #define TC_MANIFEST "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit"
 
 static char *dir;
@@ -49,7 +49,7 @@ static Run manifest(const char *first, ...) {
 
 /* teepctl inspect --key KEY FILE: its exit status (and stdout via *out when wanted). */
 static int inspect(const char *key, const char *file, char **out) {
-        const char *argv[] = { bin_teepctl(), "inspect", "--json", "--key", key, file, NULL };
+        const char *argv[] = {bin_teepctl(), "inspect", "--json", "--key", key, file, NULL};
         Run r = run_argv(30, argv);
         int st = r.status;
 
@@ -134,7 +134,7 @@ Test(manifest, keygen_types) {
         static const struct {
                 const char *alg;
                 TeepKeyType type;
-        } cases[] = { { "ESP256", TEEP_KEY_P256 }, { "Ed25519", TEEP_KEY_ED25519 }, { "es256", TEEP_KEY_P256 } };
+        } cases[] = {{"ESP256", TEEP_KEY_P256}, {"Ed25519", TEEP_KEY_ED25519}, {"es256", TEEP_KEY_P256}};
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(teep_key_freep) TeepKey *k = NULL;
@@ -165,7 +165,8 @@ Test(manifest, pubkey_forms_agree_with_libteep) {
 
         must(manifest("keygen", "--alg", "Ed25519", "--out", path_in(dir, "k.pem"), NULL));
         must(manifest("pubkey", "--key", path_in(dir, "k.pem"), "--out", path_in(dir, "pub.pem"), NULL));
-        must(manifest("pubkey", "--key", path_in(dir, "k.pem"), "--cose", "--out", path_in(dir, "pub.cose"), NULL));
+        must(manifest("pubkey", "--key", path_in(dir, "k.pem"), "--cose", "--out", path_in(dir, "pub.cose"),
+                      NULL));
 
         buf = file_read(path_in(dir, "k.pem"), &a);
         cr_assert_eq(teep_key_from_pem(&priv, buf.ptr, buf.len, NULL), 0);
@@ -201,11 +202,9 @@ Test(manifest, create_verifies_with_teepctl_for_each_algorithm) {
                 const char *keygen_alg, *alg;
                 int64_t want;
         } cases[] = {
-                { "ESP256", NULL, COSE_ALG_ESP256 },
-                { "Ed25519", NULL, COSE_ALG_ED25519 },
-                { "ESP256", "ES256", COSE_ALG_ES256 },
-                { "Ed25519", "EdDSA", COSE_ALG_EDDSA },
-                { "ESP256", "ESP256", COSE_ALG_ESP256 },
+                {"ESP256", NULL, COSE_ALG_ESP256},     {"Ed25519", NULL, COSE_ALG_ED25519},
+                {"ESP256", "ES256", COSE_ALG_ES256},   {"Ed25519", "EdDSA", COSE_ALG_EDDSA},
+                {"ESP256", "ESP256", COSE_ALG_ESP256},
         };
 
         keypair("ESP256", "other.pem", "other.pub");
@@ -221,18 +220,21 @@ Test(manifest, create_verifies_with_teepctl_for_each_algorithm) {
                 snprintf(env, sizeof(env), "e%zu.suit", i);
                 keypair(cases[i].keygen_alg, priv, pub);
                 if (cases[i].alg)
-                        r = manifest("create", "--key", path_in(dir, priv), "--component", TC, "--sequence", "7",
-                                     "--payload", path_in(dir, "tc.bin"), "--alg", cases[i].alg, "--out",
-                                     path_in(dir, env), NULL);
+                        r = manifest("create", "--key", path_in(dir, priv), "--component", TC, "--sequence",
+                                     "7", "--payload", path_in(dir, "tc.bin"), "--alg", cases[i].alg,
+                                     "--out", path_in(dir, env), NULL);
                 else
-                        r = manifest("create", "--key", path_in(dir, priv), "--component", TC, "--sequence", "7",
-                                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, env), NULL);
+                        r = manifest("create", "--key", path_in(dir, priv), "--component", TC, "--sequence",
+                                     "7", "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, env),
+                                     NULL);
                 cr_assert_eq(r.status, 0, "%s: %s", cases[i].keygen_alg, r.err);
                 run_done(&r);
 
-                cr_assert_eq(inspect(path_in(dir, pub), path_in(dir, env), &out), 0, "case %zu does not verify", i);
+                cr_assert_eq(inspect(path_in(dir, pub), path_in(dir, env), &out), 0,
+                             "case %zu does not verify", i);
                 cr_assert(contains(out, "\"verified\": true"), "%s", out);
-                cr_assert_eq(inspect(path_in(dir, "other.pub"), path_in(dir, env), NULL), 77, "case %zu: wrong key", i);
+                cr_assert_eq(inspect(path_in(dir, "other.pub"), path_in(dir, env), NULL), 77,
+                             "case %zu: wrong key", i);
 
                 o = open_envelope(path_in(dir, env));
                 cr_assert_eq(envelope_headers(&o).alg, cases[i].want, "case %zu", i);
@@ -249,14 +251,15 @@ Test(manifest, output_is_deterministic) {
         write_payload("tc.bin", "some trusted application");
         for (int i = 0; i < 2; i++)
                 must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
-                              "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, i ? "b.suit" : "a.suit"), NULL));
+                              "--payload", path_in(dir, "tc.bin"), "--out",
+                              path_in(dir, i ? "b.suit" : "a.suit"), NULL));
         x = file_read(path_in(dir, "a.suit"), &a);
         y = file_read(path_in(dir, "b.suit"), &b);
         cr_assert(teep_buf_eq(x, y), "two runs differ");
         free(b);
         /* and a different input does give different bytes */
-        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "2", "--payload",
-                      path_in(dir, "tc.bin"), "--out", path_in(dir, "b.suit"), NULL));
+        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "2",
+                      "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "b.suit"), NULL));
         y = file_read(path_in(dir, "b.suit"), &b);
         cr_assert(!teep_buf_eq(x, y));
         free(a);
@@ -269,8 +272,9 @@ Test(manifest, draft_inputs_give_the_draft_manifests) {
                 const char *vector;
                 const char *uri;
         } cases[] = {
-                { "draft-teep-protocol/suit_uri.hex", "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta" },
-                { "draft-teep-protocol/suit_integrated.hex", NULL },
+                {"draft-teep-protocol/suit_uri.hex",
+                 "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta"},
+                {"draft-teep-protocol/suit_integrated.hex", NULL},
         };
         char key[1024], tc_hex[1024];
         _cleanup_free_ uint8_t *tc = NULL;
@@ -278,8 +282,10 @@ Test(manifest, draft_inputs_give_the_draft_manifests) {
         uint8_t *raw = NULL;
         TeepBuf b;
 
-        snprintf(key, sizeof(key), "%s/draft-teep-protocol/keys/suit_signer_p256_private.pem", getenv("TEEP_VECTORS"));
-        snprintf(tc_hex, sizeof(tc_hex), "%s/draft-teep-protocol/tc_binary_8d82573a-926d-4754-9353-32dc29997f74.ta.hex",
+        snprintf(key, sizeof(key), "%s/draft-teep-protocol/keys/suit_signer_p256_private.pem",
+                 getenv("TEEP_VECTORS"));
+        snprintf(tc_hex, sizeof(tc_hex),
+                 "%s/draft-teep-protocol/tc_binary_8d82573a-926d-4754-9353-32dc29997f74.ta.hex",
                  getenv("TEEP_VECTORS"));
         b = file_read(tc_hex, &raw);
         cr_assert_eq(unhex((const char *)b.ptr, b.len, &tc, &tc_len), 0);
@@ -298,16 +304,18 @@ Test(manifest, draft_inputs_give_the_draft_manifests) {
                 cr_assert_eq(teep_suit_envelope_decode(TEEP_BUF(vbin, vlen), &want, NULL), 0);
 
                 if (cases[i].uri)
-                        r = manifest("create", "--key", key, "--component", TC, "--sequence", "3", "--payload",
-                                     path_in(dir, "tc.bin"), "--uri", cases[i].uri, "--out", path_in(dir, "d.suit"), NULL);
+                        r = manifest("create", "--key", key, "--component", TC, "--sequence", "3",
+                                     "--payload", path_in(dir, "tc.bin"), "--uri", cases[i].uri, "--out",
+                                     path_in(dir, "d.suit"), NULL);
                 else
-                        r = manifest("create", "--key", key, "--component", TC, "--sequence", "3", "--payload",
-                                     path_in(dir, "tc.bin"), "--out", path_in(dir, "d.suit"), NULL);
+                        r = manifest("create", "--key", key, "--component", TC, "--sequence", "3",
+                                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "d.suit"),
+                                     NULL);
                 cr_assert_eq(r.status, 0, "%s", r.err);
                 run_done(&r);
                 o = open_envelope(path_in(dir, "d.suit"));
-                cr_assert(teep_buf_eq(o.env->manifest.wrapped, want->manifest.wrapped), "%s: manifest differs",
-                          cases[i].vector);
+                cr_assert(teep_buf_eq(o.env->manifest.wrapped, want->manifest.wrapped),
+                          "%s: manifest differs", cases[i].vector);
                 cr_assert(teep_buf_eq(o.env->digest_raw, want->digest_raw));
                 cr_assert_eq(o.env->n_payloads, want->n_payloads);
                 opened_done(&o);
@@ -323,9 +331,10 @@ Test(manifest, uri_payload_carries_digest_and_size_but_not_the_bytes) {
 
         keypair("Ed25519", "k.pem", "k.pub");
         write_payload("tc.bin", payload);
-        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", "8d82573a-926d-4754-9353-32dc29997f74",
-                      "--sequence", "12", "--payload", path_in(dir, "tc.bin"), "--uri",
-                      "http://127.0.0.1:1/payload/tc.bin", "--out", path_in(dir, "u.suit"), NULL));
+        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component",
+                      "8d82573a-926d-4754-9353-32dc29997f74", "--sequence", "12", "--payload",
+                      path_in(dir, "tc.bin"), "--uri", "http://127.0.0.1:1/payload/tc.bin", "--out",
+                      path_in(dir, "u.suit"), NULL));
         cr_assert_eq(inspect(path_in(dir, "k.pub"), path_in(dir, "u.suit"), &out), 0);
 
         cr_assert_eq(teep_sha256(TEEP_BUF(payload, strlen(payload)), digest), 0);
@@ -360,26 +369,29 @@ Test(manifest, options_shape_the_manifest) {
 
         keypair("ESP256", "k.pem", "k.pub");
         write_payload("tc.bin", "x");
-        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1", "--payload",
-                      path_in(dir, "tc.bin"), "--validate", "--no-uninstall", "--no-manifest-id", "--vendor-id",
-                      "00112233-4455-6677-8899-aabbccddeeff", "--class-id", "FFEEDDCC-BBAA-9988-7766-554433221100",
-                      "--kid", "0a0b0c", "--out", path_in(dir, "o.suit"), NULL));
+        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
+                      "--payload", path_in(dir, "tc.bin"), "--validate", "--no-uninstall",
+                      "--no-manifest-id", "--vendor-id", "00112233-4455-6677-8899-aabbccddeeff",
+                      "--class-id", "FFEEDDCC-BBAA-9988-7766-554433221100", "--kid", "0a0b0c", "--out",
+                      path_in(dir, "o.suit"), NULL));
         cr_assert_eq(inspect(path_in(dir, "k.pub"), path_in(dir, "o.suit"), NULL), 0);
         o = open_envelope(path_in(dir, "o.suit"));
         cr_assert(o.m->validate.present);
         cr_assert(!o.m->uninstall.present);
         cr_assert(!o.m->has_manifest_component_id);
-        cr_assert(teep_buf_eq(o.m->shared_sequence.commands[0].params->vendor_id,
-                              TEEP_BUF("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff", 16)));
-        cr_assert(teep_buf_eq(o.m->shared_sequence.commands[0].params->class_id,
-                              TEEP_BUF("\xff\xee\xdd\xcc\xbb\xaa\x99\x88\x77\x66\x55\x44\x33\x22\x11\x00", 16)));
+        cr_assert(teep_buf_eq(
+                o.m->shared_sequence.commands[0].params->vendor_id,
+                TEEP_BUF("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff", 16)));
+        cr_assert(teep_buf_eq(
+                o.m->shared_sequence.commands[0].params->class_id,
+                TEEP_BUF("\xff\xee\xdd\xcc\xbb\xaa\x99\x88\x77\x66\x55\x44\x33\x22\x11\x00", 16)));
         h = envelope_headers(&o);
         cr_assert(h.has_kid && teep_buf_eq(h.kid, TEEP_BUF("\x0a\x0b\x0c", 3)));
         opened_done(&o);
 
-        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1", "--payload",
-                      path_in(dir, "tc.bin"), "--kid", "none", "--manifest-id", "other/suit", "--out",
-                      path_in(dir, "n.suit"), NULL));
+        must(manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
+                      "--payload", path_in(dir, "tc.bin"), "--kid", "none", "--manifest-id", "other/suit",
+                      "--out", path_in(dir, "n.suit"), NULL));
         cr_assert_eq(inspect(path_in(dir, "k.pub"), path_in(dir, "n.suit"), NULL), 0);
         o = open_envelope(path_in(dir, "n.suit"));
         cr_assert(!envelope_headers(&o).has_kid);
@@ -394,8 +406,8 @@ Test(manifest, unlink_intent_verifies_and_unlinks) {
 
         keypair("ESP256", "k.pem", "k.pub");
         keypair("ESP256", "w.pem", "w.pub");
-        must(manifest("unlink", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "9", "--out",
-                      path_in(dir, "d.suit"), NULL));
+        must(manifest("unlink", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "9",
+                      "--out", path_in(dir, "d.suit"), NULL));
         cr_assert_eq(inspect(path_in(dir, "k.pub"), path_in(dir, "d.suit"), NULL), 0);
         cr_assert_eq(inspect(path_in(dir, "w.pub"), path_in(dir, "d.suit"), NULL), 77);
         o = open_envelope(path_in(dir, "d.suit"));
@@ -414,41 +426,44 @@ Test(manifest, errors_have_documented_exit_codes) {
         keypair("ESP256", "k.pem", "k.pub");
         write_payload("tc.bin", "x");
         /* not a component name */
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", "a//b", "--sequence", "1", "--payload",
-                     path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", "a//b", "--sequence", "1",
+                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 64);
         cr_assert(contains(r.err, "component"), "%s", r.err);
         run_done(&r);
         /* missing payload file */
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1", "--payload",
-                     path_in(dir, "nope"), "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
+                     "--payload", path_in(dir, "nope"), "--out", path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 66);
         run_done(&r);
         /* a public key cannot sign */
-        r = manifest("create", "--key", path_in(dir, "k.pub"), "--component", TC, "--sequence", "1", "--payload",
-                     path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pub"), "--component", TC, "--sequence", "1",
+                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 65);
         run_done(&r);
         /* an algorithm that does not fit the key */
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1", "--payload",
-                     path_in(dir, "tc.bin"), "--alg", "Ed25519", "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
+                     "--payload", path_in(dir, "tc.bin"), "--alg", "Ed25519", "--out",
+                     path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 64);
         run_done(&r);
         /* bad UUID, bad sequence, missing required options */
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1", "--payload",
-                     path_in(dir, "tc.bin"), "--vendor-id", "not-a-uuid", "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "1",
+                     "--payload", path_in(dir, "tc.bin"), "--vendor-id", "not-a-uuid", "--out",
+                     path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 64);
         run_done(&r);
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "-1", "--payload",
-                     path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--sequence", "-1",
+                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 64);
         run_done(&r);
-        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "k.pem"), "--component", TC, "--out",
+                     path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 64);
         run_done(&r);
         /* a key file that is no key */
-        r = manifest("create", "--key", path_in(dir, "tc.bin"), "--component", TC, "--sequence", "1", "--payload",
-                     path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
+        r = manifest("create", "--key", path_in(dir, "tc.bin"), "--component", TC, "--sequence", "1",
+                     "--payload", path_in(dir, "tc.bin"), "--out", path_in(dir, "x.suit"), NULL);
         cr_assert_eq(r.status, 65);
         run_done(&r);
         cr_assert(!file_exists(path_in(dir, "x.suit")), "a failed run left output behind");

@@ -15,7 +15,7 @@
 TestSuite(fault, .init = world_setup, .fini = world_teardown, .timeout = 120);
 
 static void start_with_fault(const char *fault) {
-        const char *args[] = { "--fault", fault, NULL };
+        const char *args[] = {"--fault", fault, NULL};
         world_start(args);
 }
 
@@ -50,7 +50,8 @@ Test(fault, wrong_signature_breaks_the_signatures_only) {
         enroll(w.device, "device.pem");
         start_with_fault("wrong-signature");
         u = to_update(&qr, &q);
-        cr_assert_eq(verify_with_tam(TEEP_BUF(q.body, q.len)), -EKEYREJECTED, "the QueryRequest still verifies");
+        cr_assert_eq(verify_with_tam(TEEP_BUF(q.body, q.len)), -EKEYREJECTED,
+                     "the QueryRequest still verifies");
         cr_assert_eq(qr->token.len, 16, "the message itself is intact");
         cr_assert_eq(u.status, 200);
         cr_assert_eq(verify_with_tam(TEEP_BUF(u.body, u.len)), -EKEYREJECTED, "the Update still verifies");
@@ -138,7 +139,8 @@ Test(fault, replay_update_sends_the_previous_update_again) {
         cr_assert_eq(u2.status, 200);
         cr_assert(!teep_buf_eq(qr1->token, qr2->token));
         cr_assert_eq(u2.len, u1.len);
-        cr_assert(memcmp(u2.body, u1.body, u1.len) == 0, "the second session's Update is not the first one replayed");
+        cr_assert(memcmp(u2.body, u1.body, u1.len) == 0,
+                  "the second session's Update is not the first one replayed");
         http_done(&q1);
         http_done(&u1);
         http_done(&s1);
@@ -148,7 +150,8 @@ Test(fault, replay_update_sends_the_previous_update_again) {
 
 Test(fault, rollback_offers_the_oldest_sequence_number) {
         _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *c = NULL, *d = NULL;
-        _cleanup_(teep_message_freep) TeepMessage *qr = NULL, *up = NULL, *qr2 = NULL, *up2 = NULL, *resp = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *qr = NULL, *up = NULL, *qr2 = NULL, *up2 = NULL,
+                                                  *resp = NULL;
         TeepBuf old;
         Http q, u, q2, u2;
 
@@ -282,7 +285,7 @@ Test(fault, http_500) {
 
 Test(fault, faults_are_logged) {
         _cleanup_free_ char *log = NULL;
-        const char *args[] = { "--fault", "slow:1@end", "--fault", "wrong-token", NULL };
+        const char *args[] = {"--fault", "slow:1@end", "--fault", "wrong-token", NULL};
 
         world_start(args);
         tam_stop(&w.tam);
@@ -325,7 +328,8 @@ Test(fault, unknown_critical_header) {
                 _cleanup_free_ uint8_t *tbs = NULL;
                 _cleanup_free_ char *pem = NULL;
                 gnutls_pubkey_t pub = NULL;
-                gnutls_datum_t der = {}, rr = { (unsigned char *)sig.ptr, 32 }, ss = { (unsigned char *)sig.ptr + 32, 32 };
+                gnutls_datum_t der = {}, rr = {(unsigned char *)sig.ptr, 32},
+                               ss = {(unsigned char *)sig.ptr + 32, 32};
                 gnutls_datum_t pem_d, data;
                 size_t tbs_len = 0;
                 TeepCborWriter cw;
@@ -338,8 +342,8 @@ Test(fault, unknown_critical_header) {
                 teep_cbor_put_buf(&cw, payload);
                 cr_assert_eq(teep_cbor_writer_finish(&cw, &tbs, &tbs_len), 0);
                 cr_assert_eq(teep_key_export_pem(w.tam_key, &pem), 0);
-                pem_d = (gnutls_datum_t){ (unsigned char *)pem, (unsigned)strlen(pem) };
-                data = (gnutls_datum_t){ tbs, (unsigned)tbs_len };
+                pem_d = (gnutls_datum_t){(unsigned char *)pem, (unsigned)strlen(pem)};
+                data = (gnutls_datum_t){tbs, (unsigned)tbs_len};
                 cr_assert_eq(gnutls_pubkey_init(&pub), 0);
                 cr_assert_eq(gnutls_pubkey_import(pub, &pem_d, GNUTLS_X509_FMT_PEM), 0);
                 cr_assert_eq(gnutls_encode_rs_value(&der, &rr, &ss), 0);

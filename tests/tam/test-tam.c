@@ -2,7 +2,11 @@
 /* test-tam.c: the real teep-tam over HTTP on 127.0.0.1; the test plays the device with libteep */
 
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,8 @@ Test(tam, connect_answers_a_signed_query_request) {
         /* a second session gets another one-shot token */
         b = http_connect(&w.tam);
         {
-                _cleanup_(teep_message_freep) TeepMessage *qr2 = teep_open(TEEP_BUF(b.body, b.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr2 =
+                        teep_open(TEEP_BUF(b.body, b.len), w.tam_key);
                 cr_assert(!teep_buf_eq(qr->token, qr2->token));
         }
         http_done(&a);
@@ -59,7 +64,8 @@ Test(tam, full_cycle_install_update_and_nothing_to_do) {
         /* session 1: the device requests TC_A and gets the envelope */
         {
                 Http q = http_connect(&w.tam), u, s;
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr);
                 _cleanup_(teep_message_freep) TeepMessage *up = NULL;
 
@@ -69,7 +75,8 @@ Test(tam, full_cycle_install_update_and_nothing_to_do) {
                 cr_assert_str_eq(u.content_type, TEEP_MEDIA_TYPE);
                 up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
                 cr_assert_eq(up->type, TEEP_TYPE_UPDATE);
-                cr_assert(up->has_token && teep_buf_eq(up->token, qr->token), "the Update carries the session token");
+                cr_assert(up->has_token && teep_buf_eq(up->token, qr->token),
+                          "the Update carries the session token");
                 cr_assert_eq(up->n_manifest_list, 1);
                 cr_assert(manifest_list_has(up, e1), "the Update does not carry the envelope byte for byte");
                 cr_assert(!up->has_unneeded_manifest_list);
@@ -91,7 +98,8 @@ Test(tam, full_cycle_install_update_and_nothing_to_do) {
         /* session 2: the device has it; nothing to do */
         {
                 Http q = http_connect(&w.tam), u;
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr);
 
                 have_tc(resp, TC_A, "version one", &c2, &d1);
@@ -106,7 +114,8 @@ Test(tam, full_cycle_install_update_and_nothing_to_do) {
         {
                 _cleanup_free_ uint8_t *c3 = NULL, *d3 = NULL;
                 Http q = http_connect(&w.tam), u, s;
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr);
                 _cleanup_(teep_message_freep) TeepMessage *up = NULL;
 
@@ -115,7 +124,8 @@ Test(tam, full_cycle_install_update_and_nothing_to_do) {
                 cr_assert_eq(u.status, 200);
                 up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
                 cr_assert_eq(up->n_manifest_list, 1);
-                cr_assert(manifest_list_has(up, e2), "the newer envelope (sequence 2) is not the one offered");
+                cr_assert(manifest_list_has(up, e2),
+                          "the newer envelope (sequence 2) is not the one offered");
                 s = post_result(up, w.device, 0);
                 cr_assert_eq(s.status, 204);
                 http_done(&q);
@@ -144,7 +154,8 @@ Test(tam, unenrolled_device_key_is_refused_and_enrolling_later_works) {
         world_start(NULL);
         q = http_connect(&w.tam);
         {
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr);
 
                 request_tc(resp, TC_A, &c);
@@ -246,7 +257,8 @@ Test(tam, success_from_another_device_and_error_results) {
         state = device_state(w.device);
         cr_assert(!contains(state, "installed"), "%s", state);
         log = tam_log(&w.tam);
-        cr_assert(contains(log, "msg=error decision=end err-code=17 (ERR_MANIFEST_PROCESSING_FAILED)"), "%s", log);
+        cr_assert(contains(log, "msg=error decision=end err-code=17 (ERR_MANIFEST_PROCESSING_FAILED)"), "%s",
+                  log);
         http_done(&q);
         http_done(&u);
 }
@@ -277,7 +289,8 @@ Test(tam, tokenless_error_from_an_enrolled_device_ends_the_exchange) {
         cr_assert_eq(h.status, 403);
         http_done(&h);
         log = tam_log(&w.tam);
-        cr_assert(contains(log, "decision=end (no open session) err-code=1 (ERR_PERMANENT_ERROR) err-msg=\"bad signature\""),
+        cr_assert(contains(log, "decision=end (no open session) err-code=1 (ERR_PERMANENT_ERROR) "
+                                "err-msg=\"bad signature\""),
                   "%s", log);
 }
 
@@ -327,13 +340,13 @@ Test(tam, requests_it_cannot_serve_end_the_exchange) {
 
 /* Removals: what the device no longer needs, what the TAM revoked, a signed unlink intent. */
 Test(tam, removals) {
-        _cleanup_free_ uint8_t *ea = NULL, *eb = NULL, *eu = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL, *d1 = NULL,
-                               *d2 = NULL, *c4 = NULL;
+        _cleanup_free_ uint8_t *ea = NULL, *eb = NULL, *eu = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL,
+                               *d1 = NULL, *d2 = NULL, *c4 = NULL, *d4 = NULL;
         _cleanup_free_ char *state = NULL;
         _cleanup_(teep_message_freep) TeepMessage *qr = NULL, *resp = NULL, *up = NULL;
         TeepBuf unlink_env;
         Http q, u, s;
-        const char *args[] = { "--revoke", TC_B, NULL };
+        const char *args[] = {"--revoke", TC_B, NULL};
 
         offer("a.suit", TC_A, 1, "a", &ea);
         offer("b.suit", TC_B, 1, "b", &eb);
@@ -382,7 +395,7 @@ Test(tam, removals) {
         teep_message_free(up);
         qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
         resp = query_response_for(qr);
-        have_tc(resp, TC_A, "a", &c4, &d1);
+        have_tc(resp, TC_A, "a", &c4, &d4);
         u = post_signed(resp, w.device, 0);
         cr_assert_eq(u.status, 200);
         up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
@@ -406,9 +419,9 @@ typedef enum EatFlaw {
 static TeepBuf evidence(const TeepKey *device, TeepBuf challenge, EatFlaw flaw, uint8_t **owned) {
         _cleanup_(teep_key_freep) TeepKey *rogue = NULL;
         _cleanup_free_ uint8_t *claims = NULL;
-        static const uint8_t ueid[17] = { 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
-        static const uint8_t oemid[3] = { 0x00, 0x1a, 0x2b };
-        static const uint8_t manifest_body[4] = { 0xa0, 0xa1, 0xa2, 0xa3 };
+        static const uint8_t ueid[17] = {0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        static const uint8_t oemid[3] = {0x00, 0x1a, 0x2b};
+        static const uint8_t manifest_body[4] = {0xa0, 0xa1, 0xa2, 0xa3};
         uint8_t tp[32], wrong_nonce[32];
         size_t n = 0, sn = 0;
         TeepEat eat = {};
@@ -441,8 +454,9 @@ static TeepBuf evidence(const TeepKey *device, TeepBuf challenge, EatFlaw flaw, 
         return TEEP_BUF(*owned, sn);
 }
 
-/* One attestation-mode session with the given EAT flaw; returns the HTTP answer. */
-static Http attest(EatFlaw flaw, bool with_token, TeepMessage **ret_qr) {
+/* One attestation-mode session with the given EAT flaw; returns the HTTP answer to the
+ * QueryResponse. *ret_q holds the QueryRequest (whose views *ret_qr points into). */
+static Http attest(EatFlaw flaw, bool with_token, TeepMessage **ret_qr, Http *ret_q) {
         _cleanup_free_ uint8_t *ev = NULL, *c = NULL;
         _cleanup_(teep_message_freep) TeepMessage *resp = NULL;
         TeepMessage *qr;
@@ -458,16 +472,15 @@ static Http attest(EatFlaw flaw, bool with_token, TeepMessage **ret_qr) {
         resp->attestation_payload = evidence(w.device, qr->challenge, flaw, &ev);
         request_tc(resp, TC_A, &c);
         u = post_signed(resp, w.device, 0);
-        /* qr's views point into q.body: hand both over */
         *ret_qr = qr;
-        free(q.headers);
+        *ret_q = q;
         return u;
 }
 
 static void expect_attestation_refused(EatFlaw flaw, const char *why) {
         TeepMessage *qr = NULL;
         _cleanup_(teep_message_freep) TeepMessage *up = NULL;
-        Http u = attest(flaw, true, &qr);
+        Http q, u = attest(flaw, true, &qr, &q);
 
         cr_assert_eq(u.status, 200, "flaw %d: %ld", flaw, u.status);
         up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
@@ -480,6 +493,7 @@ static void expect_attestation_refused(EatFlaw flaw, const char *why) {
                   (int)up->err_msg.len, up->err_msg.ptr, why);
         http_done(&u);
         teep_message_free(qr);
+        http_done(&q);
 }
 
 Test(tam, attestation_mode_accepts_good_evidence) {
@@ -487,35 +501,37 @@ Test(tam, attestation_mode_accepts_good_evidence) {
         _cleanup_(teep_message_freep) TeepMessage *up = NULL;
         TeepMessage *qr = NULL;
         TeepBuf e;
-        const char *args[] = { "--mode", "attestation", NULL };
-        Http u;
+        const char *args[] = {"--mode", "attestation", NULL};
+        Http q, u;
 
         e = offer("a.suit", TC_A, 1, "payload", &env);
         enroll(w.device, "device.pem");
         world_start(args);
-        u = attest(EAT_GOOD, true, &qr);
+        u = attest(EAT_GOOD, true, &qr, &q);
         cr_assert_eq(u.status, 200);
         up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
         cr_assert(!up->has_err_code);
         cr_assert(manifest_list_has(up, e));
         http_done(&u);
         teep_message_free(qr);
+        http_done(&q);
 
         /* without a token the session is found by the EAT nonce */
-        u = attest(EAT_GOOD, false, &qr);
+        u = attest(EAT_GOOD, false, &qr, &q);
         cr_assert_eq(u.status, 200, "no token: %ld", u.status);
         teep_message_free(up);
         up = teep_open(TEEP_BUF(u.body, u.len), w.tam_key);
         cr_assert(manifest_list_has(up, e));
         http_done(&u);
         teep_message_free(qr);
+        http_done(&q);
 }
 
 Test(tam, attestation_mode_refuses_bad_evidence) {
         _cleanup_free_ uint8_t *env = NULL;
-        const char *args[] = { "--mode", "attestation", NULL };
+        const char *args[] = {"--mode", "attestation", NULL};
         TeepMessage *qr = NULL;
-        Http u;
+        Http q, u;
 
         offer("a.suit", TC_A, 1, "payload", &env);
         enroll(w.device, "device.pem");
@@ -526,22 +542,24 @@ Test(tam, attestation_mode_refuses_bad_evidence) {
         expect_attestation_refused(EAT_MISSING_CLAIM, "EAT claims");
 
         /* no token and a nonce that is no open challenge: no session to answer in */
-        u = attest(EAT_WRONG_NONCE, false, &qr);
+        u = attest(EAT_WRONG_NONCE, false, &qr, &q);
         cr_assert_eq(u.status, 403, "%ld", u.status);
         http_done(&u);
         teep_message_free(qr);
+        http_done(&q);
 
         /* no evidence at all */
         {
-                Http q = http_connect(&w.tam), x;
-                _cleanup_(teep_message_freep) TeepMessage *qr2 = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                Http q2 = http_connect(&w.tam), x;
+                _cleanup_(teep_message_freep) TeepMessage *qr2 =
+                        teep_open(TEEP_BUF(q2.body, q2.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr2);
                 _cleanup_(teep_message_freep) TeepMessage *up = NULL;
                 x = post_signed(resp, w.device, 0);
                 cr_assert_eq(x.status, 200);
                 up = teep_open(TEEP_BUF(x.body, x.len), w.tam_key);
                 cr_assert(up->has_err_code && up->err_code == TEEP_ERR_ATTESTATION_REQUIRED);
-                http_done(&q);
+                http_done(&q2);
                 http_done(&x);
         }
         {
@@ -553,7 +571,7 @@ Test(tam, attestation_mode_refuses_bad_evidence) {
 /* ---- HTTP ---- */
 
 Test(tam, http_refusals) {
-        const char *args[] = { "--max-body", "1024", NULL };
+        const char *args[] = {"--max-body", "1024", NULL};
         uint8_t big[2000];
         Http h;
 
@@ -597,7 +615,7 @@ Test(tam, http_refusals) {
                 cr_assert_eq(teep_message_new(&m, TEEP_TYPE_QUERY_REQUEST), 0);
                 cr_assert_eq(teep_message_add_cipher_suite(m, COSE_TAG_SIGN1, COSE_ALG_ESP256), 0);
                 {
-                        static const int64_t p[] = { -16, -9, -29, -65534 };
+                        static const int64_t p[] = {-16, -9, -29, -65534};
                         cr_assert_eq(teep_message_add_suit_cose_profile(m, p, 4), 0);
                 }
                 h = post_signed(m, w.device, 0);
@@ -607,6 +625,37 @@ Test(tam, http_refusals) {
         /* still serving after all that */
         h = http_connect(&w.tam);
         http_done(&h);
+}
+
+/* A client that sends half a request and stalls is cut off after --timeout. */
+Test(tam, idle_connections_time_out) {
+        const char *args[] = {"--timeout", "1", NULL};
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        struct timespec start, now;
+        const char *partial = "POST /tam HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc";
+        char buf[64];
+        ssize_t n;
+        int fd;
+
+        world_start(args);
+        a.sin_port = htons((uint16_t)w.tam.port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0);
+        cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        cr_assert_eq(write(fd, partial, strlen(partial)), (ssize_t)strlen(partial));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){.tv_sec = 10}, sizeof(struct timeval));
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        n = read(fd, buf, sizeof(buf));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cr_assert(n <= 0, "the stalled request got an answer");
+        cr_assert(now.tv_sec - start.tv_sec < 8, "the connection was not closed by the timeout");
+        close(fd);
+        /* and the server still serves */
+        {
+                Http h = http_connect(&w.tam);
+                http_done(&h);
+        }
 }
 
 Test(tam, uri_payloads_are_served) {
@@ -678,8 +727,9 @@ Test(tam, uri_envelope_cycle) {
                         http_done(&g);
                 }
         }
-        cr_assert(teep_buf_eq(m->shared_sequence.commands[0].params->image_digest.bytes, TEEP_BUF(digest, 32)),
-                  "the served payload does not match the manifest's digest");
+        cr_assert(
+                teep_buf_eq(m->shared_sequence.commands[0].params->image_digest.bytes, TEEP_BUF(digest, 32)),
+                "the served payload does not match the manifest's digest");
         http_done(&q);
         http_done(&u);
 }
@@ -688,7 +738,7 @@ Test(tam, uri_envelope_cycle) {
 
 Test(tam, legacy_switch_and_automatic_legacy_answers) {
         _cleanup_free_ uint8_t *env = NULL, *c = NULL;
-        const char *args[] = { "--legacy", NULL };
+        const char *args[] = {"--legacy", NULL};
         Http q;
 
         offer("a.suit", TC_A, 1, "payload", &env);
@@ -696,7 +746,8 @@ Test(tam, legacy_switch_and_automatic_legacy_answers) {
         world_start(args);
         q = http_connect(&w.tam);
         {
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 TeepCoseMessage cose;
                 cr_assert_eq(teep_cose_decode(TEEP_BUF(q.body, q.len), &cose, NULL), 0);
                 cr_assert_eq(cose.body.alg, COSE_ALG_ES256);
@@ -710,7 +761,8 @@ Test(tam, legacy_switch_and_automatic_legacy_answers) {
         world_start(NULL);
         q = http_connect(&w.tam);
         {
-                _cleanup_(teep_message_freep) TeepMessage *qr = teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
+                _cleanup_(teep_message_freep) TeepMessage *qr =
+                        teep_open(TEEP_BUF(q.body, q.len), w.tam_key);
                 _cleanup_(teep_message_freep) TeepMessage *resp = query_response_for(qr);
                 TeepCoseMessage cose;
                 Http u;
@@ -731,7 +783,7 @@ Test(tam, two_tam_keys_sign_the_first_query_request_twice_and_follow_the_device)
         _cleanup_(teep_key_freep) TeepKey *ed_device = key_new(TEEP_KEY_ED25519);
         _cleanup_free_ uint8_t *env = NULL, *c = NULL;
         _cleanup_free_ char *ed_path = strdup(path_in(w.dir, "tam-ed.pem"));
-        const char *args[] = { "--key", ed_path, NULL };
+        const char *args[] = {"--key", ed_path, NULL};
         TeepCoseMessage cose;
         Http q, u;
 
@@ -752,7 +804,8 @@ Test(tam, two_tam_keys_sign_the_first_query_request_twice_and_follow_the_device)
                 cr_assert_eq(u.status, 200);
                 cr_assert_eq(teep_cose_decode(TEEP_BUF(u.body, u.len), &cose, NULL), 0);
                 cr_assert_eq(cose.kind, TEEP_COSE_SIGN1);
-                cr_assert_eq(cose.body.alg, COSE_ALG_ED25519, "the Update does not follow the device's suite");
+                cr_assert_eq(cose.body.alg, COSE_ALG_ED25519,
+                             "the Update does not follow the device's suite");
                 teep_message_free(teep_open(TEEP_BUF(u.body, u.len), ed));
         }
         http_done(&q);
@@ -762,7 +815,7 @@ Test(tam, two_tam_keys_sign_the_first_query_request_twice_and_follow_the_device)
 /* ---- process life ---- */
 
 Test(tam, lifetime_ends_the_process) {
-        const char *args[] = { "--lifetime", "1", NULL };
+        const char *args[] = {"--lifetime", "1", NULL};
         struct timespec start, now;
         int st = -1;
 
@@ -774,7 +827,7 @@ Test(tam, lifetime_ends_the_process) {
                         break;
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 cr_assert(now.tv_sec - start.tv_sec < 10, "teep-tam outlived --lifetime 1");
-                nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+                nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
         }
         w.tam.pid = 0;
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
@@ -786,31 +839,31 @@ Test(tam, lifetime_ends_the_process) {
 
 Test(tam, refuses_bad_command_lines) {
         static const char *const cases[][12] = {
-                { "--listen", "192.0.2.1:0", NULL },
-                { "--listen", "nonsense", NULL },
-                { "--mode", "psychic", NULL },
-                { "--fault", "gremlins", NULL },
-                { "--fault", "slow:9999", NULL },
-                { "--lifetime", "0", NULL },
-                { "--revoke", "a//b", NULL },
+                {"--listen", "192.0.2.1:0", NULL}, {"--listen", "nonsense", NULL},
+                {"--mode", "psychic", NULL},       {"--fault", "gremlins", NULL},
+                {"--fault", "slow:9999", NULL},    {"--lifetime", "0", NULL},
+                {"--revoke", "a//b", NULL},
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                const char *argv[20] = { bin_tam(), "--key", path_in(w.dir, "tam.pem"), "--tc-dir", w.dir,
-                                         "--device-keys", w.dir, "--state-dir", w.dir };
+                const char *argv[20] = {bin_tam(),  "--key",       path_in(w.dir, "tam.pem"),
+                                        "--tc-dir", w.dir,         "--device-keys",
+                                        w.dir,      "--state-dir", w.dir};
                 size_t n = 9;
                 Run r;
                 for (size_t k = 0; cases[i][k]; k++)
                         argv[n++] = cases[i][k];
                 argv[n] = NULL;
                 r = run_argv(10, argv);
-                cr_assert_eq(r.status, 64, "case %zu (%s %s): status %d: %s", i, cases[i][0], cases[i][1], r.status,
-                             r.err);
+                cr_assert_eq(r.status, 64, "case %zu (%s %s): status %d: %s", i, cases[i][0], cases[i][1],
+                             r.status, r.err);
                 run_done(&r);
         }
         {
                 /* a public key cannot sign */
-                const char *argv[] = { bin_tam(), "--key", path_in(w.dir, "pub.pem"), "--tc-dir", w.dir, "--device-keys",
-                                       w.dir, "--state-dir", w.dir, NULL };
+                const char *argv[] = {bin_tam(),  "--key",       path_in(w.dir, "pub.pem"),
+                                      "--tc-dir", w.dir,         "--device-keys",
+                                      w.dir,      "--state-dir", w.dir,
+                                      NULL};
                 Run r;
                 key_write_public(w.tam_key, path_in(w.dir, "pub.pem"));
                 argv[2] = path_in(w.dir, "pub.pem");
