@@ -9,6 +9,11 @@
 
 #include "macro.h"
 
+const char *const broker_config_keys[] = {
+        "AgentUser", "ConnectTimeoutSec", "TimeoutSec", "CAFile", "MaxMessageSize", "MaxPayloadSize",
+        "PolicyCheckInterval", NULL,
+};
+
 #define MAX_SIZE_VALUE (4ull << 30)
 #define MAX_TIMEOUT_USEC (24ull * 3600ull * 1000000ull)
 
@@ -130,4 +135,27 @@ int broker_config_load(BrokerConfig *c, const TeepConf *conf, char *errbuf, size
 fail:
         broker_config_done(c);
         return r;
+}
+
+int broker_config_copy(BrokerConfig *dst, const BrokerConfig *src) {
+        *dst = *src;
+        dst->agent_user = NULL;
+        dst->ca_file = NULL;
+        dst->tam_uris = NULL;
+        dst->n_tam_uris = 0;
+        if ((src->agent_user && !(dst->agent_user = strdup(src->agent_user))) ||
+            (src->ca_file && !(dst->ca_file = strdup(src->ca_file))))
+                goto oom;
+        if (src->n_tam_uris > 0) {
+                dst->tam_uris = calloc(src->n_tam_uris, sizeof(char *));
+                if (!dst->tam_uris)
+                        goto oom;
+                for (; dst->n_tam_uris < src->n_tam_uris; dst->n_tam_uris++)
+                        if (!(dst->tam_uris[dst->n_tam_uris] = strdup(src->tam_uris[dst->n_tam_uris])))
+                                goto oom;
+        }
+        return 0;
+oom:
+        broker_config_done(dst);
+        return -ENOMEM;
 }

@@ -27,6 +27,9 @@ typedef struct BrokerConfig {
         size_t n_tam_uris;
 } BrokerConfig;
 
+/* The keys of [Broker] this broker knows, NULL-terminated (for teep_conf_warn_unknown()). */
+extern const char *const broker_config_keys[];
+
 /* Defaults only. */
 int broker_config_init(BrokerConfig *c);
 /*
@@ -35,3 +38,5 @@ int broker_config_init(BrokerConfig *c);
  */
 int broker_config_load(BrokerConfig *c, const TeepConf *conf, char *errbuf, size_t errbuf_size);
 void broker_config_done(BrokerConfig *c);
+/* A deep copy; dst is overwritten (not freed first). Returns 0 or -ENOMEM (dst then empty). */
+int broker_config_copy(BrokerConfig *dst, const BrokerConfig *src);

@@ -19,29 +19,9 @@ int broker_new(sd_event *event, const BrokerConfig *config, Broker **ret) {
                 return -ENOMEM;
         b->event = sd_event_ref(event);
         b->agent_uid = (uid_t)-1;
-        /* take over a copy of the configuration (strings duplicated) */
-        r = broker_config_init(&b->config);
+        r = broker_config_copy(&b->config, config);
         if (r < 0)
                 return r;
-        free(b->config.agent_user);
-        b->config = *config;
-        b->config.agent_user = config->agent_user ? strdup(config->agent_user) : NULL;
-        b->config.ca_file = config->ca_file ? strdup(config->ca_file) : NULL;
-        b->config.tam_uris = NULL;
-        b->config.n_tam_uris = 0;
-        if ((config->agent_user && !b->config.agent_user) || (config->ca_file && !b->config.ca_file))
-                return -ENOMEM;
-        if (config->n_tam_uris > 0) {
-                b->config.tam_uris = calloc(config->n_tam_uris, sizeof(char *));
-                if (!b->config.tam_uris)
-                        return -ENOMEM;
-                for (size_t i = 0; i < config->n_tam_uris; i++) {
-                        b->config.tam_uris[i] = strdup(config->tam_uris[i]);
-                        if (!b->config.tam_uris[i])
-                                return -ENOMEM;
-                        b->config.n_tam_uris++;
-                }
-        }
 
         tc = (TransportConfig){
                 .connect_timeout_usec = b->config.connect_timeout_usec,
@@ -94,8 +74,8 @@ int broker_start(Broker *b) {
 
         r = teep_resolve_user(b->config.agent_user, &b->agent_uid, NULL);
         if (r < 0)
-                return log_error_errno(r, "[Broker] AgentUser=%s: no such user: %s", b->config.agent_user,
-                                       strerror(-r));
+                return log_error_errno(r, "[Broker] AgentUser=%s: %s", b->config.agent_user,
+                                       r == -ESRCH ? "no such user" : strerror(-r));
 
         r = sd_bus_open_system(&b->bus);
         if (r < 0)

@@ -14,7 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "macro.h"
-#include "seccomp-util.h"
+#include "sandbox.h"
 
 static const char *arg_config = TEEP_CONF_FILE;
 
@@ -70,20 +70,6 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-/* On top of the shared base: what libcurl, GnuTLS and glibc's resolver need once running. */
-static const char *const brokerd_syscalls[] = {
-#if defined(__SANITIZE_ADDRESS__)
-        "getdents",  /* sanitizer builds only: LeakSanitizer lists /proc/self/task at exit */
-#endif
-        "bind",      /* glibc's getaddrinfo asks the kernel for interfaces over netlink */
-        "sendmmsg",  /* glibc's resolver sends the A and AAAA queries together */
-        "recvmmsg",
-        "statfs",    /* GnuTLS and libcurl look at the CA file */
-        "fstatfs",
-        "close_range",
-        NULL,
-};
-
 static int run(int argc, char **argv) {
         _cleanup_(teep_conf_freep) TeepConf *conf = NULL;
         _cleanup_(broker_freep) Broker *b = NULL;
@@ -104,6 +90,8 @@ static int run(int argc, char **argv) {
         r = broker_config_load(&config, conf, errbuf, sizeof(errbuf));
         if (r < 0)
                 return log_error_errno(r, "bad configuration: %s", errbuf[0] ? errbuf : strerror(-r));
+        /* a drop-in written for a newer release must not stop this one: warn, go on */
+        (void)teep_conf_warn_unknown(conf, "Broker", broker_config_keys);
 
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 broker_config_done(&config);
@@ -136,12 +124,7 @@ static int run(int argc, char **argv) {
 
         /* Everything that opens files by name or talks to NSS is done; from here on the broker
          * moves bytes between sockets. */
-        r = teep_seccomp_apply(&(TeepSeccompPolicy){
-                .name = "teep-brokerd",
-                .allow = brokerd_syscalls,
-                .allow_unix_socket = true,
-                .allow_inet_socket = true,
-        });
+        r = broker_sandbox_apply();
         if (r < 0) {
                 log_error_errno(r, "cannot install the seccomp filter: %s", strerror(-r));
                 goto out;

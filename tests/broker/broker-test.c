@@ -3,6 +3,8 @@
 #include "broker-test.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,4 +56,23 @@ bool test_event_run_until(sd_event *e, const bool *flag, unsigned timeout_ms) {
         while (!*flag && now_ms() < end)
                 cr_assert_geq(sd_event_run(e, 50 * 1000), 0);
         return *flag;
+}
+
+bool test_have_certtool(void) {
+        return system("command -v certtool >/dev/null 2>&1") == 0;
+}
+
+void test_make_pki(const char *dir, const char *sans) {
+        char cmd[2048];
+
+        snprintf(cmd, sizeof(cmd),
+                 "cd %s && certtool --generate-privkey --key-type=ecdsa --outfile ca.key >/dev/null 2>&1 && "
+                 "printf 'cn = \"teepkit test CA\"\\nca\\ncert_signing_key\\nexpiration_days = 2\\n' > ca.tmpl && "
+                 "certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem >/dev/null 2>&1 && "
+                 "certtool --generate-privkey --key-type=ecdsa --outfile srv.key >/dev/null 2>&1 && "
+                 "printf 'cn = \"tam\"\\n%s\\ntls_www_server\\nsigning_key\\nexpiration_days = 2\\n' > srv.tmpl && "
+                 "certtool --generate-certificate --load-privkey srv.key --load-ca-certificate ca.pem "
+                 "--load-ca-privkey ca.key --template srv.tmpl --outfile srv.pem >/dev/null 2>&1",
+                 dir, sans);
+        cr_assert_eq(system(cmd), 0, "making the test PKI failed: %s", cmd);
 }

@@ -20,3 +20,12 @@ void test_message_seal(sd_bus_message *m);
 
 /* Run the loop until *flag is true or timeout_ms passed. Returns *flag. */
 bool test_event_run_until(sd_event *e, const bool *flag, unsigned timeout_ms);
+
+/* Whether certtool (gnutls-bin) is there. */
+bool test_have_certtool(void);
+/*
+ * In dir: ca.key/ca.pem (a test CA) and srv.key/srv.pem, a TLS server certificate from it whose
+ * subjectAltNames are sans, certtool template lines separated by "\\n", e.g.
+ * "ip_address = \"127.0.0.1\"\\ndns_name = \"localhost\"". ECDSA P-256, valid 2 days.
+ */
+void test_make_pki(const char *dir, const char *sans);

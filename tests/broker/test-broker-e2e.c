@@ -36,8 +36,30 @@ static void up(void) {
         up_with(NULL);
 }
 
+static pid_t broker_pid(void);
+static char *read_text(const char *path);
+
 static void down(void) {
         stack_down(&stack);
+}
+
+/* The last step of every test: stop the broker on its own, so that what a sanitizer build
+ * reports at exit (leaks, undefined behaviour) lands in its log, and fail when it did. (Criterion
+ * does not count failures in .fini, so this runs in the test itself.) */
+static void broker_exits_cleanly(void) {
+        _cleanup_free_ char *log = NULL;
+        char proc[64];
+        pid_t pid = broker_pid();
+
+        cr_assert_gt(pid, 1, "teep-brokerd is not running any more");
+        cr_assert_eq(kill(pid, SIGTERM), 0);
+        snprintf(proc, sizeof(proc), "/proc/%d/cmdline", (int)pid);
+        for (int i = 0; i < 200 && access(proc, F_OK) == 0; i++)
+                usleep(50 * 1000);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert_null(strstr(log, "Sanitizer"), "teep-brokerd: a sanitizer report:\n%s", log);
+        cr_assert_null(strstr(log, "runtime error:"), "teep-brokerd: undefined behaviour:\n%s", log);
+        cr_assert(strstr(log, "stopping on"), "teep-brokerd did not stop cleanly:\n%s", log);
 }
 
 TestSuite(broker_e2e, .init = up, .fini = down, .timeout = 240);
@@ -179,7 +201,8 @@ static void env_value(const char *key, char *out, size_t n) {
 }
 
 /* Sign a TC for the stack's TAM: payload text → tam/tcs/NAME.suit (atomically). With uri, the
- * envelope names where the device downloads the payload (tam/tcs/payloads/NAME.bin). */
+ * envelope names where the device downloads the payload: teep-tam serves tam/payloads/NAME.bin
+ * (devstack's --payload-dir) at /payload/NAME.bin. */
 static void make_tc(const char *name, const char *component, unsigned seq, const char *content, bool by_uri,
                     char ret_digest[65]) {
         char payload[512], out[512], tmp[512], seqs[16], vendor[64], class[64], manifest[512], uri[512];
@@ -190,8 +213,8 @@ static void make_tc(const char *name, const char *component, unsigned seq, const
 
         env_value("TEEP_VENDOR_ID", vendor, sizeof(vendor));
         env_value("TEEP_CLASS_ID", class, sizeof(class));
-        (void)mkdir(stack_path(&stack, "tam/tcs/payloads"), 0755);
-        snprintf(payload, sizeof(payload), "%s/%s.bin", stack_path(&stack, "tam/tcs/payloads"), name);
+        (void)mkdir(stack_path(&stack, "tam/payloads"), 0755);
+        snprintf(payload, sizeof(payload), "%s/%s.bin", stack_path(&stack, "tam/payloads"), name);
         f = fopen(payload, "we");
         cr_assert_not_null(f);
         fputs(content, f);
@@ -262,6 +285,7 @@ Test(broker_e2e, request_installs_the_tc_with_the_right_digest) {
         cr_assert(strstr(list, stack.demo_component), "%s", list);
         cr_assert(strstr(list, requester), "%s", list);
         cr_assert(strstr(list, want), "%s", list);
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, unrequest_removes_only_when_the_last_requester_goes) {
@@ -289,6 +313,7 @@ Test(broker_e2e, unrequest_removes_only_when_the_last_requester_goes) {
         cr_assert(strstr(o4, "removed"), "%s", o4);
         cr_assert(!installed(stack.demo_component, NULL, NULL));
         cr_assert_eq(store_files_with_digest(want, NULL), 0, "still in the store");
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, policy_check_brings_a_newer_tc) {
@@ -318,6 +343,7 @@ Test(broker_e2e, policy_check_brings_a_newer_tc) {
         cr_assert(strstr(o3, "\"result\":\"checked\""), "%s", o3);
         cr_assert_eq(ctl(APP2, &st, NULL, "status", "--json", NULL, NULL), 0);
         cr_assert_null(strstr(st, "\"last_policy_check\":0,"), "LastPolicyCheck not set: %s", st);
+        broker_exits_cleanly();
 }
 
 /* Stop teep-tam for good. run/tam.pid is the `timeout` wrapper, which leads the process group
@@ -369,6 +395,7 @@ Test(broker_e2e, tam_down_fails_with_tam_unreachable_and_nothing_changes) {
         cr_assert_eq(files_after, files_before, "the store changed");
         cr_assert_eq(ctl(APP, &after, NULL, "list", "--json", NULL, NULL), 0);
         cr_assert(strstr(after, "\"installed\":true"), "%s", after);
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, payload_fetched_by_uri_through_the_broker) {
@@ -383,6 +410,7 @@ Test(broker_e2e, payload_fetched_by_uri_through_the_broker) {
         cr_assert_eq(store_files_with_digest(want, NULL), 1);
         log = read_text(stack_path(&stack, "log/broker.log"));
         cr_assert(strstr(log, "/payload/fetched.bin"), "the broker did not fetch it:\n%s", log);
+        broker_exits_cleanly();
 }
 
 /* ---- access ---- */
@@ -460,6 +488,7 @@ Test(broker_e2e, a_user_can_use_the_broker_but_not_reach_agent_or_installer) {
         /* only root may act for a package */
         cr_assert_eq(ctl(APP, NULL, &e1, "request", "--package", "hello", stack.demo_component), 4);
         cr_assert(strstr(e1, "AccessDenied"), "%s", e1);
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, bad_arguments_are_refused_by_name) {
@@ -492,6 +521,7 @@ Test(broker_e2e, bad_arguments_are_refused_by_name) {
 
         cr_assert_eq(ctl(APP, NULL, &err, "request", "../../etc/passwd", NULL, NULL), 64);
         cr_assert_eq(n_installed(), 0);
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, agent_key_is_the_enrolled_device_key) {
@@ -504,6 +534,7 @@ Test(broker_e2e, agent_key_is_the_enrolled_device_key) {
         cr_assert_eq(ctl(APP, &cose, NULL, "agent-key", "--cose", NULL, NULL), 0);
         cr_assert_gt(strlen(cose), 20);
         cr_assert_eq(strspn(cose, "0123456789abcdef"), strlen(cose) - 1, "not hex: %s", cose);
+        broker_exits_cleanly();
 }
 
 Test(broker_e2e, status_and_monitor_show_what_happens) {
@@ -558,6 +589,7 @@ Test(broker_e2e, status_and_monitor_show_what_happens) {
         cr_assert(strstr(mon, "finished: installed"), "%s", mon);
         cr_assert(strstr(mon, "InstalledTCs: installed: TEEP-Device/"), "%s", mon);
         cr_assert(strstr(mon, "State=running"), "%s", mon);
+        broker_exits_cleanly();
 }
 
 /* ---- many requests at once ---- */
@@ -692,20 +724,25 @@ Test(broker_e2e, a_hundred_concurrent_requests_for_ten_tcs_share_sessions) {
         /* the TAM saw exactly those sessions */
         connects = count_lines_with(stack_path(&stack, "log/tam.log"), "msg=connect");
         cr_assert_eq(connects, started, "TAM saw %u sessions, the broker started %u", connects, started);
+        broker_exits_cleanly();
 }
 
 /* ---- the broker as a process, and its bus API against its XML ---- */
 
-/* run/broker.pid is the `timeout` wrapper; the broker is its only child. */
+/* run/broker.pid is the `timeout` wrapper; the broker is its only child. 0 when gone. */
 static pid_t broker_pid(void) {
-        _cleanup_free_ char *pidtext = read_text(stack_path(&stack, "run/broker.pid"));
-        _cleanup_free_ char *children = NULL;
+        _cleanup_free_ uint8_t *pidtext = NULL, *children = NULL;
         char path[128];
-        pid_t wrapper = (pid_t)strtol(pidtext, NULL, 10);
+        size_t len;
+        pid_t wrapper;
 
+        if (read_full_file(stack_path(&stack, "run/broker.pid"), 64, &pidtext, &len) < 0)
+                return 0;
+        wrapper = (pid_t)strtol((char *)pidtext, NULL, 10);
         snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)wrapper, (int)wrapper);
-        children = read_text(path);
-        return (pid_t)strtol(children, NULL, 10);
+        if (wrapper <= 1 || read_full_file(path, 4096, &children, &len) < 0)
+                return 0;
+        return (pid_t)strtol((char *)children, NULL, 10);
 }
 
 Test(broker_e2e, the_broker_runs_confined) {
@@ -727,6 +764,7 @@ Test(broker_e2e, the_broker_runs_confined) {
                          (unsigned)stack.uid_broker, (unsigned)stack.uid_broker, (unsigned)stack.uid_broker);
                 cr_assert(strstr(status, uid), "not running as teep-broker:\n%s", status);
         }
+        broker_exits_cleanly();
 }
 
 /* Every method, property and signal the XML names (per interface) is what the broker serves:
@@ -799,6 +837,7 @@ Test(broker_e2e, the_live_api_is_the_documented_xml) {
                 cr_assert_str_eq(got, want, "%s: the broker serves\n  %s\nthe XML says\n  %s", ifaces[i], got, want);
                 cr_assert_gt(strlen(want), 20);
         }
+        broker_exits_cleanly();
 }
 
 /* ---- a slow TAM ---- */
@@ -836,4 +875,79 @@ Test(broker_slow_tam, a_slow_tam_fails_the_job_in_bounded_time) {
         /* the broker kept serving meanwhile and after */
         cr_assert_eq(ctl(APP2, &st, NULL, "status", NULL, NULL, NULL), 0);
         cr_assert(strstr(st, "Sessions: none running"), "%s", st);
+        broker_exits_cleanly();
+}
+
+/* ---- policy checks asked for at the same time ---- */
+
+#define N_CHECKS 6
+
+static char *check_paths[N_CHECKS];
+static unsigned checks_finished, checks_checked;
+
+static int check_on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char **slot = userdata;
+        const char *path;
+        *slot = strdup(!sd_bus_message_is_method_error(m, NULL) && sd_bus_message_read(m, "o", &path) >= 0 ? path
+                                                                                                          : "error");
+        return 0;
+}
+
+static int check_on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *result, *name, *message, *path = sd_bus_message_get_path(m);
+
+        if (sd_bus_message_read(m, "sss", &result, &name, &message) < 0)
+                return 0;
+        for (unsigned i = 0; i < N_CHECKS; i++)
+                if (check_paths[i] && strcmp(check_paths[i], path) == 0) {
+                        checks_finished++;
+                        if (strcmp(result, "checked") == 0)
+                                checks_checked++;
+                        else
+                                fprintf(stderr, "%s: %s %s %s\n", path, result, name, message);
+                }
+        return 0;
+}
+
+static int concurrent_checks(void *userdata) {
+        sd_bus *bus = NULL;
+        time_t end = time(NULL) + 120;
+
+        if (sd_bus_open_system(&bus) < 0 ||
+            sd_bus_match_signal(bus, NULL, TEEP_BROKER_BUS_NAME, NULL, TEEP_BROKER_JOB_INTERFACE, "Finished",
+                                check_on_finished, NULL) < 0)
+                return 10;
+        for (unsigned i = 0; i < N_CHECKS; i++)
+                if (sd_bus_call_method_async(bus, NULL, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                             "RequestPolicyCheck", check_on_reply, &check_paths[i], "a{sv}", 0) < 0)
+                        return 11;
+        while (checks_finished < N_CHECKS && time(NULL) < end) {
+                int r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return 12;
+                if (r == 0)
+                        (void)sd_bus_wait(bus, 1000000);
+        }
+        if (checks_finished < N_CHECKS)
+                return 13;
+        /* Every check saw the TAM: none was told "nothing to do" because another check had
+         * walked the agent's TAM list meanwhile. */
+        if (checks_checked != N_CHECKS)
+                return 14;
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+Test(broker_e2e, policy_checks_at_the_same_time_all_reach_the_tam) {
+        _cleanup_free_ char *log = NULL;
+        unsigned rounds;
+        int r;
+
+        r = run_as(APP, concurrent_checks, NULL);
+        cr_assert_eq(r, 0, "step %d failed (see stderr)", r);
+        /* one round for the first, one shared by those that came while it ran */
+        rounds = count_lines_with(stack_path(&stack, "log/broker.log"), "policy check: asking ");
+        cr_assert_geq(rounds, 1);
+        cr_assert_leq(rounds, 2, "%u rounds for %d checks", rounds, N_CHECKS);
+        broker_exits_cleanly();
 }

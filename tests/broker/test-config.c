@@ -79,3 +79,19 @@ Test(broker_config, empty_assignment_keeps_the_default) {
         cr_assert_null(c.ca_file);
         broker_config_done(&c);
 }
+
+Test(broker_config, copy_is_deep) {
+        BrokerConfig c, d;
+        char err[256] = "";
+
+        cr_assert_eq(load("[Broker]\nCAFile=/x.pem\n[TAM]\nURI=http://a/\n[TAM]\nURI=http://b/\n", &c, err, sizeof(err)), 0);
+        cr_assert_eq(broker_config_copy(&d, &c), 0);
+        cr_assert_neq(d.ca_file, c.ca_file);
+        cr_assert_neq(d.agent_user, c.agent_user);
+        broker_config_done(&c);
+        cr_assert_str_eq(d.ca_file, "/x.pem");
+        cr_assert_str_eq(d.agent_user, "teep-agent");
+        cr_assert_eq(d.n_tam_uris, 2);
+        cr_assert_str_eq(d.tam_uris[1], "http://b/");
+        broker_config_done(&d);
+}

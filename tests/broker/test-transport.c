@@ -326,3 +326,108 @@ Test(transport, download_into_a_file_descriptor) {
         http_request_free(req);
         close(fd);
 }
+
+/* ---- TLS: the configured CA set decides, and the host name must match ---- */
+
+static char tls_dir[64];
+static struct MHD_Daemon *tls_server;
+static unsigned short tls_port;
+static char *tls_key, *tls_cert; /* MHD keeps pointers to them */
+
+static char *slurp_file(const char *dir, const char *name) {
+        char path[256];
+        FILE *f;
+        char *buf = calloc(1, 65536);
+        size_t n;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "%s", path);
+        n = fread(buf, 1, 65535, f);
+        fclose(f);
+        buf[n] = '\0';
+        return buf;
+}
+
+static void tls_up(const char *sans) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        const union MHD_DaemonInfo *info;
+
+        if (!test_have_certtool())
+                cr_skip_test("certtool (gnutls-bin) is not installed");
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                cr_skip_test("libmicrohttpd without TLS");
+        snprintf(tls_dir, sizeof(tls_dir), "/tmp/teepkit-tls-XXXXXX");
+        cr_assert_not_null(mkdtemp(tls_dir));
+        test_make_pki(tls_dir, sans);
+        tls_key = slurp_file(tls_dir, "srv.key");
+        tls_cert = slurp_file(tls_dir, "srv.pem");
+        tls_server = MHD_start_daemon(MHD_USE_TLS | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+                                      NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+                                      MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_HTTPS_MEM_CERT, tls_cert,
+                                      MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        cr_assert_not_null(tls_server);
+        info = MHD_get_daemon_info(tls_server, MHD_DAEMON_INFO_BIND_PORT);
+        tls_port = info->port;
+}
+
+static Outcome tls_post(const char *host, bool with_ca) {
+        Transport *t = NULL;
+        HttpRequest *req = NULL;
+        Outcome o = {};
+        char ca[128], uri[128];
+        TransportConfig tc = {
+                .connect_timeout_usec = 5 * 1000000,
+                .timeout_usec = 5 * 1000000,
+                .ca_file = with_ca ? ca : NULL,
+        };
+
+        snprintf(ca, sizeof(ca), "%s/ca.pem", tls_dir);
+        snprintf(uri, sizeof(uri), "https://%s:%u/teep", host, tls_port);
+        cr_assert_eq(transport_new(event, &tc, &t), 0);
+        cr_assert_eq(http_request_new(t, &req), 0);
+        cr_assert_eq(http_request_post_teep(req, uri, NULL, 0, 1 << 20, on_done, &o), 0);
+        cr_assert(test_event_run_until(event, &o.done, 15000));
+        http_request_free(req);
+        transport_free(t);
+        return o;
+}
+
+static void tls_down(void) {
+        if (tls_server)
+                MHD_stop_daemon(tls_server);
+        free(tls_key);
+        free(tls_cert);
+        if (tls_dir[0]) {
+                char cmd[128];
+                snprintf(cmd, sizeof(cmd), "rm -rf %s", tls_dir);
+                (void)system(cmd);
+        }
+}
+
+Test(transport, https_with_the_configured_ca) {
+        Outcome o;
+
+        tls_up("ip_address = \"127.0.0.1\"\\ndns_name = \"localhost\"");
+        o = tls_post("127.0.0.1", true);
+        cr_assert_eq(o.error, 0, "%s", o.message);
+        cr_assert_eq(o.status, 200);
+        cr_assert_eq(o.body_len, 40);
+        o = tls_post("localhost", true);
+        cr_assert_eq(o.error, 0, "%s", o.message);
+
+        /* the system's CA set does not know our CA */
+        o = tls_post("127.0.0.1", false);
+        cr_assert_eq(o.error, -EPROTO, "%d %s", o.error, o.message);
+        tls_down();
+}
+
+Test(transport, https_refuses_a_certificate_for_another_host) {
+        Outcome o;
+
+        tls_up("dns_name = \"tam.example\"");
+        o = tls_post("127.0.0.1", true);
+        cr_assert_eq(o.error, -EPROTO, "%d %s", o.error, o.message);
+        cr_assert(strstr(o.message, "127.0.0.1"), "%s", o.message);
+        tls_down();
+}
