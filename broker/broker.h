@@ -33,8 +33,6 @@ typedef struct Fetch Fetch;
 
 #define BROKER_JOB_PATH_PREFIX "/org/teepkit/Broker1/job"
 /* A job failed because the TAM did not deliver what was asked for (see the agent's log). */
-#define BROKER_ERROR_NOT_AVAILABLE "org.teepkit.Error.NotAvailable"
-#define BROKER_ERROR_LIMIT_EXCEEDED "org.teepkit.Error.LimitExceeded"
 
 typedef enum JobKind {
         JOB_REQUEST,

@@ -63,7 +63,7 @@ static void on_fetched(HttpRequest *req, const HttpResult *res, void *userdata) 
         int r;
 
         if (res->error == -E2BIG) {
-                fetch_reply_error(f, BROKER_ERROR_LIMIT_EXCEEDED, "The payload is larger than %" PRIu64 " bytes.",
+                fetch_reply_error(f, TEEP_ERROR_LIMIT_EXCEEDED, "The payload is larger than %" PRIu64 " bytes.",
                                   f->max);
                 return;
         }

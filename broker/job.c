@@ -393,11 +393,11 @@ void job_evaluate(Job *j, bool via_session) {
                 if (installed)
                         job_succeed(j, via_session ? "installed" : "already-installed");
                 else if (via_session)
-                        job_fail(j, BROKER_ERROR_NOT_AVAILABLE,
+                        job_fail(j, TEEP_ERROR_NOT_AVAILABLE,
                                  "The TAM at %s did not provide %s (the agent's log says why).",
                                  j->tam_uri ?: "?", j->component);
                 else
-                        job_fail(j, BROKER_ERROR_NOT_AVAILABLE,
+                        job_fail(j, TEEP_ERROR_NOT_AVAILABLE,
                                  "%s is not installed and the agent has no TAM to ask for it.", j->component);
                 break;
         case JOB_UNREQUEST:

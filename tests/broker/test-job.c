@@ -144,7 +144,7 @@ Test(job, request_outcome_follows_the_agent_state) {
         cr_assert_eq(a->state, JOB_SUCCEEDED);
         cr_assert_str_eq(a->result, "installed");
         cr_assert_eq(c->state, JOB_FAILED);
-        cr_assert_str_eq(c->error_name, BROKER_ERROR_NOT_AVAILABLE);
+        cr_assert_str_eq(c->error_name, TEEP_ERROR_NOT_AVAILABLE);
         cr_assert(strstr(c->error_message, "http://tam.example/"), "%s", c->error_message);
         cr_assert_str_eq(d->result, "already-installed");
 }
