@@ -87,7 +87,12 @@ int teep_seccomp_apply(const TeepSeccompPolicy *p) {
                 log_warning("seccomp filter disabled by TEEP_SECCOMP=0 (debugging only)");
                 return 0;
         }
+#ifdef TEEP_SECCOMP_TRAP
+        /* -Dseccomp_trap=true: a call outside the list raises SIGSYS, so a developer sees where */
+        ctx = seccomp_init(SCMP_ACT_TRAP);
+#else
         ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+#endif
         if (!ctx)
                 return log_error_errno(-ENOMEM, "seccomp: cannot initialise a filter");
         r = add_list(ctx, always_kill, SCMP_ACT_KILL_PROCESS);

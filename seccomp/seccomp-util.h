@@ -16,8 +16,9 @@
  *
  * socket() and socketpair() are allowed for AF_UNIX only when allow_unix_socket is set
  * (sd-bus reconnects), and for AF_INET/AF_INET6 only when allow_inet_socket is set (the
- * broker). Everything not listed fails with EPERM and is logged once by the kernel audit
- * (SCMP_ACT_ERRNO keeps a daemon alive and lets it report the error it got).
+ * broker). Everything not listed fails with EPERM (SCMP_ACT_ERRNO keeps a daemon alive and
+ * lets it log the error it got); built with -Dseccomp_trap=true it raises SIGSYS instead, for
+ * development.
  */
 typedef struct TeepSeccompPolicy {
         const char *name;               /* for log lines: "teep-agentd" */
