@@ -60,7 +60,7 @@ int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
         return 0;
 }
 
-static int hexval(int c) {
+int unhexchar(int c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
         c = tolower(c);
@@ -79,7 +79,7 @@ int unhex_in_place(uint8_t *buf, size_t len, size_t *ret_len) {
         for (size_t j = i; j < len; j++) {
                 if (isspace(buf[j]))
                         continue;
-                if (hexval(buf[j]) < 0)
+                if (unhexchar(buf[j]) < 0)
                         return 0;
                 digits++;
         }
@@ -92,7 +92,7 @@ int unhex_in_place(uint8_t *buf, size_t len, size_t *ret_len) {
                 int v;
                 if (isspace(buf[i]))
                         continue;
-                v = hexval(buf[i]);
+                v = unhexchar(buf[i]);
                 if (hi < 0)
                         hi = v;
                 else {
@@ -128,4 +128,22 @@ char *hexstr(const uint8_t *p, size_t n, char *out) {
         }
         out[2 * n] = 0;
         return out;
+}
+
+int loop_write(int fd, const void *data, size_t len) {
+        const uint8_t *p = data;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
 }

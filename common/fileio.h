@@ -21,5 +21,12 @@ int unhex_in_place(uint8_t *buf, size_t len, size_t *ret_len);
 /* Decode a hex string into a fresh buffer. -EINVAL if it is not pure, even-length hex. */
 int unhex(const char *s, size_t len, uint8_t **ret, size_t *ret_len);
 
+/* The value of one hex digit (either case), or -1. */
+int unhexchar(int c);
+
+/* write() all of data, retrying on EINTR and short writes. Returns 0 or -errno (-EIO if the
+ * kernel accepts nothing). */
+int loop_write(int fd, const void *data, size_t len);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). Returns out. */
 char *hexstr(const uint8_t *p, size_t n, char *out);

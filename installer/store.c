@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 /* An owner record holds one component name and a newline. */
 #define OWNER_RECORD_MAX 4096
 
@@ -228,22 +230,6 @@ int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]) {
         return -EEXIST;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EIO;
-                p += k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
 /* Wait until fd is readable; for descriptors where a read could block (pipes, sockets). */
 static int wait_readable(int fd, unsigned timeout_ms) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -320,7 +306,7 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                         r = -EIO;
                         break;
                 }
-                r = write_all(out_fd, buf, (size_t)n);
+                r = loop_write(out_fd, buf, (size_t)n);
                 if (r < 0)
                         break;
         }
@@ -372,7 +358,7 @@ int store_write_file_atomic(int dir_fd, const char *name, const void *data, size
         fd = store_tmpfile_open(dir_fd, tmp);
         if (fd < 0)
                 return fd;
-        r = write_all(fd, data, n);
+        r = loop_write(fd, data, n);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r >= 0 && fsync(fd) < 0)

@@ -53,15 +53,6 @@ char *tam_component_name(const TeepSuitComponentId *id) {
         return s;
 }
 
-static int hexdigit(int c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = tolower(c);
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 int tam_uuid_parse(const char *s, uint8_t ret[16]) {
         uint8_t out[16];
         size_t n = 0;
@@ -77,8 +68,8 @@ int tam_uuid_parse(const char *s, uint8_t ret[16]) {
                         i++;
                         continue;
                 }
-                hi = hexdigit((unsigned char)s[i]);
-                lo = hexdigit((unsigned char)s[i + 1]);
+                hi = unhexchar((unsigned char)s[i]);
+                lo = unhexchar((unsigned char)s[i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 out[n++] = (uint8_t)(hi << 4 | lo);
@@ -140,22 +131,6 @@ int tam_key_load(const char *path, TeepKey **ret, char *errbuf, size_t errbuf_si
         return r;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-        const uint8_t *p = data;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replace) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -164,7 +139,7 @@ int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t
         if (!path || (!data && len > 0))
                 return -EINVAL;
         if (strcmp(path, "-") == 0)
-                return write_all(STDOUT_FILENO, data, len);
+                return loop_write(STDOUT_FILENO, data, len);
 
         if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
                 return -ENOMEM;
@@ -175,7 +150,7 @@ int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t
                 r = -errno;
                 goto fail;
         }
-        r = write_all(fd, data, len);
+        r = loop_write(fd, data, len);
         if (r < 0)
                 goto fail;
         if (fsync(fd) < 0) {
