@@ -94,6 +94,18 @@ Test(daemon, only_the_broker_gets_in) {
         cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, read_property, NULL), 0);
 }
 
+Test(daemon, the_agent_runs_confined) {
+        pid_t pid = stack_bus_name_pid("org.teepkit.Agent1");
+        char uid[64];
+
+        cr_assert_gt(pid, 1, "nobody owns org.teepkit.Agent1");
+        cr_assert(stack_proc_status_has(pid, "Seccomp:\t2"), "teep-agentd (pid %d) runs without a seccomp filter", (int)pid);
+        cr_assert(stack_proc_status_has(pid, "NoNewPrivs:\t1"));
+        snprintf(uid, sizeof(uid), "Uid:\t%u\t%u\t%u\t%u", stack.uid_agent, stack.uid_agent, stack.uid_agent,
+                 stack.uid_agent);
+        cr_assert(stack_proc_status_has(pid, uid), "teep-agentd is not running as teep-agent");
+}
+
 /* ---- the full cycle, the test playing the broker ---- */
 
 typedef struct Buf {

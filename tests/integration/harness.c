@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -308,4 +309,35 @@ int file_sha256_hex(const char *path, char out[65]) {
                 return -errno;
         hexstr(digest, sizeof(digest), out);
         return 0;
+}
+
+pid_t stack_bus_name_pid(const char *name) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus *bus = NULL;
+        uint32_t pid = 0;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetConnectionUnixProcessID", &e, &reply, "s", name);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "u", &pid);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? 0 : (pid_t)pid;
+}
+
+bool stack_proc_status_has(pid_t pid, const char *line) {
+        _cleanup_free_ uint8_t *status = NULL;
+        char path[64], want[128];
+        size_t len;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        snprintf(want, sizeof(want), "\n%s\n", line);
+        if (pid <= 0 || read_full_file(path, 64 * 1024, &status, &len) < 0)
+                return false;
+        return strstr((char *)status, want) != NULL;
 }

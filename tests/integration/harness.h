@@ -61,3 +61,9 @@ bool wait_for_file(const char *path, unsigned timeout_ms);
 
 /* SHA-256 of a file as lower-case hex (65 bytes). Returns 0 or -errno. */
 int file_sha256_hex(const char *path, char out[65]);
+
+/* The pid of whoever owns name on the stack's bus right now (asked of the bus), or 0. */
+pid_t stack_bus_name_pid(const char *name);
+
+/* Whether /proc/PID/status has the line line ("Seccomp:\t2"). */
+bool stack_proc_status_has(pid_t pid, const char *line);
