@@ -80,8 +80,6 @@ int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode);
 /* A sealed memfd holding data (for Installer1.Install). */
 int memfd_from_data(const char *name, const void *data, size_t len);
-/* Read an fd to EOF from offset 0, at most max bytes (-EFBIG beyond). */
-int read_fd_bounded(int fd, uint64_t max, uint8_t **ret, size_t *ret_len);
 
 /* ---- the agent ---- */
 

@@ -46,63 +46,13 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         return 0;
 }
 
-int read_fd_bounded(int fd, uint64_t max, uint8_t **ret, size_t *ret_len) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t len = 0, cap = 0;
-        struct stat st;
-
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-                if ((uint64_t)st.st_size > max)
-                        return -EFBIG;
-                cap = (size_t)st.st_size + 1;
-        }
-        if (cap < 4096)
-                cap = 4096;
-        buf = malloc(cap);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n;
-
-                if (len == cap) {
-                        uint8_t *nb;
-                        if (cap > SIZE_MAX / 2)
-                                return -EFBIG;
-                        nb = realloc(buf, cap * 2);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                        cap *= 2;
-                }
-                n = pread(fd, buf + len, cap - len, (off_t)len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == ESPIPE) {
-                                n = read(fd, buf + len, cap - len);
-                                if (n < 0)
-                                        return -errno;
-                        } else
-                                return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return -EFBIG;
-        }
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t *ret_len) {
         _cleanup_close_ int fd = -1;
 
         fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
-        return read_fd_bounded(fd, max, ret, ret_len);
+        return read_full_fd(fd, max, ret, ret_len);
 }
 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode) {

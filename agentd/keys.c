@@ -129,7 +129,7 @@ static int load_key_dir(const char *dir, const char *what, AgentKeyFile **ret, s
                         log_warning("%s: more than %d keys, ignoring %s", dir, AGENT_MAX_KEYS, de->d_name);
                         continue;
                 }
-                r = read_fd_bounded(fd, KEY_FILE_MAX, &data, &len);
+                r = read_full_fd(fd, KEY_FILE_MAX, &data, &len);
                 if (r < 0) {
                         log_warning("%s %s/%s: cannot read: %s", what, dir, de->d_name, strerror(-r));
                         r = 0;

@@ -309,7 +309,7 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
         if (r < 0)
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "fetching %.60s: %s", uri, strerror(-r));
         /* the broker is not trusted: read what it gave, bounded, and check it ourselves */
-        r = read_fd_bounded(fd, max, &data, &len);
+        r = read_full_fd(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &data, &len);
         if (r == -EFBIG)
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "size mismatch: payload larger than %" PRIu64,
                                 max);

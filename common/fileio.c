@@ -4,36 +4,40 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "macro.h"
 
-int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = -1;
+int read_full_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len) {
         _cleanup_free_ uint8_t *buf = NULL;
-        size_t len = 0, cap = 0;
-        int in;
+        size_t len = 0, cap = 4096;
+        bool seekable = true;
+        struct stat st;
 
-        if (strcmp(path, "-") == 0)
-                in = STDIN_FILENO;
-        else {
-                fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                if (fd < 0)
-                        return -errno;
-                in = fd;
+        if (max > SIZE_MAX - 2)
+                max = SIZE_MAX - 2;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+                if ((uint64_t)st.st_size > max)
+                        return -EFBIG;
+                cap = (size_t)st.st_size + 2; /* the bytes, the NUL, and room to see EOF */
         }
-
+        if (cap > max + 2)
+                cap = max + 2;
+        buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
         for (;;) {
                 ssize_t n;
 
                 if (len + 1 >= cap) {
-                        size_t ncap = cap ? cap * 2 : 4096;
+                        size_t ncap = cap > (max + 2) / 2 ? max + 2 : cap * 2;
                         uint8_t *b;
-                        if (ncap > max + 2)
-                                ncap = max + 2;
                         if (ncap <= len + 1)
                                 return -EFBIG;
                         b = realloc(buf, ncap);
@@ -42,10 +46,14 @@ int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
                         buf = b;
                         cap = ncap;
                 }
-                n = read(in, buf + len, cap - len - 1);
+                n = seekable ? pread(fd, buf + len, cap - len - 1, (off_t)len) : read(fd, buf + len, cap - len - 1);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
+                        if (errno == ESPIPE && seekable) {
+                                seekable = false;
+                                continue;
+                        }
                         return -errno;
                 }
                 if (n == 0)
@@ -58,6 +66,17 @@ int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
         *ret = TAKE_PTR(buf);
         *ret_len = len;
         return 0;
+}
+
+int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+
+        if (strcmp(path, "-") == 0)
+                return read_full_fd(STDIN_FILENO, max, ret, ret_len);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        return read_full_fd(fd, max, ret, ret_len);
 }
 
 int unhexchar(int c) {

@@ -13,6 +13,15 @@
 int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len);
 
 /*
+ * The same for an open descriptor, always from its start (pread at offset 0; pipes and other
+ * unseekable descriptors are read from where they are), so a memfd handed over by another
+ * process reads the same whatever its file offset. A regular file is sized up front: no
+ * reallocation leaves stray copies of what it holds. Returns 0, -EFBIG when larger than max,
+ * or -errno.
+ */
+int read_full_fd(int fd, size_t max, uint8_t **ret, size_t *ret_len);
+
+/*
  * If buf is entirely hex digits (whitespace ignored, optional 0x prefix), decode it in place
  * and return 1; return 0 (untouched) if it is not hex text; -EINVAL for an odd digit count.
  */
