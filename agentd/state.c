@@ -398,16 +398,6 @@ int agent_state_serialize(const AgentState *s, char **ret, size_t *ret_len) {
         return 0;
 }
 
-static int unhex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Unescape a field in place. "-" becomes NULL (*ret_null). */
 static int field_unescape(char *f, bool *ret_null) {
         char *w = f;
@@ -421,7 +411,7 @@ static int field_unescape(char *f, bool *ret_null) {
         }
         for (char *p = f; *p; p++) {
                 if (*p == '%') {
-                        int hi = unhex_digit(p[1]), lo = hi >= 0 ? unhex_digit(p[2]) : -1;
+                        int hi = unhexchar(p[1]), lo = hi >= 0 ? unhexchar(p[2]) : -1;
                         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                                 return -EBADMSG;
                         *w++ = (char)(hi * 16 + lo);
@@ -451,7 +441,7 @@ static int parse_sha(const char *s, uint8_t ret[32]) {
         if (strlen(s) != 64)
                 return -EBADMSG;
         for (size_t i = 0; i < 32; i++) {
-                int hi = unhex_digit(s[2 * i]), lo = unhex_digit(s[2 * i + 1]);
+                int hi = unhexchar(s[2 * i]), lo = unhexchar(s[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EBADMSG;
                 ret[i] = (uint8_t)(hi * 16 + lo);

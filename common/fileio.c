@@ -80,11 +80,13 @@ int read_full_file(const char *path, size_t max, uint8_t **ret, size_t *ret_len)
 }
 
 int unhexchar(int c) {
+        /* explicit ranges, no tolower(): callers pass plain (possibly negative) chars */
         if (c >= '0' && c <= '9')
                 return c - '0';
-        c = tolower(c);
         if (c >= 'a' && c <= 'f')
                 return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
         return -1;
 }
 
