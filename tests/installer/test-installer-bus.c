@@ -309,22 +309,7 @@ static void assert_denied(const Call *c, const char *who) {
 }
 
 static pid_t installer_pid(void) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        sd_bus *bus = NULL;
-        uint32_t pid = 0;
-        int r;
-
-        /* Ask the bus (as root, from the test process): who owns the name right now. */
-        cr_assert_eq(sd_bus_open_system(&bus), 0);
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "GetConnectionUnixProcessID", &e, &reply, "s", NAME);
-        if (r >= 0)
-                cr_assert_geq(sd_bus_message_read(reply, "u", &pid), 0);
-        sd_bus_message_unref(reply);
-        sd_bus_error_free(&e);
-        sd_bus_flush_close_unref(bus);
-        return r < 0 ? 0 : (pid_t)pid;
+        return stack_bus_name_pid(NAME);
 }
 
 /* Activate the installer (as the agent) and return its pid. Right after a kill the bus may
@@ -343,23 +328,6 @@ static pid_t start_installer(void) {
         pid = installer_pid();
         cr_assert_gt(pid, 0);
         return pid;
-}
-
-static bool proc_status_has(pid_t pid, const char *line) {
-        char path[64], buf[4096];
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
-        return strstr(buf, line) != NULL;
 }
 
 /* ---- the default layout ---- */
@@ -553,14 +521,14 @@ Test(installer, hostile_names_are_refused) {
 Test(installer, runs_under_its_seccomp_filter) {
         pid_t pid = start_installer();
 
-        cr_assert(proc_status_has(pid, "Name:\tteep-installer"), "pid %d is not teep-installer", (int)pid);
-        cr_assert(proc_status_has(pid, "Seccomp:\t2"), "teep-installer (pid %d) runs without a seccomp filter", (int)pid);
-        cr_assert(proc_status_has(pid, "NoNewPrivs:\t1"));
+        cr_assert(stack_proc_status_has(pid, "Name:\tteep-installer"), "pid %d is not teep-installer", (int)pid);
+        cr_assert(stack_proc_status_has(pid, "Seccomp:\t2"), "teep-installer (pid %d) runs without a seccomp filter", (int)pid);
+        cr_assert(stack_proc_status_has(pid, "NoNewPrivs:\t1"));
         {
                 char uid_line[64];
                 snprintf(uid_line, sizeof(uid_line), "Uid:\t%u\t%u\t%u\t%u", stack.uid_installer, stack.uid_installer,
                          stack.uid_installer, stack.uid_installer);
-                cr_assert(proc_status_has(pid, uid_line), "not running as teep-installer");
+                cr_assert(stack_proc_status_has(pid, uid_line), "not running as teep-installer");
         }
 }
 
@@ -605,7 +573,7 @@ Test(installer, kill_9_never_leaves_a_torn_file, .timeout = 600) {
 
                 pid = start_installer();
                 cr_assert_eq(temporaries(), 0, "iteration %u: a new instance did not clean up", it);
-                cr_assert(proc_status_has(pid, "Name:\tteep-installer"));
+                cr_assert(stack_proc_status_has(pid, "Name:\tteep-installer"));
 
                 c = install_call(draft_component, payload[next], size, sha[next]);
                 fflush(NULL);
@@ -624,7 +592,7 @@ Test(installer, kill_9_never_leaves_a_torn_file, .timeout = 600) {
                 cr_assert(WIFEXITED(status) && WEXITSTATUS(status) <= 1, "iteration %u: caller failed (%d)", it, status);
 
                 /* The installer must be gone before looking (the kill is asynchronous). */
-                for (int w = 0; w < 500 && kill(pid, 0) == 0 && !proc_status_has(pid, "State:\tZ"); w++)
+                for (int w = 0; w < 500 && kill(pid, 0) == 0 && !stack_proc_status_has(pid, "State:\tZ"); w++)
                         usleep(10000);
 
                 if (temporaries() > 0)
@@ -744,7 +712,7 @@ Test(installer_idle, exits_when_idle_and_comes_back_on_the_next_call) {
 
         for (int w = 0; w < 100 && !gone; w++) {
                 usleep(100 * 1000);
-                gone = kill(first, 0) < 0 || proc_status_has(first, "State:\tZ");
+                gone = kill(first, 0) < 0 || stack_proc_status_has(first, "State:\tZ");
         }
         cr_assert(gone, "teep-installer (pid %d) still running 10 s after a 1 s idle timeout", (int)first);
         cr_assert_eq(installer_pid(), 0, "the name is still owned");

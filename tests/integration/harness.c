@@ -332,12 +332,15 @@ pid_t stack_bus_name_pid(const char *name) {
 
 bool stack_proc_status_has(pid_t pid, const char *line) {
         _cleanup_free_ uint8_t *status = NULL;
-        char path[64], want[128];
+        char path[64];
         size_t len;
 
         snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        snprintf(want, sizeof(want), "\n%s\n", line);
         if (pid <= 0 || read_full_file(path, 64 * 1024, &status, &len) < 0)
                 return false;
-        return strstr((char *)status, want) != NULL;
+        /* a line that starts with it: at the start of the file or right after a newline */
+        for (const char *p = (char *)status; (p = strstr(p, line)); p++)
+                if (p == (char *)status || p[-1] == '\n')
+                        return true;
+        return false;
 }

@@ -65,5 +65,5 @@ int file_sha256_hex(const char *path, char out[65]);
 /* The pid of whoever owns name on the stack's bus right now (asked of the bus), or 0. */
 pid_t stack_bus_name_pid(const char *name);
 
-/* Whether /proc/PID/status has the line line ("Seccomp:\t2"). */
+/* Whether a line of /proc/PID/status starts with line ("Seccomp:\t2", "State:\tZ"). */
 bool stack_proc_status_has(pid_t pid, const char *line);
