@@ -65,19 +65,13 @@ static int component_views(Arena *ar, const char *name, TeepSuitComponentId *ret
         return teep_suit_component_id_decode(TEEP_BUF(enc, len), ret, NULL);
 }
 
-/* bstr .cbor [-16, h'digest'] */
-static int encode_image_digest(Arena *ar, const uint8_t sha[32], TeepBuf *ret) {
-        TeepCborWriter w;
+/* Finish w into a buffer the arena owns. */
+static int arena_finish(Arena *ar, TeepCborWriter *w, TeepBuf *ret) {
         uint8_t *out = NULL;
         size_t len = 0;
         int r;
 
-        teep_cbor_writer_init(&w);
-        teep_cbor_put_bytes_head(&w, 36);
-        teep_cbor_put_array(&w, 2);
-        teep_cbor_put_int(&w, COSE_ALG_SHA256);
-        teep_cbor_put_bytes(&w, sha, 32);
-        r = teep_cbor_writer_finish(&w, &out, &len);
+        r = teep_cbor_writer_finish(w, &out, &len);
         if (r < 0)
                 return r;
         if (!arena_keep(ar, out))
@@ -86,21 +80,24 @@ static int encode_image_digest(Arena *ar, const uint8_t sha[32], TeepBuf *ret) {
         return 0;
 }
 
+/* bstr .cbor [-16, h'digest'] */
+static int encode_image_digest(Arena *ar, const uint8_t sha[32], TeepBuf *ret) {
+        TeepCborWriter w;
+
+        teep_cbor_writer_init(&w);
+        teep_cbor_put_bytes_head(&w, 36);
+        teep_cbor_put_array(&w, 2);
+        teep_cbor_put_int(&w, COSE_ALG_SHA256);
+        teep_cbor_put_bytes(&w, sha, 32);
+        return arena_finish(ar, &w, ret);
+}
+
 static int encode_uint(Arena *ar, uint64_t v, TeepBuf *ret) {
         TeepCborWriter w;
-        uint8_t *out = NULL;
-        size_t len = 0;
-        int r;
 
         teep_cbor_writer_init(&w);
         teep_cbor_put_uint(&w, v);
-        r = teep_cbor_writer_finish(&w, &out, &len);
-        if (r < 0)
-                return r;
-        if (!arena_keep(ar, out))
-                return -ENOMEM;
-        *ret = TEEP_BUF(out, len);
-        return 0;
+        return arena_finish(ar, &w, ret);
 }
 
 static int build_eat(Agent *a, size_t tam, int64_t alg, TeepBuf nonce, uint8_t **ret, size_t *ret_len) {
