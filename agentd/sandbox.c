@@ -1,30 +1,34 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandbox.c: teep-agentd's seccomp allowlist (see seccomp/seccomp-util.h for the shared base) */
+/* sandbox.c: teep-agentd's box (see seccomp/seccomp-util.h for the shared base) */
 #include <stddef.h>
 
+#include "landlock.h"
 #include "sandbox.h"
-#include "seccomp-util.h"
+#include "selftest.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/lsan_interface.h>
 #endif
 
-int agent_sandbox_apply(void) {
-        /* Beyond the shared base: the state directory's writes (allow_file_writes), AF_UNIX for
-         * the bus. The agent never needs a network socket, exec, or another process's memory. */
-        static const char *const allow[] = {
-                "getrandom",         /* gnutls: key generation and blinding */
-                "sched_getaffinity", /* the sanitizers' runtime */
-                "getrusage",
-                NULL,
-        };
-        static const TeepSeccompPolicy policy = {
-                .name = "teep-agentd",
-                .allow = allow,
-                .allow_unix_socket = true,
-                .allow_inet_socket = false,
-                .allow_file_writes = true,
-        };
+/* Beyond the shared base: nothing. The base and the write set (for the state directory) are
+ * all the agent uses once running; it never needs a network socket, exec, or another
+ * process's memory. */
+static const TeepSyscall agent_allow[] = {
+        { NULL, NULL },
+};
+
+const TeepSeccompPolicy agent_seccomp_policy = {
+        .name = "teep-agentd",
+        .allow = agent_allow,
+        .allow_unix_socket = true,    /* the bus */
+        .allow_inet_socket = false,
+        .allow_netlink_socket = false,
+        .allow_file_writes = true,    /* atomic writes in the state directory (Landlock bounds where) */
+};
+
+int agent_sandbox_apply(const char *state_dir) {
+        int r;
+
 #if defined(__SANITIZE_ADDRESS__)
         /* LeakSanitizer's exit-time check does not survive the filter even with ptrace allowed
          * ("LeakSanitizer has encountered a fatal error"): run it now, while everything the
@@ -32,5 +36,15 @@ int agent_sandbox_apply(void) {
          * unit tests under the sanitizers. */
         __lsan_do_leak_check();
 #endif
-        return teep_seccomp_apply(&policy);
+        r = teep_landlock_restrict_writes(agent_seccomp_policy.name, state_dir, true);
+        if (r < 0)
+                return r;
+        return teep_seccomp_apply(&agent_seccomp_policy);
+}
+
+int agent_sandbox_self_test(const char *state_dir) {
+        static const char *const forbidden[] = {
+                "socket-inet", "socket-inet6", "socket-netlink", TEEP_SANDBOX_FORBIDDEN_COMMON, NULL,
+        };
+        return teep_sandbox_self_test(agent_seccomp_policy.name, forbidden, state_dir);
 }

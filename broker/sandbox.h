@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* sandbox.h: teep-brokerd's own seccomp filter */
+/* sandbox.h: teep-brokerd's own box: a seccomp filter and Landlock */
 #pragma once
 
+#include "seccomp-util.h"
+
+extern const TeepSeccompPolicy broker_seccomp_policy;
+
 /*
- * Install the broker's filter on the calling thread (and the threads it creates later, such as
+ * Install the broker's box on the calling thread (and the threads it creates later, such as
  * libcurl's resolver threads): the shared base of seccomp/, sockets of the families AF_UNIX,
  * AF_INET and AF_INET6 (and the netlink socket glibc's resolver opens), and what libcurl,
- * GnuTLS and name resolution need once running. No exec, no ptrace, no file writes by name.
- * Returns 0 or -errno.
+ * GnuTLS and name resolution need once running. No exec, no ptrace, no file writes anywhere
+ * (Landlock, where the kernel has it; seccomp has no unlink, rename, mkdir). Returns 0 or -errno.
  */
 int broker_sandbox_apply(void);
+
+/* --sandbox-self-test, after broker_sandbox_apply(): 0 when every forbidden call was refused. */
+int broker_sandbox_self_test(void);

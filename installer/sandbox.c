@@ -4,28 +4,35 @@
 
 #include <stddef.h>
 
-#include "seccomp-util.h"
+#include "landlock.h"
+#include "selftest.h"
 
-/*
- * Beyond the base and the write set the store needs nothing. Sanitizer builds: LeakSanitizer's
- * stop-the-world at exit lists /proc/self/task with the old getdents(2) on x86-64 (and ptrace,
- * which seccomp/ allows in those builds); without it every ASan run ends in a fatal LSan error.
- */
-static const char *const installer_allow[] = {
-#if defined(__SANITIZE_ADDRESS__)
-        "getdents",
-#endif
-        NULL,
+/* Beyond the base and the write set (for the store): */
+static const TeepSyscall installer_allow[] = {
+        { "flock", "the store lock (taken before the filter; released on exit)" },
+        { "sync_file_range", "an install starts writing back while it copies (store.c); fsync() still decides" },
+        { NULL, NULL },
 };
 
-int installer_sandbox_apply(void) {
-        static const TeepSeccompPolicy policy = {
-                .name = "teep-installer",
-                .allow = installer_allow,
-                .allow_unix_socket = true,   /* the bus: sd-bus may reconnect */
-                .allow_inet_socket = false,
-                .allow_file_writes = true,   /* rename/unlink/fsync/fchmod inside the store */
-        };
+const TeepSeccompPolicy installer_seccomp_policy = {
+        .name = "teep-installer",
+        .allow = installer_allow,
+        .allow_unix_socket = true,   /* the bus: sd-bus may reconnect */
+        .allow_inet_socket = false,
+        .allow_netlink_socket = false,
+        .allow_file_writes = true,   /* rename/unlink/fsync/fchmod inside the store (Landlock bounds where) */
+};
 
-        return teep_seccomp_apply(&policy);
+int installer_sandbox_apply(const char *store_dir) {
+        int r = teep_landlock_restrict_writes(installer_seccomp_policy.name, store_dir, true);
+        if (r < 0)
+                return r;
+        return teep_seccomp_apply(&installer_seccomp_policy);
+}
+
+int installer_sandbox_self_test(const char *store_dir) {
+        static const char *const forbidden[] = {
+                "socket-inet", "socket-inet6", "socket-netlink", TEEP_SANDBOX_FORBIDDEN_COMMON, NULL,
+        };
+        return teep_sandbox_self_test(installer_seccomp_policy.name, forbidden, store_dir);
 }
