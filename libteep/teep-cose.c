@@ -32,6 +32,7 @@ struct TeepKey {
         TeepKeyType type;
         gnutls_pubkey_t pub;
         gnutls_privkey_t priv;        /* NULL for a public-only key */
+        bool external;                /* priv lives in a token (PKCS#11): never exported */
         uint8_t x[KEY_COORD_SIZE];    /* P-256 x, or the Ed25519 public key */
         uint8_t y[KEY_COORD_SIZE];    /* P-256 y; unused for Ed25519 */
 };
@@ -272,6 +273,65 @@ int teep_key_generate(TeepKey **ret, TeepKeyType type) {
         if (gr < 0)
                 return gnutls_to_errno(gr);
         return key_from_gnutls_privkey(ret, priv, NULL);
+}
+
+/*
+ * The private half stays where the URL names it (a PKCS#11 token through p11-kit); gnutls signs
+ * by calling the token. The public half is read from the token and checked against the private
+ * one with a test signature, so a URL that names a private key and a public key of two
+ * different pairs is refused here rather than producing signatures nobody can verify.
+ */
+int teep_key_from_url(TeepKey **ret, const char *url, TeepError *err) {
+        static const char probe[] = "teepkit key check";
+        _cleanup_(privkey_deinitp) gnutls_privkey_t priv = NULL;
+        _cleanup_(pubkey_deinitp) gnutls_pubkey_t pub = NULL;
+        _cleanup_(datum_freep) gnutls_datum_t sig = {};
+        _cleanup_(key_freep) TeepKey *key = NULL;
+        gnutls_datum_t data = { (unsigned char *)probe, sizeof(probe) - 1 };
+        gnutls_sign_algorithm_t algo;
+        int gr, r;
+
+        if (!ret || !url)
+                return -EINVAL;
+        gr = gnutls_privkey_init(&priv);
+        if (gr < 0)
+                return gnutls_to_errno(gr);
+        gr = gnutls_privkey_import_url(priv, url, 0);
+        if (gr == GNUTLS_E_MEMORY_ERROR)
+                return -ENOMEM;
+        if (gr < 0)
+                return teep_error_set(err, -ENOKEY, TEEP_REASON_COSE_KEY, "cannot use the private key at the URL: %s",
+                                      gnutls_strerror(gr));
+        gr = gnutls_pubkey_init(&pub);
+        if (gr < 0)
+                return gnutls_to_errno(gr);
+        gr = gnutls_pubkey_import_privkey(pub, priv, 0, 0);
+        if (gr < 0)
+                return teep_error_set(err, -ENOKEY, TEEP_REASON_COSE_KEY,
+                                      "cannot read the public half of the key at the URL: %s", gnutls_strerror(gr));
+        r = key_from_gnutls_pubkey(&key, pub, err);
+        if (r < 0)
+                return r;
+
+        algo = key->type == TEEP_KEY_P256 ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_EDDSA_ED25519;
+        gr = gnutls_privkey_sign_data2(priv, algo, 0, &data, &sig);
+        if (gr < 0)
+                return teep_error_set(err, -ENOKEY, TEEP_REASON_COSE_KEY, "the key at the URL cannot sign: %s",
+                                      gnutls_strerror(gr));
+        gr = gnutls_pubkey_verify_data2(key->pub, algo, 0, &data, &sig);
+        if (gr < 0)
+                return teep_error_set(err, -EKEYREJECTED, TEEP_REASON_COSE_KEY,
+                                      "the public key at the URL does not belong to its private key");
+        key->priv = priv;
+        priv = NULL;
+        key->external = true;
+        *ret = key;
+        key = NULL;
+        return 0;
+}
+
+bool teep_key_is_external(const TeepKey *key) {
+        return key && key->external;
 }
 
 TeepKeyType teep_key_type(const TeepKey *key) {
@@ -771,7 +831,7 @@ int teep_key_export_private_pem(const TeepKey *key, char **ret, size_t *ret_len)
 
         if (!key || !ret || !ret_len)
                 return -EINVAL;
-        if (!key->priv)
+        if (!key->priv || key->external)
                 return -ENOKEY;
         gr = gnutls_privkey_export_x509(key->priv, &xkey);
         if (gr < 0)
@@ -782,7 +842,135 @@ int teep_key_export_private_pem(const TeepKey *key, char **ret, size_t *ret_len)
         return datum_to_cstr(&out, ret, ret_len);
 }
 
+/* ---- certificate chains (x5chain) ---- */
+
+static void trust_list_deinitp(gnutls_x509_trust_list_t *p) {
+        if (*p)
+                gnutls_x509_trust_list_deinit(*p, 1);
+        *p = NULL;
+}
+
+int teep_x5chain_verify(TeepBuf x5chain_raw, const TeepBuf *cas, size_t n_cas, const TeepBuf *crls, size_t n_crls,
+                        TeepKey **ret_leaf, TeepError *err) {
+        _cleanup_(trust_list_deinitp) gnutls_x509_trust_list_t tl = NULL;
+        _cleanup_(pubkey_deinitp) gnutls_pubkey_t pub = NULL;
+        gnutls_x509_crt_t chain[TEEP_X5CHAIN_MAX_CERTS] = {};
+        TeepBuf ders[TEEP_X5CHAIN_MAX_CERTS];
+        size_t n = 0, count;
+        TeepCborReader r;
+        TeepCborItem it;
+        unsigned status = 0;
+        int gr, ret = 0;
+
+        if (!ret_leaf || (!cas && n_cas > 0) || (!crls && n_crls > 0))
+                return -EINVAL;
+        if (n_cas == 0)
+                return teep_error_set(err, -ENOKEY, TEEP_REASON_COSE_NO_KEY, "x5chain: no trusted CA certificate");
+        teep_cbor_reader_init(&r, x5chain_raw);
+        if (teep_cbor_peek(&r, &it) < 0)
+                return teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_HEADER, "x5chain: malformed");
+        if (it.type == TEEP_CBOR_BYTES) {
+                if (teep_cbor_read_bytes(&r, &ders[0], NULL) < 0)
+                        return teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_HEADER, "x5chain: malformed");
+                n = 1;
+        } else {
+                if (teep_cbor_read_array(&r, &count, NULL) < 0 || count == 0)
+                        return teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_HEADER, "x5chain: malformed");
+                if (count > TEEP_X5CHAIN_MAX_CERTS)
+                        return teep_error_set(err, -E2BIG, TEEP_REASON_COSE_HEADER, "x5chain: %zu certificates, at most %d",
+                                              count, TEEP_X5CHAIN_MAX_CERTS);
+                for (; n < count; n++)
+                        if (teep_cbor_read_bytes(&r, &ders[n], NULL) < 0)
+                                return teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_HEADER, "x5chain: element %zu", n);
+        }
+
+        gr = gnutls_x509_trust_list_init(&tl, 0);
+        if (gr < 0)
+                return gnutls_to_errno(gr);
+        for (size_t i = 0; i < n_cas; i++) {
+                gnutls_x509_crt_t ca = NULL;
+                gnutls_datum_t d = { (unsigned char *)cas[i].ptr, (unsigned)cas[i].len };
+                if (gnutls_x509_crt_init(&ca) < 0)
+                        return -ENOMEM;
+                if (gnutls_x509_crt_import(ca, &d, GNUTLS_X509_FMT_DER) < 0 ||
+                    gnutls_x509_trust_list_add_cas(tl, &ca, 1, 0) != 1) {
+                        gnutls_x509_crt_deinit(ca);
+                        continue; /* an unusable anchor is no anchor */
+                }
+        }
+        for (size_t i = 0; i < n_crls; i++) {
+                gnutls_x509_crl_t crl = NULL;
+                gnutls_datum_t d = { (unsigned char *)crls[i].ptr, (unsigned)crls[i].len };
+                if (gnutls_x509_crl_init(&crl) < 0)
+                        return -ENOMEM;
+                /* GNUTLS_TL_VERIFY_CRL: only a CRL its issuer (one of the CAs) signed counts */
+                if (gnutls_x509_crl_import(crl, &d, GNUTLS_X509_FMT_DER) < 0 ||
+                    gnutls_x509_trust_list_add_crls(tl, &crl, 1, GNUTLS_TL_VERIFY_CRL, 0) != 1)
+                        gnutls_x509_crl_deinit(crl);
+        }
+
+        for (size_t i = 0; i < n && ret >= 0; i++) {
+                gnutls_datum_t d = { (unsigned char *)ders[i].ptr, (unsigned)ders[i].len };
+                if (gnutls_x509_crt_init(&chain[i]) < 0)
+                        ret = -ENOMEM;
+                else if (gnutls_x509_crt_import(chain[i], &d, GNUTLS_X509_FMT_DER) < 0)
+                        ret = teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_HEADER, "x5chain: certificate %zu does not parse", i);
+        }
+        if (ret >= 0) {
+                gr = gnutls_x509_trust_list_verify_crt2(tl, chain, (unsigned)n, NULL, 0, 0, &status, NULL);
+                if (gr < 0)
+                        ret = gnutls_to_errno(gr);
+                else if (status != 0) {
+                        const char *why = (status & GNUTLS_CERT_REVOKED)            ? "revoked"
+                                          : (status & GNUTLS_CERT_EXPIRED)          ? "expired"
+                                          : (status & GNUTLS_CERT_NOT_ACTIVATED)    ? "not yet valid"
+                                          : (status & GNUTLS_CERT_SIGNER_NOT_FOUND) ? "no trusted CA"
+                                          : (status & GNUTLS_CERT_SIGNATURE_FAILURE) ? "bad signature"
+                                          : (status & GNUTLS_CERT_INSECURE_ALGORITHM) ? "insecure algorithm"
+                                                                                        : "not trusted";
+                        ret = teep_error_set(err, -EKEYREJECTED, TEEP_REASON_COSE_KEY, "x5chain: %s (status 0x%x)", why, status);
+                }
+        }
+        if (ret >= 0) {
+                gr = gnutls_pubkey_init(&pub);
+                if (gr >= 0)
+                        gr = gnutls_pubkey_import_x509(pub, chain[0], 0);
+                ret = gr < 0 ? teep_error_set(err, -EBADMSG, TEEP_REASON_COSE_KEY, "x5chain: leaf key: %s", gnutls_strerror(gr))
+                             : key_from_gnutls_pubkey(ret_leaf, pub, err);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (chain[i])
+                        gnutls_x509_crt_deinit(chain[i]);
+        return ret;
+}
+
 /* ---- algorithms and raw signatures ---- */
+
+int teep_key_export_p256_raw(const TeepKey *key, uint8_t ret_x[32], uint8_t ret_y[32], uint8_t *ret_d) {
+        _cleanup_(datum_freep) gnutls_datum_t x = {}, y = {};
+        _cleanup_(datum_erasep) gnutls_datum_t k = {};
+        gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+        uint8_t fd[KEY_COORD_SIZE];
+
+        if (!key || !ret_x || !ret_y)
+                return -EINVAL;
+        if (key->type != TEEP_KEY_P256)
+                return -EOPNOTSUPP;
+        if (ret_d) {
+                if (!key->priv)
+                        return -ENOKEY;
+                if (gnutls_privkey_export_ecc_raw2(key->priv, &curve, &x, &y, &k, GNUTLS_EXPORT_FLAG_NO_LZ) < 0 ||
+                    datum_to_fixed(&k, fd) < 0) {
+                        explicit_bzero(fd, sizeof(fd));
+                        return -EINVAL;
+                }
+                memcpy(ret_d, fd, KEY_COORD_SIZE);
+                explicit_bzero(fd, sizeof(fd));
+        }
+        memcpy(ret_x, key->x, KEY_COORD_SIZE);
+        memcpy(ret_y, key->y, KEY_COORD_SIZE);
+        return 0;
+}
 
 const char *teep_cose_alg_to_string(int64_t alg) {
         switch (alg) {
@@ -866,7 +1054,9 @@ static int key_sign_raw(const TeepKey *key, TeepBuf tbs, uint8_t ret[SIG_SIZE]) 
          * same inputs give the same bytes (teep-manifest's output is reproducible). */
         gr = gnutls_privkey_sign_data2(key->priv,
                                        key->type == TEEP_KEY_P256 ? GNUTLS_SIGN_ECDSA_SHA256 : GNUTLS_SIGN_EDDSA_ED25519,
-                                       key->type == TEEP_KEY_P256 ? GNUTLS_PRIVKEY_FLAG_REPRODUCIBLE : 0, &data, &sig);
+                                       /* a token signs its own way (its RNG): the flag is ours only */
+                                       key->type == TEEP_KEY_P256 && !key->external ? GNUTLS_PRIVKEY_FLAG_REPRODUCIBLE : 0,
+                                       &data, &sig);
         if (gr < 0)
                 return gnutls_to_errno(gr);
 

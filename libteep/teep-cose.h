@@ -39,6 +39,20 @@ int teep_key_from_any(TeepKey **ret, const uint8_t *data, size_t len, TeepError 
 /* Generate a fresh key pair. Returns 0, -EOPNOTSUPP, -ENOMEM or -EINVAL. */
 int teep_key_generate(TeepKey **ret, TeepKeyType type);
 
+/*
+ * A key whose private half stays in a token: url is anything gnutls_privkey_import_url()
+ * takes, in practice a PKCS#11 URI (RFC 7512, "pkcs11:token=...;object=...;type=private").
+ * The caller sets up gnutls's PKCS#11 modules and PIN callback first (gnutls_pkcs11_init(),
+ * gnutls_pkcs11_add_provider(), gnutls_pkcs11_set_pin_function()). The public half is read
+ * from the token and must verify a test signature by the private half. Such a key signs
+ * through the token and cannot be exported (teep_key_export_private_pem() fails).
+ * Returns 0, -ENOKEY (no usable key at url), -EKEYREJECTED (the halves do not match),
+ * -EOPNOTSUPP (not P-256 or Ed25519), -ENOMEM, -EINVAL.
+ */
+int teep_key_from_url(TeepKey **ret, const char *url, TeepError *err);
+/* Whether the key's private half lives outside the process (teep_key_from_url()). */
+bool teep_key_is_external(const TeepKey *key);
+
 TeepKey *teep_key_free(TeepKey *key);
 static inline void teep_key_freep(TeepKey **k) {
         if (*k)
@@ -65,6 +79,13 @@ int teep_key_export_pem(const TeepKey *key, char **ret);
  * -ENOKEY without a private half. The caller wipes the buffer.
  */
 int teep_key_export_private_pem(const TeepKey *key, char **ret, size_t *ret_len);
+
+/*
+ * The raw P-256 coordinates (and, when ret_d is non-NULL, the private scalar) of a key, for
+ * ECDH (teep-encrypt.c). Each is 32 bytes, big-endian. The caller wipes ret_d.
+ * Returns 0, -EOPNOTSUPP (not a P-256 key), -ENOKEY (ret_d asked for, no private half), -EINVAL.
+ */
+int teep_key_export_p256_raw(const TeepKey *key, uint8_t ret_x[32], uint8_t ret_y[32], uint8_t *ret_d);
 
 /* Name of an algorithm for people ("ESP256", "ES256 (legacy)", ...) or NULL if unknown. */
 const char *teep_cose_alg_to_string(int64_t alg);
@@ -150,6 +171,22 @@ int teep_cose_sign1(const TeepKey *key, int64_t alg, const TeepBuf *kid,
  */
 int teep_cose_sign_multi(TeepKey *const *keys, size_t n_keys, TeepBuf payload,
                          uint8_t **ret, size_t *ret_len);
+
+#define TEEP_X5CHAIN_MAX_CERTS 8
+
+/*
+ * Verify an x5chain header value (TeepCoseHeaders.x5chain_raw: a bstr holding one DER
+ * certificate, or an array of them, leaf first) up to one of the CA certificates in cas (DER),
+ * at the current time, with the CRLs in crls (DER; a CRL that does not verify against its
+ * issuer among cas is ignored). Intermediates come from the chain itself. On success *ret_leaf
+ * is the leaf certificate's public key (P-256 or Ed25519), to verify the COSE signature with.
+ * Returns 0; -EBADMSG (malformed chain or certificate, TEEP_REASON_COSE_HEADER); -E2BIG (more
+ * than TEEP_X5CHAIN_MAX_CERTS); -EKEYREJECTED (TEEP_REASON_COSE_KEY: no trusted CA, a bad
+ * signature, expired or not yet valid, revoked — err->detail says which); -EOPNOTSUPP (leaf
+ * key type); -ENOKEY (no CA given); -ENOMEM.
+ */
+int teep_x5chain_verify(TeepBuf x5chain_raw, const TeepBuf *cas, size_t n_cas, const TeepBuf *crls, size_t n_crls,
+                        TeepKey **ret_leaf, TeepError *err);
 
 /* SHA-256 helper (gnutls) for the other modules. */
 int teep_sha256(TeepBuf in, uint8_t ret[32]);

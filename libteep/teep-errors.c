@@ -54,6 +54,11 @@ static const char *const reason_names[_TEEP_REASON_MAX] = {
         [TEEP_REASON_SUIT_SEVERED] = "suit-severed-member",
         [TEEP_REASON_EAT_CLAIM] = "eat-bad-claim",
         [TEEP_REASON_EAT_MISSING] = "eat-missing-claim",
+        [TEEP_REASON_ENC_STRUCTURE] = "enc-structure",
+        [TEEP_REASON_ENC_ALG] = "enc-alg-unsupported",
+        [TEEP_REASON_ENC_RECIPIENT] = "enc-wrong-recipient",
+        [TEEP_REASON_ENC_TAG] = "enc-bad-tag",
+        [TEEP_REASON_ENC_LENGTH] = "enc-length",
 };
 
 const char *teep_reason_to_string(TeepReason reason) {

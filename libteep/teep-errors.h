@@ -82,6 +82,13 @@ typedef enum TeepReason {
         TEEP_REASON_EAT_CLAIM,           /* a claim of the wrong type or size */
         TEEP_REASON_EAT_MISSING,         /* a required claim is absent */
 
+        /* SUIT encrypted payloads (teep-encrypt.c) */
+        TEEP_REASON_ENC_STRUCTURE,       /* encryption-info is not a COSE_Encrypt we accept */
+        TEEP_REASON_ENC_ALG,             /* unsupported content or key-distribution algorithm */
+        TEEP_REASON_ENC_RECIPIENT,       /* the CEK does not unwrap: not encrypted to this key */
+        TEEP_REASON_ENC_TAG,             /* AEAD tag mismatch: ciphertext or tag tampered */
+        TEEP_REASON_ENC_LENGTH,          /* ciphertext shorter or longer than announced */
+
         _TEEP_REASON_MAX,
 } TeepReason;
 

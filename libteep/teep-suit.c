@@ -1224,12 +1224,20 @@ static int build_check_common(const TeepSuitBuild *b) {
         return 0;
 }
 
-/* {2: [component_id], 4: << shared >>} */
+/* {[1: {1: {1: prefix}},] 2: [component_id], 4: << shared >>} */
 static void put_common(TeepCborWriter *w, const TeepSuitBuild *b, TeepCborWriter *shared) {
         TeepCborWriter common;
 
         teep_cbor_writer_init(&common);
-        teep_cbor_put_map(&common, 2);
+        teep_cbor_put_map(&common, b->dependency ? 3 : 2);
+        if (b->dependency) {
+                teep_cbor_put_uint(&common, SUIT_COMMON_DEPENDENCIES);
+                teep_cbor_put_map(&common, 1);
+                teep_cbor_put_uint(&common, 1);
+                teep_cbor_put_map(&common, 1);
+                teep_cbor_put_uint(&common, SUIT_DEPENDENCY_PREFIX);
+                teep_suit_component_id_put(&common, b->dependency->prefix);
+        }
         teep_cbor_put_uint(&common, SUIT_COMMON_COMPONENTS);
         teep_cbor_put_array(&common, 1);
         teep_suit_component_id_put(&common, b->component_id);
@@ -1258,7 +1266,11 @@ static void put_sequence_1(TeepCborWriter *w, int64_t label) {
  */
 static void put_shared_sequence(TeepCborWriter *shared, const TeepSuitBuild *b, bool with_image) {
         teep_cbor_writer_init(shared);
-        teep_cbor_put_array(shared, 6);
+        teep_cbor_put_array(shared, b->dependency ? 8 : 6);
+        if (b->dependency) {
+                teep_cbor_put_uint(shared, SUIT_DIRECTIVE_SET_COMPONENT_INDEX);
+                teep_cbor_put_uint(shared, 0);
+        }
         teep_cbor_put_uint(shared, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
         teep_cbor_put_map(shared, with_image ? 4 : 2);
         teep_cbor_put_uint(shared, SUIT_PARAM_VENDOR_IDENTIFIER);
@@ -1286,7 +1298,10 @@ int teep_suit_manifest_encode_install(const TeepSuitBuild *b, uint8_t **ret, siz
         if (!b->image_digest.ptr || b->image_digest.len != TEEP_SUIT_SHA256_LEN || !b->uri || !*b->uri ||
             !teep_utf8_is_valid(TEEP_BUF(b->uri, strlen(b->uri))))
                 return -EINVAL;
-        if (b->payload.ptr) {
+        if (b->payload.ptr && b->encryption_info.ptr) {
+                if (b->uri[0] != '#')
+                        return -EINVAL;
+        } else if (b->payload.ptr) {
                 uint8_t md[TEEP_SUIT_SHA256_LEN];
 
                 if (b->uri[0] != '#' || b->payload.len != b->image_size)
@@ -1298,19 +1313,46 @@ int teep_suit_manifest_encode_install(const TeepSuitBuild *b, uint8_t **ret, siz
                         return -EINVAL;
         }
 
+        if (b->dependency) {
+                const TeepSuitBuildDependency *d = b->dependency;
+                if (!component_id_valid(d->prefix) || d->prefix->n_segments == 0 || !d->digest.ptr ||
+                    d->digest.len != TEEP_SUIT_SHA256_LEN || !d->uri || !*d->uri ||
+                    !teep_utf8_is_valid(TEEP_BUF(d->uri, strlen(d->uri))))
+                        return -EINVAL;
+        }
         put_shared_sequence(&shared, b, true);
 
-        /* install: [override {21 uri}, fetch 15, image-match 15] */
+        /* install: [override {21 uri}, fetch 15, image-match 15]; encrypted: see TeepSuitBuild */
         teep_cbor_writer_init(&install);
-        teep_cbor_put_array(&install, 6);
+        teep_cbor_put_array(&install, b->dependency ? 12 : 6);
+        if (b->dependency) {
+                teep_cbor_put_uint(&install, SUIT_DIRECTIVE_SET_COMPONENT_INDEX);
+                teep_cbor_put_uint(&install, 1);
+                put_condition_pair(&install, SUIT_DIRECTIVE_PROCESS_DEPENDENCY);
+                teep_cbor_put_uint(&install, SUIT_DIRECTIVE_SET_COMPONENT_INDEX);
+                teep_cbor_put_uint(&install, 0);
+        }
         teep_cbor_put_uint(&install, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
-        teep_cbor_put_map(&install, 1);
-        teep_cbor_put_uint(&install, SUIT_PARAM_URI);
-        teep_cbor_put_cstr(&install, b->uri);
-        put_condition_pair(&install, SUIT_DIRECTIVE_FETCH);
+        if (b->encryption_info.ptr && b->payload.ptr) {
+                teep_cbor_put_map(&install, 2);
+                teep_cbor_put_uint(&install, SUIT_PARAM_CONTENT);
+                teep_cbor_put_buf(&install, b->payload);
+                teep_cbor_put_uint(&install, SUIT_PARAM_ENCRYPTION_INFO);
+                teep_cbor_put_buf(&install, b->encryption_info);
+                put_condition_pair(&install, SUIT_DIRECTIVE_WRITE);
+        } else {
+                teep_cbor_put_map(&install, b->encryption_info.ptr ? 2 : 1);
+                if (b->encryption_info.ptr) {
+                        teep_cbor_put_uint(&install, SUIT_PARAM_ENCRYPTION_INFO);
+                        teep_cbor_put_buf(&install, b->encryption_info);
+                }
+                teep_cbor_put_uint(&install, SUIT_PARAM_URI);
+                teep_cbor_put_cstr(&install, b->uri);
+                put_condition_pair(&install, SUIT_DIRECTIVE_FETCH);
+        }
         put_condition_pair(&install, SUIT_CONDITION_IMAGE_MATCH);
 
-        pairs = 4 + !!b->manifest_component_id + !!b->validate + !!b->uninstall_unlink;
+        pairs = 4 + !!b->manifest_component_id + !!b->validate + !!b->uninstall_unlink + !!b->dependency;
         teep_cbor_writer_init(&w);
         teep_cbor_put_map(&w, pairs);
         teep_cbor_put_uint(&w, SUIT_MANIFEST_VERSION);
@@ -1326,6 +1368,25 @@ int teep_suit_manifest_encode_install(const TeepSuitBuild *b, uint8_t **ret, siz
         if (b->validate) {
                 teep_cbor_put_uint(&w, SUIT_MANIFEST_VALIDATE);
                 put_sequence_1(&w, SUIT_CONDITION_IMAGE_MATCH);
+        }
+        if (b->dependency) {
+                TeepCborWriter dr;
+                teep_cbor_writer_init(&dr);
+                teep_cbor_put_array(&dr, 8);
+                teep_cbor_put_uint(&dr, SUIT_DIRECTIVE_SET_COMPONENT_INDEX);
+                teep_cbor_put_uint(&dr, 1);
+                teep_cbor_put_uint(&dr, SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
+                teep_cbor_put_map(&dr, 3);
+                teep_cbor_put_uint(&dr, SUIT_PARAM_IMAGE_DIGEST);
+                put_digest_wrapped(&dr, b->dependency->digest);
+                teep_cbor_put_uint(&dr, SUIT_PARAM_IMAGE_SIZE);
+                teep_cbor_put_uint(&dr, b->dependency->size);
+                teep_cbor_put_uint(&dr, SUIT_PARAM_URI);
+                teep_cbor_put_cstr(&dr, b->dependency->uri);
+                put_condition_pair(&dr, SUIT_DIRECTIVE_FETCH);
+                put_condition_pair(&dr, SUIT_CONDITION_DEPENDENCY_INTEGRITY);
+                teep_cbor_put_uint(&w, SUIT_MANIFEST_DEPENDENCY_RESOLUTION);
+                put_wrapped(&w, &dr);
         }
         teep_cbor_put_uint(&w, SUIT_MANIFEST_INSTALL);
         put_wrapped(&w, &install);
@@ -1458,10 +1519,12 @@ int teep_suit_envelope_build_install(const TeepSuitBuild *b, const TeepKey *key,
         k = teep_suit_manifest_encode_install(b, &manifest, &manifest_len);
         if (k < 0)
                 return k;
-        if (b->payload.ptr)
+        /* an encrypted integrated payload travels inside the manifest (parameter 18) */
+        bool attach = b->payload.ptr && !b->encryption_info.ptr;
+        if (attach)
                 p = (TeepSuitPayload){.key = TEEP_BUF(b->uri, strlen(b->uri)), .data = b->payload};
-        k = teep_suit_envelope_sign(TEEP_BUF(manifest, manifest_len), key, alg, b->payload.ptr ? &p : NULL,
-                                    b->payload.ptr ? 1 : 0, ret, ret_len);
+        k = teep_suit_envelope_sign(TEEP_BUF(manifest, manifest_len), key, alg, attach ? &p : NULL, attach ? 1 : 0, ret,
+                                    ret_len);
         free(manifest);
         return k;
 }

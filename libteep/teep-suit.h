@@ -363,6 +363,15 @@ const char *teep_suit_command_to_string(int64_t label);
  * Maps are written in ascending key order with preferred encodings; given the draft's
  * inputs the bytes equal the draft's manifests.
  */
+/* A dependency (draft-ietf-suit-trust-domains) of a built manifest: another signed envelope,
+ * named by its manifest-component-id, bound by its manifest digest and size, found at uri. */
+typedef struct TeepSuitBuildDependency {
+        const TeepSuitComponentId *prefix; /* the dependency's manifest-component-id */
+        TeepBuf digest;                    /* SHA-256 manifest digest of the dependency (32 bytes) */
+        uint64_t size;                     /* size of the envelope served at uri */
+        const char *uri;
+} TeepSuitBuildDependency;
+
 typedef struct TeepSuitBuild {
         const TeepSuitComponentId *component_id;          /* required */
         const TeepSuitComponentId *manifest_component_id; /* optional */
@@ -376,6 +385,20 @@ typedef struct TeepSuitBuild {
                                * under envelope key `uri`, which must start with '#' */
         bool validate;
         bool uninstall_unlink;
+        /* optional (ptr != NULL): the payload is encrypted (teep_encrypt()) and this is its
+         * SUIT_Encryption_Info; image_digest and image_size are the plaintext's. With an
+         * integrated payload (the ciphertext) the install sequence is the TEEP draft's App. E
+         * Ex.3 shape [override {18 ciphertext, 19 info}, write 15, image-match 15] and the
+         * envelope carries no payload member; with a URI it is
+         * [override {19 info, 21 uri}, fetch 15, image-match 15] (the fetched bytes are the
+         * ciphertext, decrypted by the device as they arrive). */
+        TeepBuf encryption_info;
+        /* optional: one dependency at component index 1, in the TEEP draft's App. E Ex.3 shape:
+         *   common.dependencies {1: {1: prefix}}, the shared sequence starts with set-component-index 0,
+         *   15: dependency-resolution [set-component-index 1, override {3 digest, 14 size, 21 uri},
+         *       fetch 15, dependency-integrity 15],
+         *   20: install starts with [set-component-index 1, process-dependency 15, set-component-index 0] */
+        const TeepSuitBuildDependency *dependency;
 } TeepSuitBuild;
 
 /*
