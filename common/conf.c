@@ -23,6 +23,7 @@ typedef struct Entry {
 
 struct TeepConfSection {
         char *name;
+        char *where; /* "file:line" of the [Header] */
         Entry *entries;
         size_t n_entries;
 };
@@ -55,6 +56,7 @@ TeepConf *teep_conf_free(TeepConf *c) {
                 }
                 free(s->entries);
                 free(s->name);
+                free(s->where);
         }
         free(c->sections);
         free(c);
@@ -81,14 +83,22 @@ static bool valid_name(const char *s, bool section) {
         return true;
 }
 
-static int add_section(TeepConf *c, const char *name) {
+static int add_section(TeepConf *c, const char *name, const char *file, unsigned line) {
         TeepConfSection *n = realloc(c->sections, (c->n_sections + 1) * sizeof(*n));
+        TeepConfSection *s;
+
         if (!n)
                 return -ENOMEM;
         c->sections = n;
-        n[c->n_sections] = (TeepConfSection){ .name = strdup(name) };
-        if (!n[c->n_sections].name)
+        s = &n[c->n_sections];
+        *s = (TeepConfSection){ .name = strdup(name) };
+        if (asprintf(&s->where, "%s:%u", file, line) < 0)
+                s->where = NULL;
+        if (!s->name || !s->where) {
+                free(s->name);
+                free(s->where);
                 return -ENOMEM;
+        }
         c->n_sections++;
         return 0;
 }
@@ -153,7 +163,7 @@ static int parse_into(TeepConf *c, char *text, const char *name, char *errbuf, s
                                 errfmt(errbuf, errbuf_size, "%s:%u: bad section name", name, lineno);
                                 return -EBADMSG;
                         }
-                        r = add_section(c, line);
+                        r = add_section(c, line, name, lineno);
                         if (r < 0)
                                 return r;
                         cur = &c->sections[c->n_sections - 1];
@@ -305,6 +315,39 @@ const char *teep_conf_section_get(const TeepConfSection *s, const char *key) {
 const char *teep_conf_section_where(const TeepConfSection *s, const char *key) {
         const Entry *e = s ? last_entry(s, key) : NULL;
         return e ? e->where : NULL;
+}
+
+size_t teep_conf_n_sections(const TeepConf *c) {
+        return c ? c->n_sections : 0;
+}
+
+const TeepConfSection *teep_conf_section_at(const TeepConf *c, size_t i) {
+        return c && i < c->n_sections ? &c->sections[i] : NULL;
+}
+
+const char *teep_conf_section_name(const TeepConfSection *s) {
+        return s ? s->name : NULL;
+}
+
+const char *teep_conf_section_header_where(const TeepConfSection *s) {
+        return s ? s->where : NULL;
+}
+
+size_t teep_conf_section_n_entries(const TeepConfSection *s) {
+        return s ? s->n_entries : 0;
+}
+
+int teep_conf_section_entry(const TeepConfSection *s, size_t i, const char **ret_key, const char **ret_value,
+                            const char **ret_where) {
+        if (!s || i >= s->n_entries)
+                return -ERANGE;
+        if (ret_key)
+                *ret_key = s->entries[i].key;
+        if (ret_value)
+                *ret_value = s->entries[i].value;
+        if (ret_where)
+                *ret_where = s->entries[i].where;
+        return 0;
 }
 
 /* Append the values of key in s to *list (clearing on empty assignments). */

@@ -50,6 +50,20 @@ const char *teep_conf_section_get(const TeepConfSection *s, const char *key);
 int teep_conf_section_get_list(const TeepConfSection *s, const char *key, const char ***ret);
 /* Where a key was set ("file:line"), for error messages; NULL if unset. */
 const char *teep_conf_section_where(const TeepConfSection *s, const char *key);
+/* Every section in file order, whatever its name: the count, the i-th (NULL when out of range)
+ * and its name. */
+size_t teep_conf_n_sections(const TeepConf *c);
+const TeepConfSection *teep_conf_section_at(const TeepConf *c, size_t i);
+const char *teep_conf_section_name(const TeepConfSection *s);
+/* Where the section's [Header] line is ("file:line"), for error messages about the section. */
+const char *teep_conf_section_header_where(const TeepConfSection *s);
+/* The number of assignments in s, in file order (for readers that refuse unknown or repeated
+ * keys). */
+size_t teep_conf_section_n_entries(const TeepConfSection *s);
+/* The i-th assignment of s: key, value ("" for an empty assignment) and "file:line" (each may
+ * be NULL when not wanted). Returns 0, or -ERANGE when i is out of range. */
+int teep_conf_section_entry(const TeepConfSection *s, size_t i, const char **ret_key, const char **ret_value,
+                            const char **ret_where);
 
 /* Convenience over every section called section (later sections win for single values,
  * lists are concatenated): */

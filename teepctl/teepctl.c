@@ -18,6 +18,7 @@ static const struct {
         { "request", verb_request, "depend on a Trusted Component: install it if it is absent" },
         { "unrequest", verb_unrequest, "no longer depend on it: removed once nobody does" },
         { "policy-check", verb_policy_check, "ask the TAM whether anything changed for this device" },
+        { "sync", verb_sync, "make the package requests match /usr/share/teepkit/requests.d (dpkg trigger)" },
         { "monitor", verb_monitor, "print jobs and changes as they happen" },
         { "agent-key", verb_agent_key, "print the device's public key, for enrolment at a TAM" },
         { "inspect", verb_inspect, "decode a TEEP message or SUIT envelope and verify its signatures" },
@@ -28,7 +29,7 @@ static void help(FILE *f) {
                    "Talk to the teepkit TEEP stack, or look inside what it exchanges.\n\nVerbs:\n");
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
                 fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].summary);
-        fprintf(f, "\nCommon options of the bus verbs: --json, --no-block (request, unrequest,\n"
+        fprintf(f, "\nCommon options of the bus verbs: --json, --no-block (request, unrequest, sync,\n"
                    "policy-check), --timeout SEC. See teepctl(1) for each verb and the exit codes.\n");
 }
 

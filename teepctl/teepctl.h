@@ -26,3 +26,4 @@ int verb_unrequest(int argc, char **argv);
 int verb_policy_check(int argc, char **argv);
 int verb_monitor(int argc, char **argv);
 int verb_agent_key(int argc, char **argv);
+int verb_sync(int argc, char **argv);
