@@ -73,24 +73,40 @@ out:
         return ret;
 }
 
+static int sign1_with_header(const TeepKey *key, int64_t alg, bool crit, TeepBuf payload, uint8_t **ret,
+                             size_t *ret_len);
+
 int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret,
                                size_t *ret_len) {
+        return sign1_with_header(key, alg, true, payload, ret, ret_len);
+}
+
+int tam_sign1_header_alg(const TeepKey *key, int64_t header_alg, TeepBuf payload, uint8_t **ret,
+                         size_t *ret_len) {
+        return sign1_with_header(key, header_alg, false, payload, ret, ret_len);
+}
+
+/* The key signs with its own algorithm whatever alg the header names. */
+static int sign1_with_header(const TeepKey *key, int64_t alg, bool crit, TeepBuf payload, uint8_t **ret,
+                             size_t *ret_len) {
         _cleanup_free_ uint8_t *protected = NULL, *tbs = NULL;
         size_t protected_len = 0, tbs_len = 0;
         uint8_t sig[64], tp[32];
         TeepCborWriter w;
         int r;
 
-        /* protected: {1: alg, 2: [CRIT_LABEL], CRIT_LABEL: true} */
+        /* protected: {1: alg, 2: [CRIT_LABEL], CRIT_LABEL: true}, or only {1: alg} */
         teep_cbor_writer_init(&w);
-        teep_cbor_put_map(&w, 3);
+        teep_cbor_put_map(&w, crit ? 3 : 1);
         teep_cbor_put_uint(&w, COSE_HDR_ALG);
         teep_cbor_put_int(&w, alg);
-        teep_cbor_put_uint(&w, COSE_HDR_CRIT);
-        teep_cbor_put_array(&w, 1);
-        teep_cbor_put_int(&w, CRIT_LABEL);
-        teep_cbor_put_int(&w, CRIT_LABEL);
-        teep_cbor_put_bool(&w, true);
+        if (crit) {
+                teep_cbor_put_uint(&w, COSE_HDR_CRIT);
+                teep_cbor_put_array(&w, 1);
+                teep_cbor_put_int(&w, CRIT_LABEL);
+                teep_cbor_put_int(&w, CRIT_LABEL);
+                teep_cbor_put_bool(&w, true);
+        }
         r = teep_cbor_writer_finish(&w, &protected, &protected_len);
         if (r < 0)
                 return r;

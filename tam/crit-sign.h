@@ -14,3 +14,10 @@
  */
 int tam_sign1_unknown_critical(const TeepKey *key, int64_t alg, TeepBuf payload, uint8_t **ret,
                                size_t *ret_len);
+
+/*
+ * Sign payload as a tagged COSE_Sign1 whose protected header is {1: header_alg}, whatever
+ * algorithm the key really uses (the unknown-alg fault). Same returns.
+ */
+int tam_sign1_header_alg(const TeepKey *key, int64_t header_alg, TeepBuf payload, uint8_t **ret,
+                         size_t *ret_len);

@@ -30,6 +30,18 @@ static const struct {
         [TAM_FAULT_HTTP_500] = {"http-500", TAM_STEP_QUERY_REQUEST, false, 0},
         [TAM_FAULT_UNKNOWN_CRITICAL] = {"unknown-critical-header", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE,
                                         false, 0},
+        [TAM_FAULT_MISSING_SIGNATURE] = {"missing-signature", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false,
+                                         0},
+        [TAM_FAULT_WRONG_ROLE_KEY] = {"wrong-role-key", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_UNKNOWN_ALG] = {"unknown-alg", TAM_STEP_QUERY_REQUEST | TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_MISSING_TOKEN] = {"missing-token", TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_BAD_CHALLENGE] = {"bad-challenge", TAM_STEP_QUERY_REQUEST, true, 65},
+        [TAM_FAULT_UNSUPPORTED_SUITE] = {"unsupported-suite", TAM_STEP_QUERY_REQUEST, false, 0},
+        [TAM_FAULT_QUERY_LOOP] = {"query-loop", TAM_STEP_UPDATE, false, 0},
+        [TAM_FAULT_HTTP_STATUS] = {"http-status", TAM_STEP_QUERY_REQUEST, true, 503},
+        [TAM_FAULT_WRONG_CONTENT_TYPE] = {"wrong-content-type", TAM_STEP_QUERY_REQUEST, false, 0},
+        [TAM_FAULT_NESTED_CBOR] = {"nested-cbor", TAM_STEP_QUERY_REQUEST, true, 10000},
+        [TAM_FAULT_SLOW_LORIS] = {"slow-loris", TAM_STEP_QUERY_REQUEST, true, 1000},
 };
 
 static const struct {
@@ -57,7 +69,9 @@ const char *tam_step_to_string(TamStep step) {
 const char *tam_fault_names(void) {
         return "wrong-signature, untrusted-key, wrong-token, replay-update, rollback, digest-mismatch, "
                "oversized-body[:BYTES], truncated-body, truncated-cbor, slow[:SEC], http-500, "
-               "unknown-critical-header";
+               "unknown-critical-header, missing-signature, wrong-role-key (with --fault-key), unknown-alg, "
+               "missing-token, bad-challenge[:BYTES], unsupported-suite, query-loop, http-status[:CODE], "
+               "wrong-content-type, nested-cbor[:DEPTH], slow-loris[:MS]";
 }
 
 static int parse_steps(const char *s, unsigned *ret) {
@@ -134,6 +148,23 @@ int tam_fault_parse(TamFaults *f, const char *spec, char *errbuf, size_t errbuf_
                 }
                 if (k == TAM_FAULT_OVERSIZED_BODY && (value < 16 || value > TAM_FAULT_OVERSIZED_MAX)) {
                         snprintf(errbuf, errbuf_size, "'%s': between 16 bytes and 64 MiB", spec);
+                        return -EINVAL;
+                }
+                if (k == TAM_FAULT_BAD_CHALLENGE && (value < 1 || value > TAM_FAULT_CHALLENGE_MAX)) {
+                        snprintf(errbuf, errbuf_size, "'%s': between 1 and %u bytes", spec, TAM_FAULT_CHALLENGE_MAX);
+                        return -EINVAL;
+                }
+                if (k == TAM_FAULT_HTTP_STATUS && (value < 200 || value > 599)) {
+                        snprintf(errbuf, errbuf_size, "'%s': an HTTP status between 200 and 599", spec);
+                        return -EINVAL;
+                }
+                if (k == TAM_FAULT_NESTED_CBOR && (value < 1 || value > TAM_FAULT_NESTED_MAX)) {
+                        snprintf(errbuf, errbuf_size, "'%s': between 1 and %u levels", spec, TAM_FAULT_NESTED_MAX);
+                        return -EINVAL;
+                }
+                if (k == TAM_FAULT_SLOW_LORIS && (value < 1 || value > TAM_FAULT_TRICKLE_MAX_MS)) {
+                        snprintf(errbuf, errbuf_size, "'%s': between 1 and %u ms per byte", spec,
+                                 TAM_FAULT_TRICKLE_MAX_MS);
                         return -EINVAL;
                 }
                 f->fault[k] = (TamFault){.enabled = true, .steps = mask, .arg = value};

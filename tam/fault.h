@@ -35,6 +35,17 @@ typedef enum TamFaultKind {
         TAM_FAULT_SLOW,             /* sleep ARG seconds (default 5, at most 120) before answering */
         TAM_FAULT_HTTP_500,         /* 500 Internal Server Error instead of the answer */
         TAM_FAULT_UNKNOWN_CRITICAL, /* a good signature under a critical header nobody understands */
+        TAM_FAULT_MISSING_SIGNATURE, /* a COSE_Sign1 whose signature is an empty byte string */
+        TAM_FAULT_WRONG_ROLE_KEY,    /* signed by --fault-key (e.g. the TC signer's key), not the TAM's */
+        TAM_FAULT_UNKNOWN_ALG,       /* a good signature under an algorithm id nobody knows */
+        TAM_FAULT_MISSING_TOKEN,     /* Update without a token */
+        TAM_FAULT_BAD_CHALLENGE,     /* QueryRequest asks for attestation with a challenge of ARG bytes */
+        TAM_FAULT_UNSUPPORTED_SUITE, /* QueryRequest offers only a cipher suite the device cannot use */
+        TAM_FAULT_QUERY_LOOP,        /* every QueryResponse is answered with another QueryRequest */
+        TAM_FAULT_HTTP_STATUS,       /* HTTP status ARG (3xx with a Location elsewhere) and no body */
+        TAM_FAULT_WRONG_CONTENT_TYPE, /* the answer labelled text/html */
+        TAM_FAULT_NESTED_CBOR,       /* ARG nested one-element arrays instead of the message */
+        TAM_FAULT_SLOW_LORIS,        /* the answer trickled one byte every ARG ms */
         _TAM_FAULT_MAX,
 } TamFaultKind;
 
@@ -51,6 +62,12 @@ typedef struct TamFaults {
 #define TAM_FAULT_SLOW_MAX_SEC      120u
 #define TAM_FAULT_OVERSIZED_DEFAULT ((uint64_t)(2u << 20) + 1u)
 #define TAM_FAULT_OVERSIZED_MAX     ((uint64_t)64u << 20)
+#define TAM_FAULT_CHALLENGE_MAX     1024u
+#define TAM_FAULT_NESTED_MAX        (1u << 20)
+#define TAM_FAULT_TRICKLE_MAX_MS    60000u
+/* where the http-status fault's redirects point: not the TAM, and nothing listens there */
+#define TAM_FAULT_REDIRECT_LOCATION "http://127.0.0.1:9/elsewhere"
+
 
 /* Parse one --fault value into f. Returns 0 or -EINVAL with a reason in errbuf. */
 int tam_fault_parse(TamFaults *f, const char *spec, char *errbuf, size_t errbuf_size);

@@ -135,13 +135,54 @@ static void slow_sleep(TamHttp *h, unsigned sec) {
                 nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
 }
 
+/* slow-loris fault: one byte per call, a pause before each, given up when the server stops */
+typedef struct Trickle {
+        TamHttp *h;
+        uint8_t *data;
+        size_t len;
+        unsigned ms;
+} Trickle;
+
+static ssize_t trickle_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        Trickle *t = cls;
+
+        if (pos >= t->len)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        for (unsigned waited = 0; waited < t->ms; waited += 10) {
+                if (atomic_load(&t->h->stopping))
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        if (max == 0)
+                return 0;
+        buf[0] = (char)t->data[pos];
+        return 1;
+}
+
+static void trickle_free(void *cls) {
+        Trickle *t = cls;
+
+        free(t->data);
+        free(t);
+}
+
 static enum MHD_Result queue_reply(TamHttp *h, struct MHD_Connection *c, TamReply *reply) {
         struct MHD_Response *r;
         enum MHD_Result ret;
 
         if (reply->delay_sec > 0)
                 slow_sleep(h, reply->delay_sec);
-        if (reply->truncate && reply->body_len > 1) {
+        if (reply->trickle_ms > 0 && reply->body_len > 0) {
+                Trickle *t = calloc(1, sizeof(*t));
+                if (!t)
+                        return MHD_NO;
+                *t = (Trickle){.h = h, .data = TAKE_PTR(reply->body), .len = reply->body_len, .ms = reply->trickle_ms};
+                r = MHD_create_response_from_callback(reply->body_len, 1, trickle_read, t, trickle_free);
+                if (!r) {
+                        trickle_free(t);
+                        return MHD_NO;
+                }
+        } else if (reply->truncate && reply->body_len > 1) {
                 Truncated *t = calloc(1, sizeof(*t));
                 if (!t)
                         return MHD_NO;
@@ -165,6 +206,8 @@ static enum MHD_Result queue_reply(TamHttp *h, struct MHD_Connection *c, TamRepl
         }
         if (reply->content_type && reply->body_len > 0)
                 MHD_add_response_header(r, "Content-Type", reply->content_type);
+        if (reply->location)
+                MHD_add_response_header(r, "Location", reply->location);
         add_security_headers(r);
         ret = MHD_queue_response(c, reply->status, r);
         MHD_destroy_response(r);

@@ -61,6 +61,11 @@ struct Tam {
         bool legacy;
         uint64_t session_timeout_usec;
         TamFaults faults;
+        TeepKey *fault_key;
+        char *transcript_dir;
+        unsigned n_received;
+        uint8_t *extra_manifest;
+        size_t extra_manifest_len;
         TamSession *sessions;
         unsigned next_id;
 };
@@ -95,12 +100,13 @@ int tam_new(TamConfig *c, Tam **ret) {
         t->payload_dir = c->payload_dir ? strdup(c->payload_dir) : NULL;
         t->device_keys_dir = c->device_keys_dir ? strdup(c->device_keys_dir) : NULL;
         t->state_dir = c->state_dir ? strdup(c->state_dir) : NULL;
+        t->transcript_dir = c->transcript_dir ? strdup(c->transcript_dir) : NULL;
         for (const char *const *r = c->revoked; r && *r; r++)
                 t->n_revoked++;
         t->revoked = calloc(t->n_revoked + 1, sizeof(char *));
         if (!t->sessions || !t->revoked || (c->tc_dir && !t->tc_dir) ||
             (c->payload_dir && !t->payload_dir) || (c->device_keys_dir && !t->device_keys_dir) ||
-            (c->state_dir && !t->state_dir)) {
+            (c->state_dir && !t->state_dir) || (c->transcript_dir && !t->transcript_dir)) {
                 tam_free(t);
                 return -ENOMEM;
         }
@@ -117,6 +123,15 @@ int tam_new(TamConfig *c, Tam **ret) {
         t->session_timeout_usec =
                 c->session_timeout_usec ?: (uint64_t)TAM_SESSION_TIMEOUT_DEFAULT_SEC * 1000000u;
         t->faults = c->faults;
+        t->fault_key = TAKE_PTR(c->fault_key);
+        if (c->extra_manifest) {
+                int r = read_full_file(c->extra_manifest, TAM_CATALOG_MAX_ENVELOPE, &t->extra_manifest,
+                                       &t->extra_manifest_len);
+                if (r < 0) {
+                        tam_free(t);
+                        return r;
+                }
+        }
         *ret = t;
         return 0;
 }
@@ -136,6 +151,9 @@ Tam *tam_free(Tam *t) {
         free(t->payload_dir);
         free(t->device_keys_dir);
         free(t->state_dir);
+        free(t->transcript_dir);
+        free(t->extra_manifest);
+        teep_key_free(t->fault_key);
         pthread_mutex_destroy(&t->lock);
         free(t);
         return NULL;
@@ -268,15 +286,35 @@ static int sign_message(Tam *t, TeepBuf payload, TamStep step, int64_t device_al
                         return r;
                 key = rogue;
         }
+        if (tam_fault_at(&t->faults, TAM_FAULT_WRONG_ROLE_KEY, step)) {
+                /* a key the device knows, in another role (the TC signer's): valid, but not a TAM's */
+                if (!t->fault_key)
+                        return -ENOKEY;
+                key = t->fault_key;
+                alg = teep_key_default_alg(key);
+        }
         if (tam_fault_at(&t->faults, TAM_FAULT_UNKNOWN_CRITICAL, step))
                 r = tam_sign1_unknown_critical(key, alg, payload, ret, ret_len);
+        else if (tam_fault_at(&t->faults, TAM_FAULT_UNKNOWN_ALG, step))
+                r = tam_sign1_header_alg(key, -65000 /* private use: nobody implements it */, payload, ret,
+                                         ret_len);
         else if (device_alg == 0 && t->n_keys > 1 && !t->legacy && !rogue &&
+                 !tam_fault_at(&t->faults, TAM_FAULT_WRONG_ROLE_KEY, step) &&
+                 !tam_fault_at(&t->faults, TAM_FAULT_MISSING_SIGNATURE, step) &&
                  !tam_fault_at(&t->faults, TAM_FAULT_WRONG_SIGNATURE, step))
                 r = teep_cose_sign_multi(t->keys, t->n_keys, payload, ret, ret_len);
         else
                 r = teep_cose_sign1(key, alg, NULL, payload, false, ret, ret_len);
         if (r < 0)
                 return r;
+        /* missing-signature: the trailing 64-byte signature (0x58 0x40 ...) becomes h'' (0x40) */
+        if (tam_fault_at(&t->faults, TAM_FAULT_MISSING_SIGNATURE, step)) {
+                if (*ret_len < 66 || (*ret)[*ret_len - 66] != 0x58 || (*ret)[*ret_len - 65] != 0x40)
+                        return -EINVAL;
+                *ret_len -= 65;
+                (*ret)[*ret_len - 1] = 0x40;
+                return 0;
+        }
         /* The signature is the last byte string of a COSE_Sign1: its last byte is signature. */
         if (tam_fault_at(&t->faults, TAM_FAULT_WRONG_SIGNATURE, step))
                 (*ret)[*ret_len - 1] ^= 0x01;
@@ -314,7 +352,8 @@ static void add_profiles(TeepMessage *m, bool legacy) {
 
 static void start_session(Tam *t, TamReply *reply) {
         _cleanup_(teep_message_freep) TeepMessage *m = NULL;
-        _cleanup_free_ uint8_t *payload = NULL;
+        _cleanup_free_ uint8_t *payload = NULL, *bad_challenge = NULL;
+        size_t bad_challenge_len = 0;
         _cleanup_free_ char *token_hex = NULL;
         uint8_t *signed_msg = NULL;
         size_t payload_len = 0, signed_len = 0;
@@ -325,6 +364,14 @@ static void start_session(Tam *t, TamReply *reply) {
         if (!s) {
                 log_warning("msg=connect decision=refused: %u sessions open", TAM_MAX_SESSIONS);
                 return reply_status(reply, 503);
+        }
+        if (tam_fault_at(&t->faults, TAM_FAULT_BAD_CHALLENGE, TAM_STEP_QUERY_REQUEST)) {
+                bad_challenge_len = (size_t)t->faults.fault[TAM_FAULT_BAD_CHALLENGE].arg;
+                bad_challenge = malloc(bad_challenge_len);
+                if (!bad_challenge) {
+                        session_clear(s);
+                        return reply_status(reply, 500);
+                }
         }
         s->token_len = TAM_TOKEN_LEN;
         r = tam_random_bytes(s->token, s->token_len);
@@ -342,8 +389,21 @@ static void start_session(Tam *t, TamReply *reply) {
                 m->has_challenge = true;
                 m->challenge = TEEP_BUF(s->challenge, sizeof(s->challenge));
         }
+        if (bad_challenge) {
+                /* a challenge the device cannot honour (too long for an EAT nonce, or too short) */
+                r = tam_random_bytes(bad_challenge, bad_challenge_len);
+                if (r < 0)
+                        goto fail;
+                m->has_challenge = true;
+                m->challenge = TEEP_BUF(bad_challenge, bad_challenge_len);
+        }
         r = teep_message_add_uint(m, TEEP_LABEL_VERSIONS, 0);
-        for (size_t i = 0; r >= 0 && i < t->n_keys; i++) {
+        if (r >= 0 && tam_fault_at(&t->faults, TAM_FAULT_UNSUPPORTED_SUITE, TAM_STEP_QUERY_REQUEST))
+                /* only PS256 (RSASSA-PSS): a suite no teepkit device implements */
+                r = teep_message_add_cipher_suite(m, COSE_TAG_SIGN1, -37);
+        for (size_t i = 0; r >= 0 && i < t->n_keys &&
+                           !tam_fault_at(&t->faults, TAM_FAULT_UNSUPPORTED_SUITE, TAM_STEP_QUERY_REQUEST);
+             i++) {
                 TeepKeyType type = teep_key_type(t->keys[i]);
                 r = teep_message_add_cipher_suite(
                         m, COSE_TAG_SIGN1, t->legacy ? legacy_alg(type) : teep_key_default_alg(t->keys[i]));
@@ -351,8 +411,8 @@ static void start_session(Tam *t, TamReply *reply) {
         if (r < 0)
                 goto fail;
         add_profiles(m, t->legacy);
-        m->data_item_requested =
-                TEEP_DATA_TRUSTED_COMPONENTS | (t->mode == TAM_MODE_ATTESTATION ? TEEP_DATA_ATTESTATION : 0);
+        m->data_item_requested = TEEP_DATA_TRUSTED_COMPONENTS |
+                                 (t->mode == TAM_MODE_ATTESTATION || bad_challenge ? TEEP_DATA_ATTESTATION : 0);
         r = teep_message_encode(m, &payload, &payload_len);
         if (r >= 0)
                 r = sign_message(t, TEEP_BUF(payload, payload_len), TAM_STEP_QUERY_REQUEST, 0, &signed_msg,
@@ -718,6 +778,8 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
                 s->token_len = sizeof(wrong_token);
         }
         m->token = TEEP_BUF(s->token, s->token_len);
+        if (tam_fault_at(&t->faults, TAM_FAULT_MISSING_TOKEN, TAM_STEP_UPDATE))
+                m->has_token = false;
         if (err_code != 0) {
                 m->has_err_code = true;
                 m->err_code = err_code;
@@ -742,6 +804,13 @@ static void send_update(Tam *t, TamSession *s, Plan *p, int64_t device_alg, uint
                         }
                 }
                 r = teep_message_add_buf(m, TEEP_LABEL_MANIFEST_LIST, env);
+                if (r < 0)
+                        goto fail;
+        }
+        if (t->extra_manifest && err_code == 0) {
+                /* --extra-manifest: bytes the TAM itself could not even parse, sent as they are */
+                r = teep_message_add_buf(m, TEEP_LABEL_MANIFEST_LIST,
+                                         TEEP_BUF(t->extra_manifest, t->extra_manifest_len));
                 if (r < 0)
                         goto fail;
         }
@@ -845,7 +914,7 @@ static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key,
                 plan_done(&plan);
                 return reply_status(reply, 500);
         }
-        if (plan.n_items == 0) {
+        if (plan.n_items == 0 && !t->extra_manifest) {
                 log_info("session=%u device=%.16s msg=query-response decision=nothing-to-do tc-list=%zu "
                          "requested=%zu%s",
                          s->id, device, m->n_tc_list, m->n_requested_tc_list, notes);
@@ -982,6 +1051,13 @@ static void process_message(Tam *t, const uint8_t *body, size_t len, TamStep *st
         }
         alg = cose.signers[signer].headers.alg;
 
+        if (m->type == TEEP_TYPE_QUERY_RESPONSE &&
+            tam_fault_at(&t->faults, TAM_FAULT_QUERY_LOOP, TAM_STEP_UPDATE)) {
+                /* never an Update: ask again, and again */
+                log_info("session=- device=%.16s msg=query-response decision=query-request fault=query-loop",
+                         keys->thumbprints[key_index]);
+                return start_session(t, reply);
+        }
         if (m->type == TEEP_TYPE_QUERY_RESPONSE)
                 on_query_response(t, m, keys->keys[key_index], keys->thumbprints[key_index], alg, reply);
         else
@@ -996,6 +1072,26 @@ static void apply_http_faults(Tam *t, TamStep step, TamReply *reply) {
                 log_info("fault=http-500 step=%s", tam_step_to_string(step));
                 reply_status(reply, 500);
                 return;
+        }
+        if (tam_fault_at(&t->faults, TAM_FAULT_HTTP_STATUS, step)) {
+                unsigned status = (unsigned)t->faults.fault[TAM_FAULT_HTTP_STATUS].arg;
+                log_info("fault=http-status step=%s status=%u", tam_step_to_string(step), status);
+                reply_status(reply, status);
+                if (status >= 300 && status < 400)
+                        reply->location = TAM_FAULT_REDIRECT_LOCATION;
+                return;
+        }
+        if (tam_fault_at(&t->faults, TAM_FAULT_NESTED_CBOR, step)) {
+                size_t depth = (size_t)t->faults.fault[TAM_FAULT_NESTED_CBOR].arg;
+                uint8_t *b = malloc(depth + 1);
+
+                if (!b)
+                        return reply_status(reply, 500);
+                /* [[[[ ... 0 ... ]]]]: well-formed CBOR, nested far beyond any decoder's limit */
+                memset(b, 0x81, depth);
+                b[depth] = 0x00;
+                reply_teep(reply, b, depth + 1);
+                log_info("fault=nested-cbor step=%s depth=%zu", tam_step_to_string(step), depth);
         }
         if (tam_fault_at(&t->faults, TAM_FAULT_OVERSIZED_BODY, step)) {
                 size_t n = (size_t)t->faults.fault[TAM_FAULT_OVERSIZED_BODY].arg, head = 9;
@@ -1036,6 +1132,28 @@ static void apply_http_faults(Tam *t, TamStep step, TamReply *reply) {
                 log_info("fault=truncated-body step=%s announced=%zu", tam_step_to_string(step),
                          reply->body_len);
         }
+        if (tam_fault_at(&t->faults, TAM_FAULT_WRONG_CONTENT_TYPE, step)) {
+                reply->content_type = "text/html; charset=utf-8";
+                log_info("fault=wrong-content-type step=%s", tam_step_to_string(step));
+        }
+        if (tam_fault_at(&t->faults, TAM_FAULT_SLOW_LORIS, step)) {
+                reply->trickle_ms = (unsigned)t->faults.fault[TAM_FAULT_SLOW_LORIS].arg;
+                log_info("fault=slow-loris step=%s bytes=%zu ms-per-byte=%u", tam_step_to_string(step),
+                         reply->body_len, reply->trickle_ms);
+        }
+}
+
+/* --transcript: keep what the device sent, one file per POST, in arrival order. */
+static void transcript_write(Tam *t, const uint8_t *body, size_t len) {
+        char path[4096];
+        int r;
+
+        if (!t->transcript_dir || len == 0)
+                return;
+        snprintf(path, sizeof(path), "%s/%06u.cbor", t->transcript_dir, ++t->n_received);
+        r = tam_write_file_atomic(path, body, len, 0644, false);
+        if (r < 0)
+                log_warning("Cannot write the transcript file %s: %s", path, strerror(-r));
 }
 
 void tam_handle_post(Tam *t, const uint8_t *body, size_t len, TamReply *reply) {
@@ -1043,6 +1161,7 @@ void tam_handle_post(Tam *t, const uint8_t *body, size_t len, TamReply *reply) {
 
         *reply = (TamReply){};
         pthread_mutex_lock(&t->lock);
+        transcript_write(t, body, len);
         sessions_expire(t);
         if (len == 0)
                 start_session(t, reply);

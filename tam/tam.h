@@ -45,7 +45,8 @@
 #define TAM_MAX_SESSIONS                1024
 #define TAM_TOKEN_LEN                   16
 #define TAM_CHALLENGE_LEN               32
-#define TAM_PAYLOAD_MAX                 (64u << 20)
+/* /payload/NAME: read whole (a test TAM), up to what an agent with MaxPayloadSize=2G takes */
+#define TAM_PAYLOAD_MAX                 ((size_t)2 << 30)
 #define TAM_SESSION_TIMEOUT_DEFAULT_SEC 600u
 
 typedef enum TamMode {
@@ -65,6 +66,9 @@ typedef struct TamConfig {
         uint64_t session_timeout_usec;
         const char *const *revoked; /* component names the TAM removes from devices (NULL-terminated) */
         TamFaults faults;
+        TeepKey *fault_key;          /* the wrong-role-key fault signs with it; tam_new() takes it over */
+        const char *transcript_dir;  /* when set: every POST body received is written there */
+        const char *extra_manifest;  /* hostile: this file's bytes join every Update's manifest-list, as is */
 } TamConfig;
 
 typedef struct TamReply {
@@ -74,6 +78,8 @@ typedef struct TamReply {
         const char *content_type;
         unsigned delay_sec; /* slow fault: wait this long before answering */
         bool truncate;      /* truncated-body fault: announce body_len, send half, close */
+        unsigned trickle_ms; /* slow-loris fault: one byte every trickle_ms */
+        const char *location; /* http-status fault with a 3xx: the Location header */
 } TamReply;
 
 typedef struct Tam Tam;

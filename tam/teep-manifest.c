@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -15,6 +16,7 @@
 #include "macro.h"
 #include "tam-util.h"
 #include "teep-cose.h"
+#include "teep-encrypt.h"
 #include "teep-protocol.h"
 #include "teep-suit.h"
 
@@ -28,8 +30,12 @@ enum {
         EXIT_CANTCREAT = 73,
 };
 
-/* A TC image is read whole; 64 MiB matches the agent's default MaxPayloadSize. */
+/* A TC image is read whole (this is a signing tool, not a daemon). An integrated payload travels
+ * inside the envelope: 64 MiB matches the agent's default MaxPayloadSize. A payload behind
+ * --uri only has to be hashed here (the device fetches it), so it may be as big as an agent
+ * configured with a larger MaxPayloadSize= accepts. */
 #define PAYLOAD_MAX (64u << 20)
+#define URI_PAYLOAD_MAX ((size_t)4 << 30)
 
 /*
  * Default vendor and class identifiers: the values of the TEEP draft's App. E examples, so
@@ -249,6 +255,13 @@ typedef struct ManifestArgs {
         size_t kid_len;
         bool validate;
         bool no_uninstall;
+        const char *encrypt_to;     /* the device's public key: encrypt the payload for it */
+        int64_t encryption;         /* COSE_ALG_A128GCM (default) or COSE_ALG_A128CTR */
+        const char *ciphertext_out; /* --uri with --encrypt-to: where the ciphertext to serve goes */
+        const char *depends_on;     /* a signed envelope this component depends on */
+        const char *depends_uri;    /* where the device fetches it */
+        const uint8_t *payload_data; /* the payload built in memory (trust-anchors), instead of --payload */
+        size_t payload_data_len;
         const char *out;
 } ManifestArgs;
 
@@ -267,11 +280,21 @@ static void help_create(FILE *f, bool unlink_verb) {
                         "                            [--vendor-id UUID] [--class-id UUID]\n"
                         "                            [--manifest-id NAME | --no-manifest-id]\n"
                         "                            [--validate] [--no-uninstall]\n"
+                        "                            [--encrypt-to DEVICE-KEY [--encryption A128GCM|A128CTR]\n"
+                        "                             [--ciphertext-out FILE]]\n"
+                        "                            [--depends-on DEP.suit --depends-uri URI]\n"
                         "                            [--alg ALG] [--kid HEX|none] --out ENV.suit\n\n"
                         "Write a signed SUIT envelope that installs FILE as the component. The payload is\n"
                         "integrated under \"#tc\" unless --uri names where the device fetches it (the\n"
                         "envelope then carries the URI, digest and size only). ALG: ESP256, Ed25519, or\n"
-                        "the legacy ES256/EdDSA. The output is the same for the same inputs and key.\n");
+                        "the legacy ES256/EdDSA. The output is the same for the same inputs and key.\n"
+                        "--encrypt-to encrypts the payload for a device's public key (`teepctl agent-key`\n"
+                        "output, PEM or COSE_Key) with ECDH-ES+A128KW; the ciphertext travels inside the\n"
+                        "manifest, or with --uri goes to --ciphertext-out for the TAM to serve. Encrypted\n"
+                        "output differs on every run (fresh keys).\n"
+                        "--depends-on makes the component depend on the component that DEP.suit installs\n"
+                        "(bound by its manifest digest and size): the device fetches DEP.suit from\n"
+                        "--depends-uri and installs it first, in the same update.\n");
 }
 
 /* The draft's convention: the manifest of .../ta is .../suit; any other name gets "/suit" appended. */
@@ -306,6 +329,11 @@ static int parse_manifest_args(int argc, char **argv, bool unlink_verb, Manifest
                 {"kid", required_argument, NULL, 'i'},
                 {"validate", no_argument, NULL, 'v'},
                 {"no-uninstall", no_argument, NULL, 'U'},
+                {"encrypt-to", required_argument, NULL, 'E'},
+                {"encryption", required_argument, NULL, 'e'},
+                {"ciphertext-out", required_argument, NULL, 'O'},
+                {"depends-on", required_argument, NULL, 'D'},
+                {"depends-uri", required_argument, NULL, 'R'},
                 {"out", required_argument, NULL, 'o'},
                 {"help", no_argument, NULL, 'h'},
                 {},
@@ -372,6 +400,31 @@ static int parse_manifest_args(int argc, char **argv, bool unlink_verb, Manifest
                                 return fail(EXIT_USAGE, "unlink takes no --no-uninstall");
                         a->no_uninstall = true;
                         break;
+                case 'D':
+                case 'R':
+                        if (unlink_verb)
+                                return fail(EXIT_USAGE, "unlink has no dependencies");
+                        if (c == 'D')
+                                a->depends_on = optarg;
+                        else
+                                a->depends_uri = optarg;
+                        break;
+                case 'E':
+                case 'e':
+                case 'O':
+                        if (unlink_verb)
+                                return fail(EXIT_USAGE, "unlink encrypts nothing");
+                        if (c == 'E')
+                                a->encrypt_to = optarg;
+                        else if (c == 'O')
+                                a->ciphertext_out = optarg;
+                        else if (strcasecmp(optarg, "A128GCM") == 0)
+                                a->encryption = COSE_ALG_A128GCM;
+                        else if (strcasecmp(optarg, "A128CTR") == 0)
+                                a->encryption = COSE_ALG_A128CTR;
+                        else
+                                return fail(EXIT_USAGE, "--encryption: '%s' is not A128GCM or A128CTR", optarg);
+                        break;
                 case 'o':
                         a->out = optarg;
                         break;
@@ -394,6 +447,16 @@ static int parse_manifest_args(int argc, char **argv, bool unlink_verb, Manifest
         }
         if (a->manifest_id && a->no_manifest_id)
                 return fail(EXIT_USAGE, "--manifest-id and --no-manifest-id exclude each other");
+        if (!a->depends_on != !a->depends_uri)
+                return fail(EXIT_USAGE, "--depends-on and --depends-uri go together");
+        if (a->depends_uri && (!*a->depends_uri || !teep_utf8_is_valid(TEEP_BUF(a->depends_uri, strlen(a->depends_uri)))))
+                return fail(EXIT_USAGE, "--depends-uri: empty or not UTF-8");
+        if ((a->encryption || a->ciphertext_out) && !a->encrypt_to)
+                return fail(EXIT_USAGE, "--encryption and --ciphertext-out need --encrypt-to");
+        if (a->encrypt_to && a->uri && a->uri[0] != '#' && !a->ciphertext_out)
+                return fail(EXIT_USAGE, "--encrypt-to with --uri needs --ciphertext-out (the bytes to serve at the URI)");
+        if (a->ciphertext_out && (!a->uri || a->uri[0] == '#'))
+                return fail(EXIT_USAGE, "--ciphertext-out goes with --uri (an integrated payload travels in the manifest)");
         if (a->uri && (!*a->uri || !teep_utf8_is_valid(TEEP_BUF(a->uri, strlen(a->uri)))))
                 return fail(EXIT_USAGE, "--uri: empty or not UTF-8");
         return 0;
@@ -421,23 +484,39 @@ static int self_check(const uint8_t *env_data, size_t env_len, TeepKey *key, uin
         return 0;
 }
 
+static int manifest_build(ManifestArgs *ap, bool unlink_verb);
+
 static int verb_manifest(int argc, char **argv, bool unlink_verb) {
+        ManifestArgs a = {};
+        int r;
+
+        r = parse_manifest_args(argc, argv, unlink_verb, &a);
+        if (r != 0) {
+                free(a.kid);
+                return r < 0 ? 0 : r;
+        }
+        return manifest_build(&a, unlink_verb);
+}
+
+/* Build, sign, self-check and write the envelope *ap describes; frees ap->kid. */
+static int manifest_build(ManifestArgs *ap, bool unlink_verb) {
         _cleanup_(teep_key_freep) TeepKey *key = NULL;
-        _cleanup_free_ uint8_t *payload = NULL, *manifest = NULL, *env = NULL;
+        _cleanup_free_ uint8_t *payload = NULL, *manifest = NULL, *env = NULL, *enc_info = NULL, *ciphertext = NULL;
+        _cleanup_(teep_key_freep) TeepKey *recipient = NULL;
+        _cleanup_free_ uint8_t *dep_data = NULL;
+        _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *dep_env = NULL;
+        _cleanup_(teep_suit_manifest_freep) TeepSuitManifest *dep_man = NULL;
+        TeepSuitBuildDependency dep = {};
+        size_t dep_len = 0;
+        size_t enc_info_len = 0, ciphertext_len = 0;
         TamComponent component = {}, manifest_component = {};
         TeepSuitComponentId derived_mid;
-        ManifestArgs a = {};
+        ManifestArgs a = *ap;
         uint8_t vendor[16], class[16], digest[32];
         size_t payload_len = 0, manifest_len = 0, env_len = 0;
         TeepSuitBuild b = {};
         char errbuf[512];
         int r, ret;
-
-        r = parse_manifest_args(argc, argv, unlink_verb, &a);
-        if (r != 0) {
-                ret = r < 0 ? 0 : r;
-                goto out;
-        }
 
         if (tam_component_parse(a.component, &component) < 0) {
                 ret = fail(EXIT_USAGE, "--component: '%s' is not a component name (see teep-manifest(1))",
@@ -489,10 +568,20 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
         }
 
         if (!unlink_verb) {
-                r = read_full_file(a.payload_path, PAYLOAD_MAX, &payload, &payload_len);
+                if (a.payload_data) {
+                        payload = malloc(a.payload_data_len ?: 1);
+                        r = payload ? 0 : -ENOMEM;
+                        if (payload) {
+                                memcpy(payload, a.payload_data, a.payload_data_len);
+                                payload_len = a.payload_data_len;
+                        }
+                } else
+                        r = read_full_file(a.payload_path, a.uri && a.uri[0] != '#' ? URI_PAYLOAD_MAX : PAYLOAD_MAX,
+                                           &payload, &payload_len);
                 if (r < 0) {
-                        ret = fail(exit_for_read_error(r), "%s: %s", a.payload_path,
-                                   r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
+                        ret = fail(exit_for_read_error(r), "%s: %s", a.payload_path ?: "payload",
+                                   r == -EFBIG ? (a.uri && a.uri[0] != '#' ? "larger than 4 GiB" : "larger than 64 MiB")
+                                               : strerror(-r));
                         goto out;
                 }
                 r = teep_sha256(TEEP_BUF(payload, payload_len), digest);
@@ -506,6 +595,61 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
                 /* integrated: the envelope key is the URI's fragment ("#tc") */
                 if (b.uri[0] == '#')
                         b.payload = TEEP_BUF(payload ?: (uint8_t *)"", payload_len);
+                if (a.encrypt_to) {
+                        r = tam_key_load(a.encrypt_to, &recipient, errbuf, sizeof(errbuf));
+                        if (r < 0) {
+                                ret = fail(exit_for_read_error(r), "--encrypt-to: %s", errbuf);
+                                goto out;
+                        }
+                        r = teep_encrypt(recipient, a.encryption ?: COSE_ALG_A128GCM, NULL,
+                                         TEEP_BUF(payload ?: (uint8_t *)"", payload_len), &enc_info, &enc_info_len,
+                                         &ciphertext, &ciphertext_len);
+                        if (r == -EOPNOTSUPP) {
+                                ret = fail(EXIT_DATAERR, "--encrypt-to: %s is not a P-256 key (ECDH-ES+A128KW needs one)",
+                                           a.encrypt_to);
+                                goto out;
+                        }
+                        if (r < 0) {
+                                ret = fail(EXIT_SOFTWARE, "cannot encrypt the payload: %s", strerror(-r));
+                                goto out;
+                        }
+                        b.encryption_info = TEEP_BUF(enc_info, enc_info_len);
+                        if (b.uri[0] == '#')
+                                b.payload = TEEP_BUF(ciphertext ?: (uint8_t *)"", ciphertext_len);
+                        else {
+                                r = tam_write_file_atomic(a.ciphertext_out, ciphertext ?: (uint8_t *)"", ciphertext_len, 0644,
+                                                          true);
+                                if (r < 0) {
+                                        ret = fail(EXIT_CANTCREAT, "cannot write %s: %s", a.ciphertext_out, strerror(-r));
+                                        goto out;
+                                }
+                        }
+                }
+                if (a.depends_on) {
+                        TeepError derr = {};
+                        r = read_full_file(a.depends_on, PAYLOAD_MAX, &dep_data, &dep_len);
+                        if (r < 0) {
+                                ret = fail(exit_for_read_error(r), "%s: %s", a.depends_on, strerror(-r));
+                                goto out;
+                        }
+                        /* not verified here (the device does that with its own signer keys): only
+                         * its name, digest and size are taken */
+                        r = teep_suit_envelope_decode(TEEP_BUF(dep_data, dep_len), &dep_env, &derr);
+                        if (r >= 0)
+                                r = teep_suit_manifest_decode(dep_env, TEEP_SUIT_DECODE_UNAUTHENTICATED, &dep_man, &derr);
+                        if (r < 0 || dep_env->digest.alg != COSE_ALG_SHA256 || dep_env->digest.bytes.len != 32 ||
+                            !dep_man->has_manifest_component_id) {
+                                ret = fail(EXIT_DATAERR, "--depends-on %s: not a SUIT envelope with a SHA-256 digest and a "
+                                                         "manifest-component-id%s%s",
+                                           a.depends_on, derr.detail[0] ? ": " : "", derr.detail);
+                                goto out;
+                        }
+                        dep.prefix = &dep_man->manifest_component_id;
+                        dep.digest = dep_env->digest.bytes;
+                        dep.size = dep_len;
+                        dep.uri = a.depends_uri;
+                        b.dependency = &dep;
+                }
                 b.validate = a.validate;
                 b.uninstall_unlink = !a.no_uninstall;
                 r = teep_suit_manifest_encode_install(&b, &manifest, &manifest_len);
@@ -520,14 +664,15 @@ static int verb_manifest(int argc, char **argv, bool unlink_verb) {
                 TeepSuitPayload p = {.key = TEEP_BUF(b.uri ?: "", b.uri ? strlen(b.uri) : 0),
                                      .data = b.payload};
                 TeepBuf kid = TEEP_BUF(a.kid, a.kid_len);
+                /* an encrypted integrated payload travels inside the manifest (parameter 18) */
+                bool attach = b.payload.ptr && !b.encryption_info.ptr;
 
                 if (a.has_kid) /* libteep's signer always puts the thumbprint: see tam-util.h */
                         r = tam_suit_envelope_sign_kid(TEEP_BUF(manifest, manifest_len), key, a.alg, &kid,
-                                                       b.payload.ptr ? &p : NULL, &env, &env_len);
+                                                       attach ? &p : NULL, &env, &env_len);
                 else
                         r = teep_suit_envelope_sign(TEEP_BUF(manifest, manifest_len), key, a.alg,
-                                                    b.payload.ptr ? &p : NULL, b.payload.ptr ? 1 : 0, &env,
-                                                    &env_len);
+                                                    attach ? &p : NULL, attach ? 1 : 0, &env, &env_len);
         }
         if (r < 0) {
                 ret = fail(EXIT_SOFTWARE, "cannot sign the envelope: %s", strerror(-r));
@@ -559,6 +704,126 @@ static int verb_unlink(int argc, char **argv) {
         return verb_manifest(argc, argv, true);
 }
 
+/* ---- trust-anchors ---- */
+
+/* The component the agent reserves for the administrator's trust-anchor list (agentd/trust-anchors.c). */
+#define TRUST_ANCHORS_COMPONENT "teepkit/trust-anchors"
+
+static void help_trust_anchors(FILE *f) {
+        fprintf(f, "Usage: teep-manifest trust-anchors --key ADMIN.pem --sequence N\n"
+                   "                                   [--vendor-id UUID] [--class-id UUID]\n"
+                   "                                   [--alg ALG] --out LIST.suit KEY...\n\n"
+                   "Write a trust-anchor list: a SUIT envelope for the component teepkit/trust-anchors,\n"
+                   "signed by ADMIN (the device's [Agent] AdminKey=), whose integrated payload is a CBOR\n"
+                   "array of the public COSE_Keys of KEY... (PEM or COSE_Key files; only public halves\n"
+                   "are written). A TAM delivers it; the device makes exactly these keys its TAM trust\n"
+                   "anchors. N must grow with every new list. The device refuses a list that leaves out\n"
+                   "the administrator's own key (a warning is printed).\n");
+}
+
+static int verb_trust_anchors(int argc, char **argv) {
+        static const struct option options[] = {
+                {"key", required_argument, NULL, 'k'},
+                {"sequence", required_argument, NULL, 's'},
+                {"vendor-id", required_argument, NULL, 'V'},
+                {"class-id", required_argument, NULL, 'C'},
+                {"alg", required_argument, NULL, 'a'},
+                {"out", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        _cleanup_(teep_key_freep) TeepKey *admin = NULL;
+        _cleanup_free_ uint8_t *payload = NULL;
+        ManifestArgs a = {.component = TRUST_ANCHORS_COMPONENT};
+        uint8_t admin_tp[32];
+        bool has_admin = false;
+        TeepCborWriter w;
+        size_t n, len = 0;
+        char errbuf[512];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'k':
+                        a.key_path = optarg;
+                        break;
+                case 's':
+                        if (parse_u64(optarg, &a.sequence) < 0)
+                                return fail(EXIT_USAGE, "--sequence: not an unsigned integer: '%s'", optarg);
+                        a.has_sequence = true;
+                        break;
+                case 'V':
+                        a.vendor_id = optarg;
+                        break;
+                case 'C':
+                        a.class_id = optarg;
+                        break;
+                case 'a':
+                        if (tam_alg_parse(optarg, &a.alg) < 0)
+                                return fail(EXIT_USAGE, "--alg: unknown algorithm '%s' (ESP256, Ed25519, ES256, EdDSA)",
+                                            optarg);
+                        break;
+                case 'o':
+                        a.out = optarg;
+                        break;
+                case 'h':
+                        help_trust_anchors(stdout);
+                        return 0;
+                default:
+                        help_trust_anchors(stderr);
+                        return EXIT_USAGE;
+                }
+        n = (size_t)(argc - optind);
+        if (!a.key_path || !a.has_sequence || !a.out || n == 0) {
+                help_trust_anchors(stderr);
+                return fail(EXIT_USAGE, "--key, --sequence, --out and at least one KEY are required");
+        }
+        /* the agent takes at most AGENT_MAX_KEYS (64) anchors */
+        if (n > 64)
+                return fail(EXIT_USAGE, "at most 64 keys in a trust-anchor list (%zu given)", n);
+
+        r = tam_key_load(a.key_path, &admin, errbuf, sizeof(errbuf));
+        if (r < 0)
+                return fail(exit_for_read_error(r), "%s", errbuf);
+        r = teep_key_thumbprint(admin, admin_tp);
+        if (r < 0)
+                return fail(EXIT_SOFTWARE, "cannot compute the thumbprint of %s: %s", a.key_path, strerror(-r));
+
+        teep_cbor_writer_init(&w);
+        teep_cbor_put_array(&w, n);
+        for (int i = optind; i < argc; i++) {
+                _cleanup_(teep_key_freep) TeepKey *k = NULL;
+                _cleanup_free_ uint8_t *ck = NULL;
+                uint8_t tp[32];
+                size_t cl = 0;
+
+                r = tam_key_load(argv[i], &k, errbuf, sizeof(errbuf));
+                if (r < 0) {
+                        teep_cbor_writer_reset(&w);
+                        return fail(exit_for_read_error(r), "%s", errbuf);
+                }
+                r = teep_key_export_cose(k, &ck, &cl); /* the public half only */
+                if (r >= 0)
+                        r = teep_key_thumbprint(k, tp);
+                if (r < 0) {
+                        teep_cbor_writer_reset(&w);
+                        return fail(EXIT_SOFTWARE, "cannot export %s: %s", argv[i], strerror(-r));
+                }
+                has_admin = has_admin || memcmp(tp, admin_tp, 32) == 0;
+                teep_cbor_put_raw(&w, TEEP_BUF(ck, cl));
+        }
+        r = teep_cbor_writer_finish(&w, &payload, &len);
+        if (r < 0)
+                return fail(EXIT_SOFTWARE, "cannot encode the key list: %s", strerror(-r));
+        if (!has_admin)
+                fprintf(stderr, "teep-manifest: warning: %s is not in the list; a device whose AdminKey= it is "
+                                "refuses this list\n",
+                        a.key_path);
+        a.payload_data = payload;
+        a.payload_data_len = len;
+        return manifest_build(&a, false);
+}
+
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -568,13 +833,14 @@ static const struct {
         {"pubkey", verb_pubkey, "print the public key (PEM, COSE_Key or thumbprint)"},
         {"create", verb_create, "sign a SUIT envelope that installs a Trusted Component"},
         {"unlink", verb_unlink, "sign a SUIT envelope that unlinks (deletes) a Trusted Component"},
+        {"trust-anchors", verb_trust_anchors, "sign a trust-anchor list (the device's TAM keys) with the admin key"},
 };
 
 static void help(FILE *f) {
         fprintf(f, "Usage: teep-manifest [--version] [--help] VERB [ARGS...]\n\n"
                    "Make keys and signed SUIT envelopes for Trusted Components.\n\nVerbs:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
+                fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].summary);
         fprintf(f, "\nSee teep-manifest(1) for each verb's options and the exit codes.\n");
 }
 

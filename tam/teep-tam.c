@@ -45,6 +45,9 @@ static void help(FILE *f) {
                 "  --revoke COMPONENT      remove this TC from devices that have it (repeatable)\n"
                 "  --fault NAME[:ARG][@STEP,...]\n"
                 "                          hostile mode (repeatable): %s\n"
+                "  --fault-key FILE        the key the wrong-role-key fault signs with (e.g. a TC signer's)\n"
+                "  --transcript DIR        write every POST body received to DIR/NNNNNN.cbor\n"
+                "  --extra-manifest FILE   hostile: add FILE's bytes to every Update's manifest-list, unparsed\n"
                 "  --lifetime SEC          exit after SEC seconds (default %u)\n"
                 "  --max-body BYTES        largest request body (default 1M; K/M/G suffixes)\n"
                 "  --timeout SEC           idle connection timeout (default %u)\n"
@@ -146,6 +149,9 @@ int main(int argc, char **argv) {
                 ARG_LEGACY,
                 ARG_REVOKE,
                 ARG_FAULT,
+                ARG_FAULT_KEY,
+                ARG_TRANSCRIPT,
+                ARG_EXTRA_MANIFEST,
                 ARG_LIFETIME,
                 ARG_MAX_BODY,
                 ARG_TIMEOUT,
@@ -165,6 +171,9 @@ int main(int argc, char **argv) {
                 {"legacy", no_argument, NULL, ARG_LEGACY},
                 {"revoke", required_argument, NULL, ARG_REVOKE},
                 {"fault", required_argument, NULL, ARG_FAULT},
+                {"fault-key", required_argument, NULL, ARG_FAULT_KEY},
+                {"transcript", required_argument, NULL, ARG_TRANSCRIPT},
+                {"extra-manifest", required_argument, NULL, ARG_EXTRA_MANIFEST},
                 {"lifetime", required_argument, NULL, ARG_LIFETIME},
                 {"max-body", required_argument, NULL, ARG_MAX_BODY},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
@@ -179,6 +188,7 @@ int main(int argc, char **argv) {
         TamConfig config = {.mode = TAM_MODE_TOKEN};
         const char *listen = "127.0.0.1:0", *port_file = NULL, *key_paths[TAM_MAX_KEYS];
         const char *revoked[MAX_REVOKED + 1] = {};
+        const char *fault_key_path = NULL;
         size_t n_key_paths = 0, n_revoked = 0;
         unsigned lifetime = LIFETIME_DEFAULT_SEC, timeout = TIMEOUT_DEFAULT_SEC,
                  session_timeout = TAM_SESSION_TIMEOUT_DEFAULT_SEC;
@@ -248,6 +258,15 @@ int main(int argc, char **argv) {
                         revoked[n_revoked++] = optarg;
                         break;
                 }
+                case ARG_FAULT_KEY:
+                        fault_key_path = optarg;
+                        break;
+                case ARG_TRANSCRIPT:
+                        config.transcript_dir = optarg;
+                        break;
+                case ARG_EXTRA_MANIFEST:
+                        config.extra_manifest = optarg;
+                        break;
                 case ARG_FAULT:
                         if (tam_fault_parse(&config.faults, optarg, errbuf, sizeof(errbuf)) < 0) {
                                 log_error("--fault %s", errbuf);
@@ -319,6 +338,30 @@ int main(int argc, char **argv) {
                         log_error("--key %s: a public key cannot sign; pass the TAM's private key",
                                   key_paths[i]);
                         r = -ENOKEY;
+                        goto fail_keys;
+                }
+        }
+        if (config.faults.fault[TAM_FAULT_WRONG_ROLE_KEY].enabled && !fault_key_path) {
+                log_error("--fault wrong-role-key needs --fault-key FILE (the key to sign with instead)");
+                r = -EINVAL;
+                goto fail_keys;
+        }
+        if (fault_key_path) {
+                r = tam_key_load(fault_key_path, &config.fault_key, errbuf, sizeof(errbuf));
+                if (r >= 0 && !teep_key_has_private(config.fault_key)) {
+                        log_error("--fault-key %s: a public key cannot sign", fault_key_path);
+                        r = -ENOKEY;
+                }
+                if (r < 0) {
+                        if (r != -ENOKEY)
+                                log_error("--fault-key %s", errbuf);
+                        goto fail_keys;
+                }
+        }
+        if (config.transcript_dir) {
+                r = ensure_dir(config.transcript_dir);
+                if (r < 0) {
+                        log_error("--transcript %s: %s", config.transcript_dir, strerror(-r));
                         goto fail_keys;
                 }
         }
@@ -413,5 +456,6 @@ int main(int argc, char **argv) {
 fail_keys:
         for (size_t i = 0; i < TAM_MAX_KEYS; i++)
                 teep_key_free(config.keys[i]);
+        teep_key_free(config.fault_key);
         return r == -ENOKEY || r == -EBADMSG || r == -EOPNOTSUPP ? 65 : 1;
 }

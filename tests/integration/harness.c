@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gnutls/crypto.h>
 #include <grp.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -343,4 +344,213 @@ bool stack_proc_status_has(pid_t pid, const char *line) {
                 if (p == (char *)status || p[-1] == '\n')
                         return true;
         return false;
+}
+
+/* ---- restarting parts of a running stack ---- */
+
+/* the children spawn() started: only those are reaped here, never a caller's own */
+static pid_t spawned[256];
+
+static void spawned_add(pid_t pid) {
+        for (size_t i = 0; i < ELEMENTSOF(spawned); i++)
+                if (spawned[i] <= 0) {
+                        spawned[i] = pid;
+                        return;
+                }
+}
+
+void stack_reap(void) {
+        for (size_t i = 0; i < ELEMENTSOF(spawned); i++)
+                if (spawned[i] > 0 && waitpid(spawned[i], NULL, WNOHANG) == spawned[i])
+                        spawned[i] = 0;
+}
+
+static bool pid_alive(pid_t pid) {
+        char path[64], state = 0;
+        FILE *f;
+        int n;
+
+        stack_reap();
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        /* pid (comm) S ...: the state follows the last ')' */
+        n = fscanf(f, "%*d (%*[^)]) %c", &state);
+        fclose(f);
+        return n == 1 && state != 'Z';
+}
+
+static pid_t read_pid_file(const Stack *s, const char *rel) {
+        _cleanup_free_ uint8_t *text = NULL;
+        size_t len;
+
+        if (read_full_file(stack_path(s, rel), 64, &text, &len) < 0)
+                return 0;
+        return (pid_t)strtol((char *)text, NULL, 10);
+}
+
+static void stop_pid(pid_t pid) {
+        if (pid <= 1)
+                return;
+        (void)kill(-pid, SIGTERM);
+        (void)kill(pid, SIGTERM);
+        for (int i = 0; i < 300 && pid_alive(pid); i++)
+                usleep(10 * 1000);
+        if (pid_alive(pid)) {
+                (void)kill(-pid, SIGKILL);
+                (void)kill(pid, SIGKILL);
+                for (int i = 0; i < 300 && pid_alive(pid); i++)
+                        usleep(10 * 1000);
+        }
+}
+
+/* fork; the child runs as uid/gid (in the mount namespace of ns_pid when > 0), in its own
+ * process group, output appended to log, and execs argv. Returns the child's pid or -errno. */
+static pid_t spawn(const char *const *argv, const char *log, pid_t ns_pid, uid_t uid, gid_t gid) {
+        int nsfd = -1;
+        pid_t pid;
+
+        if (ns_pid > 0) {
+                char path[64];
+                snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)ns_pid);
+                nsfd = open(path, O_RDONLY | O_CLOEXEC);
+                if (nsfd < 0)
+                        return -errno;
+        }
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                if (nsfd >= 0)
+                        close(nsfd);
+                return r;
+        }
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644), null = open("/dev/null", O_RDONLY);
+
+                (void)setpgid(0, 0);
+                if (nsfd >= 0 && setns(nsfd, CLONE_NEWNS) < 0)
+                        _exit(124);
+                if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+                        _exit(125);
+                if (drop_to(uid, gid) < 0)
+                        _exit(126);
+                execvp(argv[0], (char *const *)argv);
+                _exit(127);
+        }
+        if (nsfd >= 0)
+                close(nsfd);
+        spawned_add(pid);
+        return pid;
+}
+
+static int write_pid_file(const Stack *s, const char *rel, pid_t pid) {
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%d\n", (int)pid);
+        _cleanup_close_ int fd = open(stack_path(s, rel), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        if (fd < 0)
+                return -errno;
+        return loop_write(fd, text, (size_t)n);
+}
+
+int stack_restart_tam(Stack *s, const char *const *extra) {
+        char listen[64], build_tam[512], lifetime[16];
+        const char *argv[96], *colon;
+        _cleanup_free_ uint8_t *port_text = NULL;
+        size_t n = 0, len;
+        pid_t pid;
+        unsigned port;
+
+        colon = strrchr(s->tam_uri + strlen("http://"), ':');
+        if (strncmp(s->tam_uri, "http://127.0.0.1:", 17) != 0 || !colon)
+                return -EINVAL;
+        port = (unsigned)strtoul(colon + 1, NULL, 10);
+        snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+        snprintf(build_tam, sizeof(build_tam), "%s/tam/teep-tam", env_or("TEEP_BUILD_DIR", "build"));
+        snprintf(lifetime, sizeof(lifetime), "%s", env_or("TEEP_STACK_LIFETIME", "300"));
+
+        stop_pid(read_pid_file(s, "run/tam.pid"));
+        (void)unlink(stack_path(s, "run/tam.port"));
+
+        argv[n++] = build_tam;
+        argv[n++] = "--listen";
+        argv[n++] = listen;
+        argv[n++] = "--port-file";
+        argv[n++] = stack_path(s, "run/tam.port");
+        argv[n++] = "--key";
+        argv[n++] = stack_path(s, "tam/tam.pem");
+        argv[n++] = "--tc-dir";
+        argv[n++] = stack_path(s, "tam/tcs");
+        argv[n++] = "--device-keys";
+        argv[n++] = stack_path(s, "tam/devices");
+        argv[n++] = "--state-dir";
+        argv[n++] = stack_path(s, "tam/state");
+        argv[n++] = "--payload-dir";
+        argv[n++] = stack_path(s, "tam/payloads");
+        argv[n++] = "--lifetime";
+        argv[n++] = lifetime;
+        for (size_t i = 0; extra && extra[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = extra[i];
+        argv[n] = NULL;
+
+        /* the old socket may linger a moment: try again a few times */
+        for (int attempt = 0; attempt < 20; attempt++) {
+                pid = spawn(argv, stack_path(s, "log/tam.log"), 0, geteuid(), getegid());
+                if (pid < 0)
+                        return pid;
+                (void)write_pid_file(s, "run/tam.pid", pid);
+                for (int i = 0; i < 200 && pid_alive(pid); i++) {
+                        if (read_full_file(stack_path(s, "run/tam.port"), 64, &port_text, &len) >= 0 && len > 0) {
+                                unsigned got = (unsigned)strtoul((char *)port_text, NULL, 10);
+                                return got == port ? 0 : -EADDRINUSE;
+                        }
+                        usleep(10 * 1000);
+                }
+                stop_pid(pid);
+                usleep(100 * 1000);
+        }
+        return -EADDRINUSE;
+}
+
+int stack_restart_daemon(Stack *s, const char *which) {
+        char bin[512], conf[512], log[64], pidfile[64];
+        const char *name, *sub, *prog;
+        const char *argv[8];
+        uid_t uid;
+        gid_t gid;
+        pid_t pid, ns = read_pid_file(s, "run/dbus.pid");
+
+        if (strcmp(which, "agent") == 0) {
+                name = "org.teepkit.Agent1", sub = "agentd", prog = "teep-agentd";
+                uid = s->uid_agent, gid = s->gid_agent;
+        } else if (strcmp(which, "broker") == 0) {
+                name = "org.teepkit.Broker1", sub = "broker", prog = "teep-brokerd";
+                uid = s->uid_broker, gid = s->gid_broker;
+        } else
+                return -EINVAL;
+        snprintf(bin, sizeof(bin), "%s/%s/%s", env_or("TEEP_BUILD_DIR", "build"), sub, prog);
+        snprintf(conf, sizeof(conf), "%s", s->conf);
+        snprintf(log, sizeof(log), "log/%s.log", which);
+        snprintf(pidfile, sizeof(pidfile), "run/%s.pid", which);
+        argv[0] = "timeout";
+        argv[1] = "--signal=TERM";
+        argv[2] = env_or("TEEP_STACK_LIFETIME", "300");
+        argv[3] = bin;
+        argv[4] = "--config";
+        argv[5] = conf;
+        argv[6] = NULL;
+        pid = spawn(argv, stack_path(s, log), s->distinct_users ? ns : 0, uid, gid);
+        if (pid < 0)
+                return pid;
+        (void)write_pid_file(s, pidfile, pid);
+        for (int i = 0; i < 1000; i++) {
+                if (stack_bus_name_pid(name) > 0)
+                        return 0;
+                if (!pid_alive(pid))
+                        return -ECHILD;
+                usleep(10 * 1000);
+        }
+        return -ETIMEDOUT;
 }

@@ -67,3 +67,22 @@ pid_t stack_bus_name_pid(const char *name);
 
 /* Whether a line of /proc/PID/status starts with line ("Seccomp:\t2", "State:\tZ"). */
 bool stack_proc_status_has(pid_t pid, const char *line);
+
+/*
+ * Replace the stack's teep-tam by a new one on the same port: devstack's arguments, then
+ * extra (NULL-terminated; later options win: "--tc-dir", dir, "--fault", "wrong-token", ...).
+ * The old one gets SIGTERM, then SIGKILL after 3 s. Its log goes on in log/tam.log.
+ * Returns 0 or -errno (the TAM did not come up on the port).
+ */
+int stack_restart_tam(Stack *s, const char *const *extra);
+
+/*
+ * Start a daemon of the stack again after it died ("agent" or "broker"): inside the stack's
+ * mount namespace, as its user, logging on in log/NAME.log, bounded by TEEP_STACK_LIFETIME.
+ * Waits until it owns its bus name (10 s). Returns 0 or -errno. (The installer is
+ * bus-activated and comes back by itself.)
+ */
+int stack_restart_daemon(Stack *s, const char *which);
+
+/* Reap the children stack_restart_*() started that have exited (call now and then). */
+void stack_reap(void);
