@@ -36,7 +36,7 @@ void log_set_max_level(int max_prio) {
         log_max = max_prio;
 }
 
-static void log_va(int prio, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void log_va(int prio, const char *fmt, va_list ap) {
         static const char *const names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
         char line[2048];
 

@@ -20,6 +20,9 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < fuzz_targets_count; i++)
                 if (strcmp(fuzz_targets[i].name, argv[1]) == 0)
                         t = &fuzz_targets[i];
+        for (size_t i = 0; i < fuzz_targets_whole_count; i++)
+                if (strcmp(fuzz_targets_whole[i].name, argv[1]) == 0)
+                        t = &fuzz_targets_whole[i];
         if (!t) {
                 fprintf(stderr, "fuzz-replay: unknown target %s\n", argv[1]);
                 return 64;

@@ -6,10 +6,13 @@
 #include <string.h>
 
 #include "conf.h"
+#include "requests.h"
+#include "fuzz-agent.h"
 #include "targets.h"
 #include "teep-component.h"
 #include "teep-cose.h"
 #include "teep-eat.h"
+#include "teep-encrypt.h"
 #include "teep-message.h"
 #include "teep-suit.h"
 
@@ -41,6 +44,7 @@ static void load_keys(void) {
 }
 
 void fuzz_targets_cleanup(void) {
+        fuzz_targets_agent_cleanup();
         for (size_t i = 0; i < N_KEYS; i++)
                 keys[i] = teep_key_free(keys[i]);
 }
@@ -186,6 +190,29 @@ int fuzz_target_key(const uint8_t *data, size_t size) {
         return 0;
 }
 
+/* requests.d declarations: whatever parses holds only valid names and URIs, within the limits. */
+int fuzz_target_requests(const uint8_t *data, size_t size) {
+        TeepRequests r = {};
+        char err[256];
+        int k;
+
+        k = teep_requests_parse("fuzz.conf", (const char *)data, size, &r, err, sizeof(err));
+        if (k < 0) {
+                FUZZ_ASSERT(strncmp(err, "fuzz.conf", 9) == 0);
+                return k;
+        }
+        FUZZ_ASSERT(r.n_items <= TEEP_REQUESTS_MAX_COMPONENTS);
+        for (size_t i = 0; i < r.n_items; i++) {
+                FUZZ_ASSERT(r.items[i].component && r.items[i].n_tam_uris >= 1 &&
+                            r.items[i].n_tam_uris <= TEEP_REQUESTS_MAX_TAMS);
+                for (size_t j = 0; j < r.items[i].n_tam_uris; j++)
+                        FUZZ_ASSERT(teep_requests_tam_uri_is_valid(r.items[i].tam_uris[j]));
+                FUZZ_ASSERT(!r.items[i].tam_uris[r.items[i].n_tam_uris]);
+        }
+        teep_requests_done(&r);
+        return 0;
+}
+
 /* teepkit.conf: parse, then read back every section's keys; values never escape their line. */
 int fuzz_target_conf(const uint8_t *data, size_t size) {
         TeepConf *c = NULL;
@@ -215,6 +242,37 @@ int fuzz_target_conf(const uint8_t *data, size_t size) {
         return 0;
 }
 
+/* encryption-info (SUIT parameter 19), then key agreement with a fixed device key and the
+ * decryption of a short ciphertext: hostile headers, ephemeral keys and wrapped keys. */
+int fuzz_target_encrypt(const uint8_t *data, size_t size) {
+        static const char kek_hex[] =
+                "a5010220012158205886cd61dd875862e5aaa820e7a15274c968a9bc96048ddcace32f50c3651ba32258209eed8125e932cd60"
+                "c0ead3650d0a485cf726d378d1b016ed4298b2961e258f1b23582060fe6dd6d85d5740a5349b6f91267eeac5ba81b8cb53ee249e"
+                "4b4eb102c476b3";
+        static TeepKey *kek;
+        static const uint8_t ct[40];
+        TeepEncryptionInfo info;
+        TeepDecryptor *d = NULL;
+        uint8_t out[sizeof(ct) + 16];
+        size_t n = 0;
+        int k;
+
+        if (!kek)
+                FUZZ_ASSERT(teep_key_from_any(&kek, (const uint8_t *)kek_hex, strlen(kek_hex), NULL) == 0);
+        k = teep_encryption_info_decode(TEEP_BUF(data, size), &info, NULL);
+        if (k < 0)
+                return k;
+        FUZZ_ASSERT(info.n_recipients >= 1 && info.n_recipients <= TEEP_ENC_MAX_RECIPIENTS);
+        k = teep_decryptor_new(&d, &info, kek, sizeof(ct), NULL);
+        if (k < 0)
+                return k;
+        k = teep_decryptor_update(d, ct, sizeof(ct), out, &n, NULL);
+        FUZZ_ASSERT(k == 0 && n <= sizeof(ct));
+        k = teep_decryptor_finish(d, out + n, &n, NULL);
+        teep_decryptor_free(d);
+        return k;
+}
+
 const FuzzTarget fuzz_targets[] = {
         { "cbor", fuzz_target_cbor },
         { "cose", fuzz_target_cose },
@@ -224,5 +282,16 @@ const FuzzTarget fuzz_targets[] = {
         { "component", fuzz_target_component },
         { "key", fuzz_target_key },
         { "conf", fuzz_target_conf },
+        { "requests", fuzz_target_requests },
+        { "state", fuzz_target_state },
+        { "encrypt", fuzz_target_encrypt },
 };
 const size_t fuzz_targets_count = sizeof(fuzz_targets) / sizeof(fuzz_targets[0]);
+
+/* The agent's whole message path: milliseconds per input (signatures), so not part of the
+ * table the mutation test runs 400,000 inputs through; their own corpus replays them. */
+const FuzzTarget fuzz_targets_whole[] = {
+        { "agent", fuzz_target_agent },
+        { "agent-resign", fuzz_target_agent_resign },
+};
+const size_t fuzz_targets_whole_count = sizeof(fuzz_targets_whole) / sizeof(fuzz_targets_whole[0]);
