@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* teep-bench.c: the measuring half of bench/run — crypto floor, HTTP round trips, install loops
+ * and the concurrent-load driver against a running devstack, and a tiny file server for big
+ * URI payloads. Prints figures; asserts nothing about time. See bench/README.md.
+ *
+ *   teep-bench crypto --iterations N --update-size BYTES
+ *   teep-bench rtt URL N
+ *   teep-bench install-loop --prefix P --count N --staging DIR --tcs DIR [--unrequest] [--cpu-pid PID]...
+ *   teep-bench request COMPONENT...             (in order, each waited for; prints ns per request)
+ *   teep-bench load --prefix P --tcs N --clients C --calls K --uid-base UID [--stop-pid PID]
+ *   teep-bench serve DIR PORT_FILE LIFETIME_SEC
+ *   teep-bench fsync DIR N                     (median of N atomic 4 KiB file replaces in DIR)
+ *
+ * Talks to $DBUS_SYSTEM_BUS_ADDRESS (source the devstack's env file first).
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BROKER_NAME  "org.teepkit.Broker1"
+#define BROKER_PATH  "/org/teepkit/Broker1"
+#define BROKER_IFACE "org.teepkit.Broker1"
+#define JOB_IFACE    "org.teepkit.Broker1.Job"
+
+/* No job of a benchmark may take longer than this (a stuck stack must not hang the run). */
+#define JOB_TIMEOUT_USEC (600ull * 1000000ull)
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile (0..100) by nearest rank of n sorted values. */
+static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned p) {
+        size_t rank = (n * p + 99) / 100;
+        return n == 0 ? 0 : sorted[rank == 0 ? 0 : rank - 1];
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...) {
+        va_list ap;
+        fputs("teep-bench: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        exit(1);
+}
+
+/* ---- crypto: the signature operations of one install session, with gnutls ---- */
+
+typedef struct {
+        gnutls_privkey_t priv;
+        gnutls_pubkey_t pub;
+} KeyPair;
+
+static void keypair_new(KeyPair *k) {
+        if (gnutls_privkey_init(&k->priv) < 0 ||
+            gnutls_privkey_generate(k->priv, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
+            gnutls_pubkey_init(&k->pub) < 0 || gnutls_pubkey_import_privkey(k->pub, k->priv, 0, 0) < 0)
+                die("cannot make a P-256 key");
+}
+
+static void sign(const KeyPair *k, const gnutls_datum_t *data, gnutls_datum_t *sig) {
+        if (gnutls_privkey_sign_data2(k->priv, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, 0, data, sig) < 0)
+                die("sign failed");
+}
+
+static void verify(const KeyPair *k, const gnutls_datum_t *data, const gnutls_datum_t *sig) {
+        if (gnutls_pubkey_verify_data2(k->pub, GNUTLS_SIGN_ECDSA_SECP256R1_SHA256, 0, data, sig) < 0)
+                die("verify failed");
+}
+
+static gnutls_datum_t blob(size_t n, uint8_t fill) {
+        gnutls_datum_t d = { .data = malloc(n ? n : 1), .size = (unsigned)n };
+        if (!d.data)
+                die("out of memory");
+        memset(d.data, fill, n);
+        return d;
+}
+
+/*
+ * One ESP256 (ECDSA P-256, SHA-256) install session as the agent sees it, with the sizes of
+ * the Sig_structures it signs or checks: verify the QueryRequest (TAM key), sign the
+ * QueryResponse and the EAT inside it (device key), verify the Update (TAM key; it carries
+ * the envelope and its integrated payload), verify the SUIT manifest's COSE_Sign1 (signer key,
+ * over the digest), sign the Success. Prints the median session in ns and the parts.
+ */
+static int cmd_crypto(int argc, char **argv) {
+        unsigned iterations = 200;
+        size_t update_size = 512;
+        KeyPair tam, signer, device;
+        gnutls_datum_t qr, qresp, eat, upd, suit, ok, s_qr, s_upd, s_suit;
+        uint64_t *times, sign_ns = 0, verify_ns = 0;
+
+        for (int i = 0; i < argc; i++) {
+                if (strcmp(argv[i], "--iterations") == 0 && i + 1 < argc)
+                        iterations = (unsigned)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--update-size") == 0 && i + 1 < argc)
+                        update_size = (size_t)strtoull(argv[++i], NULL, 10);
+                else
+                        die("crypto: unknown argument %s", argv[i]);
+        }
+        if (iterations == 0)
+                die("crypto: --iterations must be positive");
+        keypair_new(&tam);
+        keypair_new(&signer);
+        keypair_new(&device);
+        qr = blob(160, 1);
+        qresp = blob(420, 2);
+        eat = blob(300, 3);
+        upd = blob(update_size + 200, 4);
+        suit = blob(110, 5);
+        ok = blob(90, 6);
+        sign(&tam, &qr, &s_qr);
+        sign(&tam, &upd, &s_upd);
+        sign(&signer, &suit, &s_suit);
+        times = calloc(iterations, sizeof(*times));
+        if (!times)
+                die("out of memory");
+        for (unsigned i = 0; i < iterations + 5; i++) { /* 5 warm-up rounds, not counted */
+                gnutls_datum_t a, b, c;
+                uint64_t t0 = now_ns(), t1, t2;
+
+                verify(&tam, &qr, &s_qr);
+                t1 = now_ns();
+                sign(&device, &eat, &a);
+                sign(&device, &qresp, &b);
+                t2 = now_ns();
+                verify(&tam, &upd, &s_upd);
+                verify(&signer, &suit, &s_suit);
+                uint64_t t3 = now_ns();
+                sign(&device, &ok, &c);
+                uint64_t t4 = now_ns();
+                gnutls_free(a.data);
+                gnutls_free(b.data);
+                gnutls_free(c.data);
+                if (i < 5)
+                        continue;
+                times[i - 5] = t4 - t0;
+                verify_ns += (t1 - t0) + (t3 - t2);
+                sign_ns += (t2 - t1) + (t4 - t3);
+        }
+        qsort(times, iterations, sizeof(*times), cmp_u64);
+        printf("session_ns=%" PRIu64 " min_ns=%" PRIu64 " sign3_ns=%" PRIu64 " verify3_ns=%" PRIu64
+               " iterations=%u update_bytes=%zu\n",
+               percentile(times, iterations, 50), times[0], sign_ns / iterations, verify_ns / iterations, iterations,
+               (size_t)upd.size);
+        free(times);
+        return 0;
+}
+
+/* ---- rtt: loopback HTTP round trips with libcurl, one kept-alive connection ---- */
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        return size * nmemb;
+}
+
+static int cmd_rtt(int argc, char **argv) {
+        unsigned n;
+        uint64_t *times;
+        CURL *c;
+
+        if (argc != 2)
+                die("usage: rtt URL N");
+        n = (unsigned)strtoul(argv[1], NULL, 10);
+        if (n == 0)
+                die("rtt: N must be positive");
+        times = calloc(n, sizeof(*times));
+        c = curl_easy_init();
+        if (!times || !c)
+                die("out of memory");
+        curl_easy_setopt(c, CURLOPT_URL, argv[0]);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        for (unsigned i = 0; i < n + 5; i++) {
+                uint64_t t0 = now_ns();
+                long status = 0;
+                CURLcode e = curl_easy_perform(c);
+
+                if (e != CURLE_OK)
+                        die("rtt: %s: %s", argv[0], curl_easy_strerror(e));
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+                if (status != 200)
+                        die("rtt: %s answered HTTP %ld", argv[0], status);
+                if (i >= 5)
+                        times[i - 5] = now_ns() - t0;
+        }
+        curl_easy_cleanup(c);
+        qsort(times, n, sizeof(*times), cmp_u64);
+        printf("rtt_ns=%" PRIu64 " p99_ns=%" PRIu64 " n=%u\n", percentile(times, n, 50), percentile(times, n, 99), n);
+        free(times);
+        return 0;
+}
+
+/* ---- fsync: what one durable small file replace costs on this file system ---- */
+
+/*
+ * The pattern the agent and the installer use for every file they keep: write a temporary
+ * file, fsync it, rename it over the old one, fsync the directory. Median of N in DIR.
+ */
+static int cmd_fsync(int argc, char **argv) {
+        char block[4096];
+        unsigned n;
+        uint64_t *times;
+        int dir_fd;
+
+        if (argc != 2)
+                die("usage: fsync DIR N");
+        n = (unsigned)strtoul(argv[1], NULL, 10);
+        if (n == 0)
+                die("fsync: N must be positive");
+        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        times = calloc(n, sizeof(*times));
+        if (dir_fd < 0 || !times)
+                die("fsync: %s: %m", argv[0]);
+        memset(block, 0x5a, sizeof(block));
+        for (unsigned i = 0; i < n; i++) {
+                uint64_t t0 = now_ns();
+                int fd = openat(dir_fd, ".teep-bench-tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                if (fd < 0 || write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fsync(fd) < 0 ||
+                    close(fd) < 0 || renameat(dir_fd, ".teep-bench-tmp", dir_fd, ".teep-bench-file") < 0 ||
+                    fsync(dir_fd) < 0)
+                        die("fsync: %s: %m", argv[0]);
+                times[i] = now_ns() - t0;
+        }
+        (void)unlinkat(dir_fd, ".teep-bench-file", 0);
+        close(dir_fd);
+        qsort(times, n, sizeof(*times), cmp_u64);
+        printf("fsync_ns=%" PRIu64 " p99_ns=%" PRIu64 " n=%u\n", percentile(times, n, 50), percentile(times, n, 99), n);
+        free(times);
+        return 0;
+}
+
+/* ---- jobs on the broker ---- */
+
+typedef struct {
+        char path[128];
+        char result[64];
+        char error[256];
+        bool done;
+} Job;
+
+static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Job *j = userdata;
+        const char *result = NULL, *ename = NULL, *emsg = NULL;
+
+        if (strcmp(sd_bus_message_get_path(m) ?: "", j->path) != 0)
+                return 0;
+        if (sd_bus_message_read(m, "sss", &result, &ename, &emsg) < 0)
+                return 0;
+        snprintf(j->result, sizeof(j->result), "%s", result);
+        snprintf(j->error, sizeof(j->error), "%s%s%s", ename, *ename ? ": " : "", emsg);
+        j->done = true;
+        return 0;
+}
+
+/* Wait until every job in jobs[] is done (their Finished matches are in place). */
+static int wait_jobs(sd_bus *bus, Job *jobs, size_t n) {
+        uint64_t deadline = now_ns() + JOB_TIMEOUT_USEC * 1000ull;
+
+        for (;;) {
+                size_t left = 0;
+                int r;
+
+                for (size_t i = 0; i < n; i++)
+                        left += !jobs[i].done;
+                if (left == 0)
+                        return 0;
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                if (now_ns() >= deadline)
+                        return -ETIMEDOUT;
+                r = sd_bus_wait(bus, 1000000);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+}
+
+/* Call RequestTA or UnrequestTA; store the job path. The caller has a Finished match already. */
+static int call_job(sd_bus *bus, const char *method, const char *component, Job *j) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path;
+        int r;
+
+        *j = (Job){};
+        if (strcmp(method, "RequestTA") == 0)
+                r = sd_bus_call_method(bus, BROKER_NAME, BROKER_PATH, BROKER_IFACE, method, &e, &reply, "sasa{sv}",
+                                       component, 0, 0);
+        else
+                r = sd_bus_call_method(bus, BROKER_NAME, BROKER_PATH, BROKER_IFACE, method, &e, &reply, "sa{sv}",
+                                       component, 0);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "o", &path);
+        if (r >= 0)
+                snprintf(j->path, sizeof(j->path), "%s", path);
+        else
+                fprintf(stderr, "teep-bench: %s %s: %s\n", method, component, e.message ?: strerror(-r));
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        return r;
+}
+
+static sd_bus *bus_open(void) {
+        sd_bus *bus = NULL;
+        int r = sd_bus_open_system(&bus);
+        if (r < 0)
+                die("cannot connect to the system bus (%s): %s", getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default",
+                    strerror(-r));
+        return bus;
+}
+
+/* CPU time (ns) a process has used so far: the sum of its threads' schedstat run times. */
+static uint64_t proc_cpu_ns(pid_t pid) {
+        char path[64];
+        uint64_t sum = 0;
+        DIR *d;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                die("cannot read %s: %m", path);
+        while ((de = readdir(d))) {
+                char p[320];
+                unsigned long long run = 0;
+                FILE *f;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", (int)pid, de->d_name);
+                f = fopen(p, "re");
+                if (!f)
+                        continue;
+                if (fscanf(f, "%llu", &run) == 1)
+                        sum += run;
+                fclose(f);
+        }
+        closedir(d);
+        return sum;
+}
+
+/* utime and stime of a process in clock ticks (/proc/PID/stat fields 14 and 15). */
+static void proc_ticks(pid_t pid, unsigned long long *ret_user, unsigned long long *ret_sys) {
+        char path[64], buf[1024], *p;
+        FILE *f;
+        size_t n;
+
+        *ret_user = *ret_sys = 0;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        p = strrchr(buf, ')'); /* the command name may hold spaces */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", ret_user, ret_sys) != 2)
+                *ret_user = *ret_sys = 0;
+}
+
+/* One job, start to Finished. Returns its wall time in ns; dies on failure unless ok_results. */
+static uint64_t run_job(sd_bus *bus, const char *method, const char *component, const char *want) {
+        Job j;
+        sd_bus_slot *slot = NULL;
+        uint64_t t0;
+        int r;
+
+        r = sd_bus_match_signal(bus, &slot, BROKER_NAME, NULL, JOB_IFACE, "Finished", on_finished, &j);
+        if (r < 0)
+                die("cannot add a match: %s", strerror(-r));
+        t0 = now_ns();
+        if (call_job(bus, method, component, &j) < 0)
+                exit(1);
+        r = wait_jobs(bus, &j, 1);
+        t0 = now_ns() - t0;
+        sd_bus_slot_unref(slot);
+        if (r < 0)
+                die("%s %s: %s", method, component, strerror(-r));
+        if (want && strcmp(j.result, want) != 0)
+                die("%s %s: result %s, wanted %s (%s)", method, component, j.result, want, j.error);
+        return t0;
+}
+
+static void move_file(const char *from_dir, const char *to_dir, const char *name) {
+        char a[4096], b[4096];
+
+        snprintf(a, sizeof(a), "%s/%s", from_dir, name);
+        snprintf(b, sizeof(b), "%s/%s", to_dir, name);
+        if (rename(a, b) < 0)
+                die("rename %s %s: %m", a, b);
+}
+
+/*
+ * Install count TCs named PREFIX-i one after another (envelope PREFIX-i.suit moved from the
+ * staging directory into the TAM's catalog just before, and back after, so the TAM's catalog
+ * stays one envelope long). With --unrequest each is removed again (untimed) so every install
+ * starts from the same device state. Prints one line per install: i wall_ns cpu_ns... (the CPU
+ * time each --cpu-pid process used from the call to its Finished, plus 20 ms to settle), then
+ * for each --cpu-pid its user and system clock ticks over the same window.
+ */
+static int cmd_install_loop(int argc, char **argv) {
+        const char *prefix = NULL, *staging = NULL, *tcs = NULL;
+        unsigned count = 0, n_pids = 0;
+        pid_t pids[8];
+        bool unrequest = false;
+        sd_bus *bus;
+
+        for (int i = 0; i < argc; i++) {
+                if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
+                        prefix = argv[++i];
+                else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+                        count = (unsigned)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--staging") == 0 && i + 1 < argc)
+                        staging = argv[++i];
+                else if (strcmp(argv[i], "--tcs") == 0 && i + 1 < argc)
+                        tcs = argv[++i];
+                else if (strcmp(argv[i], "--unrequest") == 0)
+                        unrequest = true;
+                else if (strcmp(argv[i], "--cpu-pid") == 0 && i + 1 < argc && n_pids < 8)
+                        pids[n_pids++] = (pid_t)strtol(argv[++i], NULL, 10);
+                else
+                        die("install-loop: unknown argument %s", argv[i]);
+        }
+        if (!prefix || !staging || !tcs || count == 0)
+                die("install-loop needs --prefix, --count, --staging and --tcs");
+        bus = bus_open();
+        for (unsigned i = 0; i < count; i++) {
+                char component[256], file[300];
+                uint64_t cpu0[8], wall;
+                unsigned long long u0[8], s0[8];
+                const struct timespec settle = { .tv_nsec = 20 * 1000 * 1000 };
+
+                snprintf(component, sizeof(component), "%s-%u", prefix, i);
+                snprintf(file, sizeof(file), "%s-%u.suit", strrchr(prefix, '/') ? strrchr(prefix, '/') + 1 : prefix, i);
+                move_file(staging, tcs, file);
+                for (unsigned p = 0; p < n_pids; p++) {
+                        cpu0[p] = proc_cpu_ns(pids[p]);
+                        proc_ticks(pids[p], &u0[p], &s0[p]);
+                }
+                wall = run_job(bus, "RequestTA", component, "installed");
+                (void)nanosleep(&settle, NULL);
+                printf("%u %" PRIu64, i, wall);
+                for (unsigned p = 0; p < n_pids; p++)
+                        printf(" %" PRIu64, proc_cpu_ns(pids[p]) - cpu0[p]);
+                for (unsigned p = 0; p < n_pids; p++) {
+                        unsigned long long u1, s1;
+                        proc_ticks(pids[p], &u1, &s1);
+                        printf(" %llu %llu", u1 - u0[p], s1 - s0[p]);
+                }
+                printf("\n");
+                fflush(stdout);
+                if (unrequest)
+                        (void)run_job(bus, "UnrequestTA", component, "removed");
+                move_file(tcs, staging, file);
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+/* Request each component in turn, waiting for it; print its wall time in ns. */
+static int cmd_request(int argc, char **argv) {
+        sd_bus *bus = bus_open();
+
+        for (int i = 0; i < argc; i++)
+                printf("%s %" PRIu64 "\n", argv[i], run_job(bus, "RequestTA", argv[i], "installed"));
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+/* ---- load: C clients (each its own uid and bus connection), K RequestTA calls each ---- */
+
+/* One client: K calls, then wait for all K jobs. Exit 0 when every job ended installed or
+ * already-installed. Jobs are watched per path; a job that ended before its match was added
+ * is read from its Result property (jobs stay readable 30 s after they end). */
+static int load_client(const char *prefix, unsigned client, unsigned calls, unsigned n_tcs) {
+        Job *jobs = calloc(calls, sizeof(*jobs));
+        sd_bus *bus = bus_open();
+        int bad = 0;
+
+        if (!jobs)
+                return 2;
+        for (unsigned k = 0; k < calls; k++) {
+                char component[256], *result = NULL;
+                int r;
+
+                snprintf(component, sizeof(component), "%s-%u", prefix, (client * calls + k) % n_tcs);
+                if (call_job(bus, "RequestTA", component, &jobs[k]) < 0)
+                        return 3;
+                r = sd_bus_match_signal(bus, NULL, BROKER_NAME, jobs[k].path, JOB_IFACE, "Finished", on_finished,
+                                        &jobs[k]);
+                if (r < 0)
+                        return 3;
+                r = sd_bus_get_property_string(bus, BROKER_NAME, jobs[k].path, JOB_IFACE, "Result", NULL, &result);
+                if (r >= 0 && result && *result && !jobs[k].done) {
+                        snprintf(jobs[k].result, sizeof(jobs[k].result), "%s", result);
+                        jobs[k].done = true;
+                }
+                free(result);
+        }
+        if (wait_jobs(bus, jobs, calls) < 0)
+                return 4;
+        for (unsigned k = 0; k < calls; k++)
+                if (strcmp(jobs[k].result, "installed") != 0 && strcmp(jobs[k].result, "already-installed") != 0) {
+                        fprintf(stderr, "teep-bench: client %u job %s: %s %s\n", client, jobs[k].path, jobs[k].result,
+                                jobs[k].error);
+                        bad = 1;
+                }
+        sd_bus_flush_close_unref(bus);
+        free(jobs);
+        return bad ? 5 : 0;
+}
+
+/*
+ * Fork the clients (uid uid_base+i each, so the per-user job limit is one client's), let them
+ * all go at once, and print the wall time until the last one is done. With --stop-pid, that
+ * process (the TAM) is stopped while the clients make their calls and continued once they all
+ * have their jobs: the time then starts at the continue (one session carrying everything).
+ */
+static int cmd_load(int argc, char **argv) {
+        const char *prefix = NULL;
+        unsigned n_tcs = 0, clients = 0, calls = 0;
+        uid_t uid_base = 0;
+        pid_t stop_pid = 0, *kids;
+        int go[2], ready[2], failed = 0;
+        uint64_t t0;
+
+        for (int i = 0; i < argc; i++) {
+                if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
+                        prefix = argv[++i];
+                else if (strcmp(argv[i], "--tcs") == 0 && i + 1 < argc)
+                        n_tcs = (unsigned)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--clients") == 0 && i + 1 < argc)
+                        clients = (unsigned)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc)
+                        calls = (unsigned)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--uid-base") == 0 && i + 1 < argc)
+                        uid_base = (uid_t)strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--stop-pid") == 0 && i + 1 < argc)
+                        stop_pid = (pid_t)strtol(argv[++i], NULL, 10);
+                else
+                        die("load: unknown argument %s", argv[i]);
+        }
+        if (!prefix || n_tcs == 0 || clients == 0 || calls == 0 || uid_base == 0)
+                die("load needs --prefix, --tcs, --clients, --calls and --uid-base");
+        kids = calloc(clients, sizeof(*kids));
+        if (!kids || pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+                die("out of resources");
+        fflush(NULL);
+        for (unsigned c = 0; c < clients; c++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        die("fork: %m");
+                if (pid == 0) {
+                        char byte;
+                        uid_t uid = uid_base + c;
+                        close(go[1]);
+                        close(ready[0]);
+                        if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+                                _exit(6);
+                        (void)write(ready[1], "r", 1);
+                        if (read(go[0], &byte, 1) < 0) /* EOF: go */
+                                _exit(6);
+                        alarm(JOB_TIMEOUT_USEC / 1000000ull + 30);
+                        _exit(load_client(prefix, c, calls, n_tcs));
+                }
+                kids[c] = pid;
+        }
+        close(go[0]);
+        close(ready[1]);
+        for (unsigned c = 0; c < clients; c++) {
+                char byte;
+                if (read(ready[0], &byte, 1) != 1)
+                        die("a client did not start");
+        }
+        if (stop_pid > 0 && kill(stop_pid, SIGSTOP) < 0)
+                die("cannot stop %d: %m", (int)stop_pid);
+        t0 = now_ns();
+        close(go[1]); /* everyone goes */
+        if (stop_pid > 0) {
+                /* every client has its jobs once each one is past its calls: wait for the
+                 * broker to hold clients*calls unfinished jobs, read from the jobs' paths is
+                 * not possible from here, so poll the agent's request count instead. */
+                sd_bus *bus = bus_open();
+                uint64_t deadline = now_ns() + 60ull * 1000000000ull;
+                for (;;) {
+                        sd_bus_error e = SD_BUS_ERROR_NULL;
+                        sd_bus_message *reply = NULL;
+                        unsigned n = 0;
+                        int r = sd_bus_get_property(bus, BROKER_NAME, BROKER_PATH, BROKER_IFACE, "Requests", &e,
+                                                    &reply, "a(ss)");
+                        if (r >= 0 && sd_bus_message_enter_container(reply, 'a', "(ss)") >= 0)
+                                while (sd_bus_message_skip(reply, "(ss)") > 0)
+                                        n++;
+                        sd_bus_message_unref(reply);
+                        sd_bus_error_free(&e);
+                        if (n >= clients * calls || now_ns() > deadline)
+                                break;
+                        usleep(2000);
+                }
+                sd_bus_flush_close_unref(bus);
+                t0 = now_ns();
+                if (kill(stop_pid, SIGCONT) < 0)
+                        die("cannot continue %d: %m", (int)stop_pid);
+        }
+        for (unsigned c = 0; c < clients; c++) {
+                int status;
+                while (waitpid(kids[c], &status, 0) < 0)
+                        if (errno != EINTR)
+                                die("waitpid: %m");
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                        fprintf(stderr, "teep-bench: client %u failed (status 0x%x)\n", c, (unsigned)status);
+                        failed++;
+                }
+        }
+        printf("total_ns=%" PRIu64 " clients=%u calls=%u failed_clients=%d\n", now_ns() - t0, clients, calls, failed);
+        free(kids);
+        return failed ? 1 : 0;
+}
+
+/* ---- serve: GET /NAME from DIR with sendfile, 127.0.0.1 only, for big URI payloads ---- */
+
+static void serve_one(int dir_fd, int c) {
+        char req[8192], name[256], head[256];
+        size_t got = 0;
+        struct stat st;
+        off_t off = 0;
+        int fd;
+
+        while (got < sizeof(req) - 1) {
+                ssize_t n = read(c, req + got, sizeof(req) - 1 - got);
+                if (n <= 0)
+                        return;
+                got += (size_t)n;
+                req[got] = '\0';
+                if (strstr(req, "\r\n\r\n"))
+                        break;
+        }
+        if (sscanf(req, "GET /%255[A-Za-z0-9._-] HTTP/1.", name) != 1 || name[0] == '.' ||
+            (fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+                static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                (void)write(c, nf, sizeof(nf) - 1);
+                return;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return;
+        }
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %lld\r\n"
+                 "Connection: close\r\n\r\n",
+                 (long long)st.st_size);
+        if (write(c, head, strlen(head)) == (ssize_t)strlen(head))
+                while (off < st.st_size)
+                        if (sendfile(c, fd, &off, (size_t)(st.st_size - off)) <= 0)
+                                break;
+        close(fd);
+}
+
+static int cmd_serve(int argc, char **argv) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t alen = sizeof(a);
+        int s, dir_fd;
+        FILE *f;
+
+        if (argc != 3)
+                die("usage: serve DIR PORT_FILE LIFETIME_SEC");
+        dir_fd = open(argv[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (dir_fd < 0 || s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0 ||
+            getsockname(s, (struct sockaddr *)&a, &alen) < 0)
+                die("serve: cannot listen on 127.0.0.1: %m");
+        alarm((unsigned)strtoul(argv[2], NULL, 10)); /* bounded lifetime: SIGALRM ends us */
+        signal(SIGPIPE, SIG_IGN);
+        f = fopen(argv[1], "we");
+        if (!f)
+                die("serve: %s: %m", argv[1]);
+        fprintf(f, "%u\n", (unsigned)ntohs(a.sin_port));
+        fclose(f);
+        for (;;) {
+                int c = accept4(s, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        die("serve: accept: %m");
+                }
+                serve_one(dir_fd, c);
+                close(c);
+        }
+}
+
+int main(int argc, char *argv[]) {
+        static const struct {
+                const char *verb;
+                int (*fn)(int argc, char **argv);
+        } verbs[] = {
+                { "crypto", cmd_crypto }, { "rtt", cmd_rtt },         { "install-loop", cmd_install_loop },
+                { "request", cmd_request }, { "load", cmd_load },   { "serve", cmd_serve },
+                { "fsync", cmd_fsync },
+        };
+
+        if (argc < 2)
+                die("usage: teep-bench crypto|rtt|install-loop|request|load|serve|fsync ARGS... (see bench/README.md)");
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                if (strcmp(argv[1], verbs[i].verb) == 0)
+                        return verbs[i].fn(argc - 2, argv + 2);
+        die("unknown verb %s", argv[1]);
+}
