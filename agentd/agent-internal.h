@@ -80,6 +80,18 @@ int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode);
 /* A sealed memfd holding data (for Installer1.Install). */
 int memfd_from_data(const char *name, const void *data, size_t len);
+/* The same from len bytes of srcfd (from offset 0), copied in the kernel where it can be. */
+int memfd_from_fd(const char *name, int srcfd, uint64_t len);
+/* Like write_file_atomic_at() (data, then src_len bytes of srcfd from offset 0 when srcfd >= 0)
+ * but without fsync: the caller makes it durable (syncfs) before anything durable refers to it. */
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len,
+                           mode_t mode);
+/* 1 and the size when fd is a memfd sealed against write, grow and shrink; 0 when not; -errno. */
+int sealed_memfd_size(int fd, uint64_t *ret_size);
+/* SHA-256 of the first len bytes of fd, read in chunks with pread (the offset stays). */
+int fd_sha256(int fd, uint64_t len, uint8_t ret[32]);
+/* 1 when the first len bytes of fd are data (of data_len bytes), 0 when not, -errno. */
+int fd_equals(int fd, uint64_t len, const uint8_t *data, size_t data_len);
 
 /* ---- the agent ---- */
 
@@ -87,6 +99,8 @@ int memfd_from_data(const char *name, const void *data, size_t len);
 #define AGENT_EXCHANGE_LIFETIME_USEC (UINT64_C(6) * 3600 * 1000000) /* the TAM may take hours */
 #define AGENT_UNAUTH_ERRORS_PER_MINUTE 10
 #define AGENT_MAX_REQUESTS 4096
+#define AGENT_MAX_REQUESTS_PER_REQUESTER 1024 /* so that one user cannot take every slot (docs/limits.md) */
+#define AGENT_MAX_TCS 4096 /* installed TCs: an Update that would exceed it fails (docs/limits.md) */
 #define AGENT_MAX_KEYS 64
 
 /* A QueryResponse we sent: an Update must name its token (or, when the QueryRequest had none,
@@ -101,6 +115,9 @@ typedef struct AgentExchange {
         int64_t alg;            /* the suite the agent selected (its signing alg) */
         uint64_t created_usec;
 } AgentExchange;
+
+typedef struct AgentTamHints AgentTamHints; /* tam-policy.c */
+typedef struct AgentCaFile AgentCaFile;     /* x5chain.c */
 
 typedef struct AgentKeyFile {
         char *name;
@@ -136,6 +153,28 @@ struct Agent {
         uint64_t unauth_window_usec;
         unsigned unauth_count;
 
+        /* The last TEEP Error built for a TAM (agent_build_error()), so the daemon can tell the
+         * broker why (the Refused signal): refusal_errno 0 = none since it was cleared.
+         * refusal_hint: the errno behind the next Error, set by callers that know it. */
+        int refusal_errno;
+        int refusal_hint;
+        char refusal_msg[256];
+
+        /* CA certificates from TrustAnchorDirectory for x5chain (x5chain.c) */
+        AgentCaFile *cas;
+        size_t n_cas;
+
+        /* the administrator's trust-anchor list (trust-anchors.c) */
+        TeepKey *admin_key;
+        bool trust_list_active;
+        uint64_t trust_list_seq;
+        uint8_t trust_list_digest[32];
+
+        /* several TAMs (tam-policy.c) */
+        AgentTamHints *tam_hints;
+        size_t n_tam_hints;
+        uint64_t *tam_checked_usec; /* per [TAM]: the last policy check (0 = never) */
+
         /* EAT identity, read once at start */
         uint8_t oemid[16];
         size_t oemid_len;
@@ -147,6 +186,43 @@ struct Agent {
 
 uint64_t agent_now_usec(void);
 void agent_notify(Agent *a, unsigned what);
+
+/* tam-policy.c: several TAMs */
+void agent_tam_policy_free(Agent *a);
+/* Remember a pending component's own TAM list (RequestTA's tam_uris; untrusted ones dropped). */
+int agent_tam_note_hints(Agent *a, const char *component, char *const *hints);
+/* The TAM to try after failed_uri: along the list of a pending component that names it, then
+ * the other configured TAMs in order. NULL (errno untouched) when there is none. */
+char *agent_tam_next_after(const Agent *a, const char *failed_uri);
+/* Whether a policy check should contact TAM index tam now (PolicyCheckInterval= per [TAM]);
+ * records the check when it returns true. */
+bool agent_tam_policy_due(Agent *a, size_t tam, uint64_t now_usec);
+/* Whether TAM tam/tam_uri may replace or remove component: only the TAM that installed it,
+ * unless ManageAnyComponent=yes or that TAM is no longer configured. */
+bool agent_tam_may_manage(const Agent *a, size_t tam, const char *tam_uri, const char *component);
+
+/* x5chain.c: TAM certificate chains */
+int agent_x5chain_load(Agent *a);
+void agent_x5chain_free(Agent *a);
+/* The leaf key of the x5chain in h, verified up to a CA certificate TAM tam may use, with the
+ * CRLs in CRLDirectory=. Errors of teep_x5chain_verify(). */
+int agent_x5chain_leaf(Agent *a, size_t tam, const TeepCoseHeaders *h, TeepKey **ret, TeepError *err);
+
+/* trust-anchors.c: the TAM trust anchors as the administrator's signed list names them */
+#define AGENT_TRUST_LIST_COMPONENT "teepkit/trust-anchors"
+/* Read AdminKey= and, when the state directory holds a list, verify it and make it the anchor
+ * set (replacing TrustAnchorDirectory's). A list that no longer verifies fails the start. */
+int agent_trust_list_load(Agent *a);
+void agent_trust_list_free(Agent *a);
+/* Whether component is the trust-anchor list's (never a Trusted Component). */
+bool agent_trust_list_reserved(const char *component);
+/* An Update carrying a trust-anchor list signed by AdminKey=: install it (or refuse) and answer.
+ * 0: no list in this Update (the caller goes on); 1: answered in *ret; < 0: -errno. */
+int agent_trust_list_update(Agent *a, size_t tam, const char *tam_uri, const TeepMessage *m, int64_t alg,
+                            const TeepBuf *token, uint8_t **ret, size_t *ret_len);
+
+/* pkcs11.c: the device key named by KeyURI= (the private half stays in the token) */
+int agent_load_pkcs11_key(Agent *a, TeepKey **ret);
 
 /* keys.c */
 int agent_load_trust(Agent *a);

@@ -50,6 +50,11 @@ static int config_copy(AgentConfig *dst, const AgentConfig *src) {
         DUP(oemid);
         DUP(hwmodel);
         DUP(hwversion);
+        DUP(key_uri);
+        DUP(pkcs11_module);
+        DUP(pin_file);
+        DUP(admin_key);
+        DUP(crl_dir);
 #undef DUP
         if (!oom && src->n_tams > 0) {
                 c.tams = calloc(src->n_tams, sizeof(AgentTamConfig));
@@ -62,6 +67,9 @@ static int config_copy(AgentConfig *dst, const AgentConfig *src) {
                         c.n_tams++;
                         d->uri = strdup(s->uri);
                         d->has_kid = s->has_kid;
+                        d->suite = s->suite;
+                        d->policy_check_interval_usec = s->policy_check_interval_usec;
+                        d->manage_any = s->manage_any;
                         d->kid_len = s->kid_len;
                         if (s->kid_len > 0) {
                                 d->kid = malloc(s->kid_len);
@@ -125,6 +133,9 @@ Agent *agent_free(Agent *a) {
         if (!a)
                 return NULL;
         teep_key_free(a->device_key);
+        agent_tam_policy_free(a);
+        agent_trust_list_free(a);
+        agent_x5chain_free(a);
         for (size_t i = 0; i < a->n_anchors; i++) {
                 free(a->anchors[i].name);
                 teep_key_free(a->anchors[i].key);
@@ -409,42 +420,79 @@ static char *choose_tam(const Agent *a, char *const *hints, const char *preferre
         return NULL;
 }
 
-int agent_request_ta(Agent *a, const char *requester, const char *component, char *const *tam_uris, char **ret_uri) {
-        AgentState next = {};
-        unsigned changed = 0;
-        char *uri = NULL;
+/* One RequestTA applied to next (a copy of the state that may already hold others of the same
+ * batch). Sets *changed bits; *ret_uri gets the TAM to contact, NULL when already installed. */
+static int request_apply(Agent *a, AgentState *next, const AgentRequestCall *c, unsigned *changed, char **ret_uri) {
+        _cleanup_free_ char *uri = NULL;
         int r;
 
-        if (!requester_valid(requester))
+        if (!requester_valid(c->requester))
                 return -EINVAL;
-        r = component_valid(component);
+        r = component_valid(c->component);
         if (r < 0)
                 return r;
-        if (agent_state_find_request(&a->state, requester, component) < 0 && a->state.n_reqs >= AGENT_MAX_REQUESTS)
-                return -E2BIG;
+        if (agent_state_find_request(next, c->requester, c->component) < 0) {
+                size_t mine = 0;
+                if (next->n_reqs >= AGENT_MAX_REQUESTS)
+                        return -E2BIG;
+                for (size_t i = 0; i < next->n_reqs; i++)
+                        mine += strcmp(next->reqs[i].requester, c->requester) == 0;
+                if (mine >= AGENT_MAX_REQUESTS_PER_REQUESTER)
+                        return log_warning_errno(-E2BIG, "RequestTA by %s refused: it holds %zu requests already (limit %d)",
+                                                 c->requester, mine, AGENT_MAX_REQUESTS_PER_REQUESTER);
+        }
 
-        if (agent_state_find_tc(&a->state, component) < 0) {
+        if (agent_state_find_tc(next, c->component) < 0) {
                 errno = 0;
-                uri = choose_tam(a, tam_uris, NULL);
+                uri = choose_tam(a, c->tam_uris, NULL);
                 if (!uri)
                         return errno == EADDRNOTAVAIL ? -EADDRNOTAVAIL : -ENOMEM;
+                r = agent_tam_note_hints(a, c->component, c->tam_uris);
+                if (r < 0)
+                        return r;
         }
 
-        r = agent_state_copy(&next, &a->state);
-        if (r >= 0)
-                r = agent_state_add_request(&next, requester, component);
+        r = agent_state_add_request(next, c->requester, c->component);
+        if (r < 0)
+                return r;
         if (r > 0)
-                changed |= AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
-        if (r >= 0 && agent_state_find_unneeded(&next, component) >= 0) {
+                *changed |= AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
+        if (agent_state_find_unneeded(next, c->component) >= 0) {
                 /* needed again before the TAM removed it */
-                agent_state_remove_unneeded(&next, component);
-                changed |= AGENT_CHANGED_PENDING;
+                agent_state_remove_unneeded(next, c->component);
+                *changed |= AGENT_CHANGED_PENDING;
         }
-        if (r >= 0 && changed)
+        *ret_uri = TAKE_PTR(uri);
+        return 0;
+}
+
+int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int *ret_r, char **ret_uri) {
+        AgentState next = {};
+        unsigned changed = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                ret_r[i] = 0;
+                ret_uri[i] = NULL;
+        }
+        r = agent_state_copy(&next, &a->state);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                /* a call that fails leaves next as it was (request_apply changes it last) */
+                ret_r[i] = request_apply(a, &next, &calls[i], &changed, &ret_uri[i]);
+        }
+        /* one durable write for the whole batch: what a burst of requests costs is one save */
+        if (changed)
                 r = agent_save_state(a, &next);
         if (r < 0) {
                 agent_state_done(&next);
-                free(uri);
+                for (size_t i = 0; i < n; i++) {
+                        free(ret_uri[i]);
+                        ret_uri[i] = NULL;
+                        if (ret_r[i] >= 0)
+                                ret_r[i] = r;
+                }
                 return r;
         }
         if (changed) {
@@ -452,8 +500,24 @@ int agent_request_ta(Agent *a, const char *requester, const char *component, cha
                 a->state = next;
         } else
                 agent_state_done(&next);
-        log_info("RequestTA %s by %s: %s", component, requester, uri ? uri : "already installed");
+        for (size_t i = 0; i < n; i++)
+                if (ret_r[i] >= 0)
+                        log_info("RequestTA %s by %s: %s", calls[i].component, calls[i].requester,
+                                 ret_uri[i] ? ret_uri[i] : "already installed");
         agent_notify(a, changed);
+        return 0;
+}
+
+int agent_request_ta(Agent *a, const char *requester, const char *component, char *const *tam_uris, char **ret_uri) {
+        const AgentRequestCall call = { .requester = requester, .component = component, .tam_uris = tam_uris };
+        char *uri = NULL;
+        int r, k;
+
+        r = agent_request_ta_many(a, 1, &call, &k, &uri);
+        if (r < 0)
+                return r;
+        if (k < 0)
+                return k;
         *ret_uri = uri;
         return 0;
 }
@@ -507,6 +571,9 @@ int agent_unrequest_ta(Agent *a, const char *requester, const char *component, c
 int agent_request_policy_check(Agent *a, char **ret_uri) {
         char *uri = NULL;
 
+        /* TAMs whose own PolicyCheckInterval= has not passed are left out of this round */
+        while (a->policy_round < a->cfg.n_tams && !agent_tam_policy_due(a, a->policy_round, agent_now_usec()))
+                a->policy_round++;
         if (a->policy_round < a->cfg.n_tams) {
                 uri = strdup(a->cfg.tams[a->policy_round].uri);
                 if (!uri)
@@ -532,9 +599,10 @@ int agent_process_error(Agent *a, const char *tam_uri, const char *error, char *
         for (size_t i = 0; i < a->state.n_reqs && !work; i++)
                 work = agent_state_find_tc(&a->state, a->state.reqs[i].component) < 0;
         work = work || a->state.n_unneeded > 0;
-        if (work && t != SIZE_MAX && t + 1 < a->cfg.n_tams) {
-                next = strdup(a->cfg.tams[t + 1].uri);
-                if (!next)
+        if (work && t != SIZE_MAX) {
+                errno = 0;
+                next = agent_tam_next_after(a, tam_uri);
+                if (!next && errno == ENOMEM)
                         return -ENOMEM;
         }
         log_warning("exchange with TAM %s failed: %s; next: %s", tam_uri ?: "?", error ?: "?", next ?: "none");

@@ -54,6 +54,9 @@ typedef struct AgentTamConfig {
         uint8_t *kid;         /* (Kid=thumbprint, the default: the RFC 9679 thumbprint) */
         size_t kid_len;
         char **trust_anchors; /* file names in TrustAnchorDirectory (NULL-terminated); NULL = all */
+        int64_t suite;        /* Suite=: the COSE alg to sign messages to this TAM with; 0 = as it asks */
+        uint64_t policy_check_interval_usec; /* PolicyCheckInterval=: 0 = every round */
+        bool manage_any;      /* ManageAnyComponent=yes: may replace/remove TCs other TAMs installed */
 } AgentTamConfig;
 
 #define AGENT_MAX_IDS 8
@@ -72,6 +75,11 @@ typedef struct AgentConfig {
         char *hwmodel;   /* NULL = DMI */
         char *hwversion; /* NULL = DMI */
         uint64_t max_payload_size;
+        char *key_uri;        /* KeyURI=pkcs11:...: the device key stays in a token; NULL = the key file */
+        char *pkcs11_module;  /* PKCS11Module=: load only this module; NULL = p11-kit's configuration */
+        char *pin_file;       /* PinFile=: the token's user PIN */
+        char *crl_dir;        /* CRLDirectory=: CRLs for x5chain certificates */
+        char *admin_key;      /* AdminKey=: the device administrator's key (trust-anchor lists); NULL = none */
         size_t n_tams;
         AgentTamConfig *tams;
 } AgentConfig;
@@ -138,6 +146,21 @@ int agent_reconcile(Agent *a);
  */
 int agent_request_ta(Agent *a, const char *requester, const char *component, char *const *tam_uris, char **ret_uri);
 
+/* One RequestTA of a batch (agent_request_ta_many). */
+typedef struct AgentRequestCall {
+        const char *requester;
+        const char *component;
+        char *const *tam_uris;
+} AgentRequestCall;
+
+/*
+ * n RequestTA calls with one state save (group commit: a burst of requests costs one durable
+ * write, not one each). ret_r[i] is what agent_request_ta() would have returned for calls[i],
+ * ret_uri[i] its TAM URI (malloc'd, or NULL). Returns -errno when the state could not be saved:
+ * then every call failed with it and nothing changed.
+ */
+int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int *ret_r, char **ret_uri);
+
 /*
  * requester no longer depends on component. *ret_uri NULL while another requester still needs
  * it (or it is not installed), else the TAM to tell. -ENOENT: no such request.
@@ -154,6 +177,9 @@ int agent_request_policy_check(Agent *a, char **ret_uri);
  * rate limit on answers to unauthenticated input.
  */
 int agent_process_message(Agent *a, const char *tam_uri, TeepBuf in, uint8_t **ret, size_t *ret_len);
+/* Why the last agent_process_message() answered with a TEEP Error: returns its errno (0: it did
+ * not) and the Error's text in *ret_msg; clears it. */
+int agent_take_refusal(Agent *a, const char **ret_msg);
 
 /* The exchange with tam_uri failed. *ret_next: the next trusted TAM to try, or NULL. */
 int agent_process_error(Agent *a, const char *tam_uri, const char *error, char **ret_next);

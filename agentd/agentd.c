@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "sandbox.h"
 #include "teep-component.h"
+#include "teep-errors.h"
 
 /* Exit codes (documented in teep-agentd(8)). */
 enum {
@@ -28,11 +29,23 @@ enum {
         EXIT_CONFIG = 78,  /* configuration does not parse (EX_CONFIG) */
 };
 
+/* A RequestTA waiting for the batch's state save (see flush_requests()). */
+typedef struct PendingRequest {
+        sd_bus_message *m;       /* referenced: requester and component point into it */
+        const char *requester, *component;
+        char **tam_uris;
+} PendingRequest;
+
+#define PENDING_REQUESTS_MAX 256
+
 typedef struct Daemon {
         Agent *agent;
         sd_bus *bus;
         sd_event *event;
         uid_t broker_uid;
+        PendingRequest pending[PENDING_REQUESTS_MAX];
+        size_t n_pending;
+        sd_event_source *flush;  /* idle-priority: runs once the bus has nothing queued */
 } Daemon;
 
 /* ---- errors ---- */
@@ -66,9 +79,59 @@ static int check_component(const char *component, sd_bus_error *error) {
 
 /* ---- methods ---- */
 
+static void strv_free_n(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+/*
+ * Group commit: RequestTA calls queue up while the bus has more messages waiting, then share one
+ * state save and are answered together — a burst of requests (a package manager, a hundred apps
+ * starting) costs one durable write instead of one each. Every other method that reads or
+ * changes the state flushes the queue first, so calls still take effect in the order they came.
+ */
+static void flush_requests(Daemon *d) {
+        AgentRequestCall calls[PENDING_REQUESTS_MAX];
+        char *uris[PENDING_REQUESTS_MAX];
+        int rs[PENDING_REQUESTS_MAX];
+        size_t n = d->n_pending;
+
+        if (n == 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                calls[i] = (AgentRequestCall){ .requester = d->pending[i].requester,
+                                               .component = d->pending[i].component,
+                                               .tam_uris = d->pending[i].tam_uris };
+        (void)agent_request_ta_many(d->agent, n, calls, rs, uris);
+        for (size_t i = 0; i < n; i++) {
+                sd_bus_message *m = d->pending[i].m;
+                int r;
+
+                if (rs[i] >= 0)
+                        r = sd_bus_reply_method_return(m, "s", uris[i] ?: "");
+                else {
+                        sd_bus_error e = SD_BUS_ERROR_NULL;
+                        (void)reply_error(&e, rs[i], "RequestTA");
+                        r = sd_bus_reply_method_error(m, &e);
+                        sd_bus_error_free(&e);
+                }
+                if (r < 0)
+                        log_warning("cannot answer a RequestTA: %s", strerror(-r));
+                free(uris[i]);
+                strv_free_n(d->pending[i].tam_uris);
+                sd_bus_message_unref(m);
+        }
+        d->n_pending = 0;
+}
+
+static int on_flush_requests(sd_event_source *s, void *userdata) {
+        flush_requests(userdata);
+        return 0;
+}
+
 static int method_request_ta(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
-        _cleanup_free_ char *uri = NULL;
         char **uris = NULL;
         const char *requester, *component;
         int r;
@@ -83,14 +146,28 @@ static int method_request_ta(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         r = check_component(component, error);
-        if (r >= 0)
-                r = agent_request_ta(d->agent, requester, component, uris, &uri);
-        for (size_t i = 0; uris && uris[i]; i++)
-                free(uris[i]);
-        free(uris);
+        if (r < 0) {
+                strv_free_n(uris);
+                return r;
+        }
+        if (d->n_pending >= PENDING_REQUESTS_MAX)
+                flush_requests(d);
+        d->pending[d->n_pending++] = (PendingRequest){
+                .m = sd_bus_message_ref(m), .requester = requester, .component = component, .tam_uris = uris };
+        if (!d->flush) {
+                r = sd_event_add_defer(d->event, &d->flush, on_flush_requests, d);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(d->flush, SD_EVENT_PRIORITY_IDLE);
+                if (r < 0) {
+                        d->flush = sd_event_source_unref(d->flush);
+                        flush_requests(d); /* no batching then, but an answer */
+                        return 1;
+                }
+        }
+        r = sd_event_source_set_enabled(d->flush, SD_EVENT_ONESHOT);
         if (r < 0)
-                return sd_bus_error_is_set(error) ? r : reply_error(error, r, "RequestTA");
-        return sd_bus_reply_method_return(m, "s", uri ?: "");
+                flush_requests(d);
+        return 1; /* answered by flush_requests() */
 }
 
 static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -108,6 +185,7 @@ static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *
         r = check_component(component, error);
         if (r < 0)
                 return r;
+        flush_requests(d);
         r = agent_unrequest_ta(d->agent, requester, component, &uri);
         if (r < 0)
                 return reply_error(error, r, "UnrequestTA");
@@ -122,10 +200,31 @@ static int method_request_policy_check(sd_bus_message *m, void *userdata, sd_bus
         r = bus_require_sender_uid(m, d->broker_uid, error);
         if (r < 0)
                 return r;
+        flush_requests(d);
         r = agent_request_policy_check(d->agent, &uri);
         if (r < 0)
                 return reply_error(error, r, "RequestPolicyCheck");
         return sd_bus_reply_method_return(m, "s", uri ?: "");
+}
+
+/* The named error a refusal stands for: docs/errors.md's table, and for what went wrong on the
+ * way (the payload download, the installer) the name a person can act on. */
+static const char *refusal_error_name(int r) {
+        switch (-r) {
+        case EHOSTUNREACH:
+        case ECONNREFUSED:
+        case ECONNRESET:
+        case ETIMEDOUT:
+                return TEEP_ERROR_TAM_UNREACHABLE;
+        case EFBIG:
+                return TEEP_ERROR_LIMIT_EXCEEDED;
+        case EPERM: /* a SUIT condition (vendor, class) says the manifest is not for this device */
+                return TEEP_ERROR_MANIFEST_REJECTED;
+        case ENAMETOOLONG:
+                return TEEP_ERROR_INVALID_COMPONENT;
+        default:
+                return teep_errno_mapping(r)->dbus_name;
+        }
 }
 
 static int method_process_teep_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -145,9 +244,29 @@ static int method_process_teep_message(sd_bus_message *m, void *userdata, sd_bus
                 r = sd_bus_message_read_array(m, 'y', &msg, &len);
         if (r < 0)
                 return r;
+        flush_requests(d);
+        (void)agent_take_refusal(d->agent, NULL);
         r = agent_process_message(d->agent, tam_uri, TEEP_BUF(msg, len), &out, &out_len);
         if (r < 0)
                 return reply_error(error, r, "ProcessTeepMessage");
+        {
+                /* the answer is a TEEP Error: tell the broker which named error it stands for */
+                const char *why = NULL;
+                int refusal = agent_take_refusal(d->agent, &why);
+                if (refusal < 0) {
+                        /* to the caller (the broker) only: nobody else needs why a TAM was refused */
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+                        int k = sd_bus_message_new_signal(d->bus, &sig, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, "Refused");
+                        if (k >= 0)
+                                k = sd_bus_message_set_destination(sig, sd_bus_message_get_sender(m));
+                        if (k >= 0)
+                                k = sd_bus_message_append(sig, "sss", tam_uri, refusal_error_name(refusal), why ?: "");
+                        if (k >= 0)
+                                k = sd_bus_send(NULL, sig, NULL);
+                        if (k < 0)
+                                log_warning("cannot send Refused: %s", strerror(-k));
+                }
+        }
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_append_array(reply, 'y', out ?: (const uint8_t *)"", out_len);
@@ -168,6 +287,7 @@ static int method_process_error(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "ss", &tam_uri, &err);
         if (r < 0)
                 return r;
+        flush_requests(d);
         r = agent_process_error(d->agent, tam_uri, err, &next);
         if (r < 0)
                 return reply_error(error, r, "ProcessError");
@@ -205,8 +325,10 @@ static int method_get_device_key(sd_bus_message *m, void *userdata, sd_bus_error
 
 static int property_check(sd_bus *bus, Daemon *d, sd_bus_error *error) {
         sd_bus_message *m = sd_bus_get_current_message(bus);
+        /* No message being handled: we are emitting PropertiesChanged ourselves (after a batch
+         * of RequestTA calls, flush_requests()); the bus policy decides who may receive it. */
         if (!m)
-                return sd_bus_error_set(error, TEEP_ERROR_ACCESS_DENIED, "no caller");
+                return 0;
         return bus_require_sender_uid(m, d->broker_uid, error);
 }
 
@@ -301,6 +423,7 @@ static const sd_bus_vtable agent_vtable[] = {
                                  SD_BUS_PARAM(next_tam_uri), method_process_error, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("GetDeviceKey", "", , "sayay", SD_BUS_PARAM(pem) SD_BUS_PARAM(cose_key) SD_BUS_PARAM(kid),
                                  method_get_device_key, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_NAMES("Refused", "sss", SD_BUS_PARAM(tam_uri) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("InstalledTCs", "a(stay)", property_get_installed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -387,7 +510,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_TRUST_ANCHORS, ARG_SIGNERS, ARG_BROKER_USER, ARG_PRINT_KEY, ARG_VERSION };
+        enum { ARG_STATE_DIR = 0x100, ARG_TRUST_ANCHORS, ARG_SIGNERS, ARG_BROKER_USER, ARG_PRINT_KEY, ARG_VERSION,
+               ARG_SANDBOX_SELF_TEST };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
@@ -397,6 +521,8 @@ int main(int argc, char *argv[]) {
                 { "print-key", required_argument, NULL, ARG_PRINT_KEY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                /* hidden: start up, enter the box, try forbidden calls, exit (tests/seccomp) */
+                { "sandbox-self-test", no_argument, NULL, ARG_SANDBOX_SELF_TEST },
                 {},
         };
         const char *config_path = TEEP_CONF_FILE, *state_dir = NULL, *anchors = NULL, *signers = NULL, *broker_user = NULL,
@@ -406,6 +532,7 @@ int main(int argc, char *argv[]) {
         AgentConfig cfg;
         char errbuf[512];
         sigset_t ss;
+        bool sandbox_self_test = false;
         int c, r, ret = EXIT_FAILURE;
 
         log_setup("teep-agentd");
@@ -439,6 +566,9 @@ int main(int argc, char *argv[]) {
                 case ARG_VERSION:
                         printf("teep-agentd %s\n", PACKAGE_VERSION);
                         return EXIT_SUCCESS;
+                case ARG_SANDBOX_SELF_TEST:
+                        sandbox_self_test = true;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -529,9 +659,13 @@ int main(int argc, char *argv[]) {
 
         /* Everything that needs more than the filter allows (key creation, reading the trust
          * anchors, DMI) is done. */
-        r = agent_sandbox_apply();
+        r = agent_sandbox_apply(agent_config(d.agent)->state_dir);
         if (r < 0) {
                 log_error("cannot install the seccomp filter: %s", strerror(-r));
+                goto finish;
+        }
+        if (sandbox_self_test) {
+                ret = agent_sandbox_self_test(agent_config(d.agent)->state_dir) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
                 goto finish;
         }
 
@@ -551,6 +685,9 @@ int main(int argc, char *argv[]) {
         }
         ret = EXIT_SUCCESS;
 finish:
+        if (d.agent)
+                flush_requests(&d); /* answered, not dropped, on the way out */
+        d.flush = sd_event_source_unref(d.flush);
         if (d.bus)
                 sd_bus_flush_close_unref(d.bus);
         d.bus = NULL;

@@ -29,6 +29,8 @@ static int peer_errno(const sd_bus_error *e, int r) {
                 return -EFBIG;
         if (sd_bus_error_has_name(e, TEEP_ERROR_ACCESS_DENIED))
                 return -EACCES;
+        if (sd_bus_error_has_name(e, TEEP_ERROR_INVALID_COMPONENT))
+                return -ENAMETOOLONG; /* a name the store's layout cannot hold */
         if (sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.ServiceUnknown") ||
             sd_bus_error_has_name(e, "org.freedesktop.DBus.Error.NameHasNoOwner"))
                 return -ENOTCONN;

@@ -38,6 +38,11 @@ void agent_config_done(AgentConfig *c) {
         free(c->oemid);
         free(c->hwmodel);
         free(c->hwversion);
+        free(c->key_uri);
+        free(c->pkcs11_module);
+        free(c->pin_file);
+        free(c->admin_key);
+        free(c->crl_dir);
         for (size_t i = 0; i < c->n_tams; i++)
                 tam_config_done(&c->tams[i]);
         free(c->tams);
@@ -103,6 +108,40 @@ static int load_ids(const TeepConf *conf, const char *key, uint8_t ids[][16], si
         return 0;
 }
 
+/* Suite=, PolicyCheckInterval=, ManageAnyComponent= of one [TAM] section. */
+static int load_tam_extra(AgentTamConfig *t, const TeepConfSection *s, char *errbuf, size_t errbuf_size) {
+        const char *suite = teep_conf_section_get(s, "Suite");
+        const char *interval = teep_conf_section_get(s, "PolicyCheckInterval");
+        const char *manage = teep_conf_section_get(s, "ManageAnyComponent");
+
+        if (suite && *suite) {
+                if (strcasecmp(suite, "ESP256") == 0)
+                        t->suite = -9;
+                else if (strcasecmp(suite, "ES256") == 0)
+                        t->suite = -7;
+                else if (strcasecmp(suite, "Ed25519") == 0)
+                        t->suite = -19;
+                else if (strcasecmp(suite, "EdDSA") == 0)
+                        t->suite = -8;
+                else {
+                        (void)snprintf(errbuf, errbuf_size, "%s: Suite=%s: want ESP256, ES256, Ed25519 or EdDSA",
+                                       teep_conf_section_where(s, "Suite") ?: "[TAM]", suite);
+                        return -EINVAL;
+                }
+        }
+        if (interval && *interval && teep_parse_usec(interval, &t->policy_check_interval_usec) < 0) {
+                (void)snprintf(errbuf, errbuf_size, "%s: PolicyCheckInterval=%s: want a time span (30min, 1h, 1d)",
+                               teep_conf_section_where(s, "PolicyCheckInterval") ?: "[TAM]", interval);
+                return -EINVAL;
+        }
+        if (manage && *manage && teep_parse_bool(manage, &t->manage_any) < 0) {
+                (void)snprintf(errbuf, errbuf_size, "%s: ManageAnyComponent=%s: want yes or no",
+                               teep_conf_section_where(s, "ManageAnyComponent") ?: "[TAM]", manage);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int load_tam(AgentTamConfig *t, const TeepConfSection *s, char *errbuf, size_t errbuf_size) {
         _cleanup_free_ const char **anchors = NULL;
         const char *uri = teep_conf_section_get(s, "URI");
@@ -130,6 +169,9 @@ static int load_tam(AgentTamConfig *t, const TeepConfSection *s, char *errbuf, s
                 }
                 t->has_kid = true;
         }
+        k = load_tam_extra(t, s, errbuf, errbuf_size);
+        if (k < 0)
+                return k;
         k = teep_conf_section_get_list(s, "TrustAnchor", &anchors);
         if (k < 0)
                 return k;
@@ -165,6 +207,58 @@ static int load_tam(AgentTamConfig *t, const TeepConfSection *s, char *errbuf, s
         return 0;
 }
 
+/* KeyURI=, PKCS11Module=, PinFile=: a device key in a PKCS#11 token; AdminKey=. */
+static int load_key_uri(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t errbuf_size) {
+        const char *uri = teep_conf_get(conf, "Agent", "KeyURI");
+        const char *module = teep_conf_get(conf, "Agent", "PKCS11Module");
+        const char *pin = teep_conf_get(conf, "Agent", "PinFile");
+        const char *admin = teep_conf_get(conf, "Agent", "AdminKey");
+        int r;
+
+        if (uri && *uri) {
+                if (strncmp(uri, "pkcs11:", 7) != 0 || strlen(uri) > 4096) {
+                        (void)snprintf(errbuf, errbuf_size, "[Agent] KeyURI=: want a PKCS#11 URI (pkcs11:token=...;object=...)");
+                        return -EINVAL;
+                }
+                for (const char *p = uri; *p; p++)
+                        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+                                (void)snprintf(errbuf, errbuf_size, "[Agent] KeyURI=: whitespace or control characters");
+                                return -EINVAL;
+                        }
+                r = set_str(&c->key_uri, uri);
+                if (r < 0)
+                        return r;
+        }
+        if (module && *module) {
+                if (module[0] != '/') {
+                        (void)snprintf(errbuf, errbuf_size, "[Agent] PKCS11Module=%s: want an absolute path", module);
+                        return -EINVAL;
+                }
+                r = set_str(&c->pkcs11_module, module);
+                if (r < 0)
+                        return r;
+        }
+        if (admin && *admin) {
+                if (admin[0] != '/') {
+                        (void)snprintf(errbuf, errbuf_size, "[Agent] AdminKey=%s: want an absolute path", admin);
+                        return -EINVAL;
+                }
+                r = set_str(&c->admin_key, admin);
+                if (r < 0)
+                        return r;
+        }
+        if (pin && *pin) {
+                if (pin[0] != '/') {
+                        (void)snprintf(errbuf, errbuf_size, "[Agent] PinFile=%s: want an absolute path", pin);
+                        return -EINVAL;
+                }
+                r = set_str(&c->pin_file, pin);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t errbuf_size) {
         const char *v;
         int r;
@@ -185,6 +279,10 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
                 r = set_str(&c->hwmodel, teep_conf_get(conf, "Agent", "HWModel"));
         if (r >= 0)
                 r = set_str(&c->hwversion, teep_conf_get(conf, "Agent", "HWVersion"));
+        if (r >= 0)
+                r = set_str(&c->crl_dir, teep_conf_get(conf, "Agent", "CRLDirectory") ?: TEEP_SYSCONFDIR "/crls.d");
+        if (r >= 0)
+                r = load_key_uri(c, conf, errbuf, errbuf_size);
         if (r < 0)
                 return r;
 
@@ -224,8 +322,11 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
         (void)teep_conf_warn_unknown(conf, "Agent",
                                      (const char *const[]){ "StateDirectory", "TrustAnchorDirectory", "SignerDirectory",
                                                             "KeyType", "BrokerUser", "VendorId", "ClassId", "OEMID",
-                                                            "HWModel", "HWVersion", "MaxPayloadSize", NULL });
-        (void)teep_conf_warn_unknown(conf, "TAM", (const char *const[]){ "URI", "Kid", "TrustAnchor", NULL });
+                                                            "HWModel", "HWVersion", "MaxPayloadSize", "KeyURI", "PKCS11Module",
+                                                            "PinFile", "AdminKey", "CRLDirectory", NULL });
+        (void)teep_conf_warn_unknown(conf, "TAM", (const char *const[]){ "URI", "Kid", "TrustAnchor", "Suite",
+                                                                         "PolicyCheckInterval", "ManageAnyComponent",
+                                                                         NULL });
         for (const TeepConfSection *s = teep_conf_sections(conf, "TAM", NULL); s; s = teep_conf_sections(conf, "TAM", s)) {
                 AgentTamConfig *nt = reallocarray(c->tams, c->n_tams + 1, sizeof(AgentTamConfig));
                 if (!nt)

@@ -6,15 +6,56 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <gnutls/crypto.h>
 
 #include "agent-internal.h"
 #include "fileio.h"
 #include "macro.h"
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+#define FD_CHUNK (256 * 1024) /* streaming reads of a payload: what the agent holds of it at once */
+
+/* Copy len bytes of src (from offset 0, without moving its file offset) to dst. */
+static int copy_fd_range(int src, int dst, uint64_t len) {
+        uint8_t buf[64 * 1024];
+        off_t off = 0;
+
+        /* in the kernel first (a memfd to a file of another file system: sendfile) */
+        while ((uint64_t)off < len) {
+                size_t want = len - (uint64_t)off > (1u << 30) ? (1u << 30) : (size_t)(len - (uint64_t)off);
+                ssize_t n = sendfile(dst, src, &off, want);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && (errno == EINVAL || errno == ENOSYS) && off == 0)
+                        break; /* not spliceable: by hand below */
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO; /* shorter than it said */
+        }
+        while ((uint64_t)off < len) {
+                size_t want = len - (uint64_t)off > sizeof(buf) ? sizeof(buf) : (size_t)(len - (uint64_t)off);
+                ssize_t n = pread(src, buf, want, off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                int r = loop_write(dst, buf, (size_t)n);
+                if (r < 0)
+                        return r;
+                off += n;
+        }
+        return 0;
+}
+
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len, mode_t mode,
+                        bool sync) {
         _cleanup_close_ int fd = -1;
         char tmp[300];
         uint64_t rnd = 0;
@@ -30,9 +71,11 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         if (fd < 0)
                 return -errno;
         r = loop_write(fd, data, len);
+        if (r >= 0 && srcfd >= 0)
+                r = copy_fd_range(srcfd, fd, src_len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = -errno;
@@ -41,9 +84,90 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
                 return r;
         }
         /* the rename is durable only once the directory is */
-        if (fsync(dirfd) < 0)
+        if (sync && fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_atomic(dirfd, name, data, len, -1, 0, mode, true);
+}
+
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len,
+                           mode_t mode) {
+        return write_atomic(dirfd, name, data, len, srcfd, src_len, mode, false);
+}
+
+int sealed_memfd_size(int fd, uint64_t *ret_size) {
+        const int need = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+        struct stat st;
+        int seals;
+
+        seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0)
+                return errno == EINVAL ? 0 : -errno; /* not a memfd */
+        if ((seals & need) != need)
+                return 0;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size < 0)
+                return 0;
+        *ret_size = (uint64_t)st.st_size;
+        return 1;
+}
+
+int fd_sha256(int fd, uint64_t len, uint8_t ret[32]) {
+        gnutls_hash_hd_t h;
+        uint8_t *buf;
+        off_t off = 0;
+        int r = 0;
+
+        buf = malloc(FD_CHUNK);
+        if (!buf)
+                return -ENOMEM;
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+                free(buf);
+                return -EIO;
+        }
+        while ((uint64_t)off < len) {
+                size_t want = len - (uint64_t)off > FD_CHUNK ? FD_CHUNK : (size_t)(len - (uint64_t)off);
+                ssize_t n = pread(fd, buf, want, off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : -EIO;
+                        break;
+                }
+                if (gnutls_hash(h, buf, (size_t)n) < 0) {
+                        r = -EIO;
+                        break;
+                }
+                off += n;
+        }
+        gnutls_hash_deinit(h, r >= 0 ? ret : NULL);
+        free(buf);
+        return r;
+}
+
+int fd_equals(int fd, uint64_t len, const uint8_t *data, size_t data_len) {
+        uint8_t buf[4096];
+        uint8_t diff = 0;
+        off_t off = 0;
+
+        if (len != data_len)
+                return 0;
+        while ((uint64_t)off < len) {
+                size_t want = len - (uint64_t)off > sizeof(buf) ? sizeof(buf) : (size_t)(len - (uint64_t)off);
+                ssize_t n = pread(fd, buf, want, off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                for (ssize_t i = 0; i < n; i++)
+                        diff |= buf[i] ^ data[off + i];
+                off += n;
+        }
+        return diff == 0;
 }
 
 int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t *ret_len) {
@@ -81,6 +205,23 @@ int memfd_from_data(const char *name, const void *data, size_t len) {
         if (fd < 0)
                 return -errno;
         r = loop_write(fd, data, len);
+        if (r < 0)
+                return r;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+int memfd_from_fd(const char *name, int srcfd, uint64_t len) {
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        r = copy_fd_range(srcfd, fd, len);
         if (r < 0)
                 return r;
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)

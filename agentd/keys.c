@@ -33,6 +33,17 @@ int agent_load_device_key(Agent *a) {
                         return log_error_errno(r, "cannot use state directory %s: %s", a->cfg.state_dir, strerror(-r));
                 a->state_fd = r;
         }
+        if (a->cfg.key_uri) {
+                r = agent_load_pkcs11_key(a, &key);
+                if (r >= 0)
+                        r = teep_key_thumbprint(key, a->device_kid);
+                if (r < 0) {
+                        teep_key_free(key);
+                        return r;
+                }
+                a->device_key = key;
+                return 0;
+        }
 
         r = read_file_at(a->state_fd, DEVICE_KEY_FILE, KEY_FILE_MAX, &pem, &len);
         if (r >= 0) {
@@ -180,6 +191,10 @@ int agent_load_trust(Agent *a) {
         int r;
 
         r = load_key_dir(a->cfg.trust_anchor_dir, "trust anchor", &a->anchors, &a->n_anchors);
+        if (r >= 0)
+                r = agent_x5chain_load(a);
+        if (r >= 0)
+                r = agent_trust_list_load(a); /* the administrator's list, when there is one, replaces them */
         if (r < 0)
                 return r;
         r = load_key_dir(a->cfg.signer_dir, "TC signer", &signers, &n_signers);

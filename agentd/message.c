@@ -26,12 +26,40 @@ int agent_add_supported_suites(Agent *a, TeepMessage *m) {
         return teep_message_add_cipher_suite(m, COSE_TAG_SIGN1, teep_key_default_alg(a->device_key));
 }
 
+int agent_take_refusal(Agent *a, const char **ret_msg) {
+        int r = a->refusal_errno;
+
+        a->refusal_errno = 0;
+        a->refusal_hint = 0;
+        if (ret_msg)
+                *ret_msg = a->refusal_msg;
+        return r;
+}
+
+/* The errno an Error stands for when its caller did not say (docs/errors.md, read backwards). */
+static int errno_for_err_code(uint64_t code) {
+        switch (code) {
+        case TEEP_ERR_UNSUPPORTED_MSG_VERSION:
+        case TEEP_ERR_UNSUPPORTED_CIPHER_SUITES:
+        case TEEP_ERR_UNSUPPORTED_FRESHNESS_MECHANISMS:
+                return -EOPNOTSUPP;
+        case TEEP_ERR_TEMPORARY_ERROR:
+                return -EAGAIN;
+        default:
+                return -EPROTO;
+        }
+}
+
 int agent_build_error(Agent *a, size_t tam, int64_t alg, const TeepBuf *token, uint64_t code, const char *msg,
                       const TeepBuf *suit_reports, size_t n_suit_reports, uint8_t **ret, size_t *ret_len) {
         _cleanup_(teep_message_freep) TeepMessage *m = NULL;
         char text[TEEP_MSG_MAX + 1];
         size_t n = 0;
         int r;
+
+        a->refusal_errno = a->refusal_hint ?: errno_for_err_code(code);
+        a->refusal_hint = 0;
+        (void)snprintf(a->refusal_msg, sizeof(a->refusal_msg), "%s", msg ?: "");
 
         r = teep_message_new(&m, TEEP_TYPE_ERROR);
         if (r < 0)
@@ -100,12 +128,14 @@ static int reply_unauthenticated(Agent *a, size_t tam, const char *tam_uri, int 
                 return -EKEYREJECTED;
         }
         (void)snprintf(msg, sizeof(msg), "%s: %s", what, teep_reason_to_string(err ? err->reason : 0));
+        a->refusal_hint = r;
         k = agent_build_error(a, tam, 0, NULL, code, msg, NULL, 0, ret, ret_len);
         return k < 0 ? k : 0;
 }
 
 int agent_process_message(Agent *a, const char *tam_uri, TeepBuf in, uint8_t **ret, size_t *ret_len) {
         _cleanup_(teep_message_freep) TeepMessage *m = NULL;
+        _cleanup_(teep_key_freep) TeepKey *leaf = NULL;
         TeepKey *keys[AGENT_MAX_KEYS];
         TeepCoseMessage cose;
         TeepError err = {};
@@ -127,6 +157,14 @@ int agent_process_message(Agent *a, const char *tam_uri, TeepBuf in, uint8_t **r
         if (r < 0)
                 return reply_unauthenticated(a, tam, tam_uri, r, "malformed COSE", &err, ret, ret_len);
         n_keys = agent_tam_keys(a, tam, keys, ELEMENTSOF(keys));
+        if (cose.kind == TEEP_COSE_SIGN1 && cose.body.has_x5chain) {
+                /* a certificate chain names the key: it must lead to a CA this TAM may use */
+                r = agent_x5chain_leaf(a, tam, &cose.body, &leaf, &err);
+                if (r < 0)
+                        return reply_unauthenticated(a, tam, tam_uri, r, "certificate chain rejected", &err, ret, ret_len);
+                keys[0] = leaf;
+                n_keys = 1;
+        }
         r = teep_cose_verify(&cose, NULL, keys, n_keys, &ki, &si, &err);
         if (r == -EOPNOTSUPP) {
                 /* signed only with algorithms we do not know: tell which we do (Error 5) */
@@ -146,6 +184,7 @@ int agent_process_message(Agent *a, const char *tam_uri, TeepBuf in, uint8_t **r
                 log_warning("TAM %s: malformed TEEP message: %s (%s); no state change", tam_uri ?: "?", err.detail,
                             teep_reason_to_string(err.reason));
                 (void)snprintf(msg, sizeof(msg), "malformed message: %s", teep_reason_to_string(err.reason));
+                a->refusal_hint = r;
                 r = agent_build_error(a, tam, 0, NULL, TEEP_ERR_PERMANENT_ERROR, msg, NULL, 0, ret, ret_len);
                 return r < 0 ? r : 0;
         }

@@ -237,6 +237,14 @@ int agent_handle_query_request(Agent *a, size_t tam, const char *tam_uri, const 
                 if (s->n_ops == 1 && s->ops[0].cose_tag == COSE_TAG_SIGN1 && teep_key_supports_alg(a->device_key, s->ops[0].alg))
                         selected = s->ops[0].alg;
         }
+        /*    [TAM] Suite= wins over the TAM's order when the TAM offers it too */
+        for (size_t i = 0; selected && tam < a->cfg.n_tams && a->cfg.tams[tam].suite &&
+                           i < m->n_supported_cipher_suites; i++) {
+                const TeepCipherSuite *s = &m->supported_cipher_suites[i];
+                if (s->n_ops == 1 && s->ops[0].cose_tag == COSE_TAG_SIGN1 && s->ops[0].alg == a->cfg.tams[tam].suite &&
+                    teep_key_supports_alg(a->device_key, s->ops[0].alg))
+                        selected = s->ops[0].alg;
+        }
         if (!code && !selected) {
                 code = TEEP_ERR_UNSUPPORTED_CIPHER_SUITES;
                 fail = "no common cipher suite";

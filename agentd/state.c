@@ -214,8 +214,23 @@ int agent_state_copy(AgentState *dst, const AgentState *src) {
 
         for (size_t i = 0; i < src->n_tcs && r >= 0; i++)
                 r = agent_state_add_tc(&n, &src->tcs[i]);
-        for (size_t i = 0; i < src->n_reqs && r >= 0; i++)
-                r = agent_state_add_request(&n, src->reqs[i].requester, src->reqs[i].component);
+        /* src holds no duplicates: the requests (thousands under load, copied for every change)
+         * go in without agent_state_add_request()'s lookup and one-by-one growth */
+        if (r >= 0 && src->n_reqs > 0) {
+                n.reqs = calloc(src->n_reqs, sizeof(AgentRequest));
+                if (!n.reqs)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; i < src->n_reqs && r >= 0; i++) {
+                AgentRequest q = { .component = strdup(src->reqs[i].component),
+                                   .requester = strdup(src->reqs[i].requester) };
+                if (!q.component || !q.requester) {
+                        free(q.component);
+                        free(q.requester);
+                        r = -ENOMEM;
+                } else
+                        n.reqs[n.n_reqs++] = q;
+        }
         for (size_t i = 0; i < src->n_unneeded && r >= 0; i++)
                 r = agent_state_add_unneeded(&n, src->unneeded[i]);
         for (size_t i = 0; i < src->n_seen && r >= 0; i++)

@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include "agent-internal.h"
+#include "decrypt.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "teep-component.h"
+#include "teep-encrypt.h"
 #include "teep-suit.h"
 
 /*
@@ -33,6 +35,12 @@
 
 #define MAX_U64(x, y) ((x) > (y) ? (x) : (y))
 
+static int close_fd(int fd) {
+        if (fd >= 0)
+                (void)close(fd);
+        return -1;
+}
+
 enum {
         ACT_NONE,    /* nothing to do (unlink of something not installed) */
         ACT_KEEP,    /* the same image at the same sequence number: idempotent */
@@ -42,6 +50,7 @@ enum {
 
 typedef struct Staged {
         size_t index; /* in manifest-list, or SIZE_MAX for an unneeded-manifest-list entry */
+        bool is_dependency; /* staged by process-dependency of manifest `index` */
         int action;
         char *component;
         uint8_t *component_raw; /* encoded component id, for the report */
@@ -53,7 +62,15 @@ typedef struct Staged {
         uint64_t seq;
         uint8_t *payload;
         size_t payload_len;
+        bool has_payload_fd; /* a URI payload: the broker's sealed memfd, never in our heap */
+        int payload_fd;
         uint8_t sha256[32];
+        uint8_t *sealed; /* an encrypted image: [encryption-info, ciphertext], the only form kept
+                          * on disk outside the store (payloads/<sha256>.enc) */
+        size_t sealed_len;
+        bool has_sealed_fd; /* then sealed is only the head, the ciphertext is in sealed_fd */
+        int sealed_fd;
+        uint64_t sealed_ct_len;
         uint8_t *stored; /* the envelope without integrated payloads, kept in manifests/ */
         size_t stored_len;
         uint8_t stored_hash[32];
@@ -70,8 +87,16 @@ static void staged_done(Staged *s) {
         free(s->component_raw);
         free(s->manifest_id);
         free(s->reference_uri);
-        free(s->payload);
+        if (s->sealed)
+                agent_plaintext_free(s->payload, s->payload_len);
+        else
+                free(s->payload);
+        free(s->sealed);
         free(s->stored);
+        if (s->has_payload_fd)
+                close_fd(s->payload_fd);
+        if (s->has_sealed_fd)
+                close_fd(s->sealed_fd);
         *s = (Staged){};
 }
 
@@ -101,6 +126,7 @@ static int reason_for(int r, TeepReason why) {
                 return SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED;
         case TEEP_REASON_SUIT_DIGEST_ALG:
         case TEEP_REASON_COSE_ALG_UNSUPPORTED:
+        case TEEP_REASON_ENC_ALG:
                 return SUIT_REPORT_REASON_ALG_UNSUPPORTED;
         case TEEP_REASON_COSE_CRIT:
                 return SUIT_REPORT_REASON_COSE_UNSUPPORTED;
@@ -125,8 +151,28 @@ static int reason_for(int r, TeepReason why) {
 
 /* ---- the command interpreter ---- */
 
+/* Every Staged of one Update lives in one fixed array, so that process-dependency can add the
+ * dependencies it stages without moving anything (pointers into it stay valid). */
+typedef struct StageCtx {
+        Agent *a;
+        const AgentState *base;
+        Staged *staged;
+        size_t *n_staged;
+        size_t cap;
+        size_t tam; /* who sent the Update: a dependency obeys the same management rules */
+        const char *tam_uri;
+} StageCtx;
+
+/* Dependencies (draft-ietf-suit-trust-domains): nested at most this deep, and a manifest
+ * digest may appear only once on the way down (a cycle is refused). */
+#define AGENT_MAX_DEPENDENCY_DEPTH 4
+#define AGENT_MAX_DEPENDENCY_STAGED 16 /* dependencies staged in one Update, all levels */
+
 typedef struct Run {
         Agent *a;
+        StageCtx *ctx;
+        unsigned depth;                   /* 0: a manifest of manifest-list */
+        const uint8_t (*chain)[32];       /* manifest digests from the root down to this one */
         Staged *st;
         const TeepSuitEnvelope *env;
         const TeepSuitManifest *man;
@@ -135,9 +181,27 @@ typedef struct Run {
         uint8_t *content;           /* the candidate image (component 0) */
         size_t content_len;
         bool has_content;
+        int content_fd;             /* >= 0: the content is this sealed memfd (content is NULL) */
+        uint8_t content_sha[32];    /* its SHA-256, computed once while streaming it */
+        uint8_t *sealed; /* set when content is a decrypted image (then wiped on free) */
+        size_t sealed_len;
+        int sealed_fd;   /* >= 0: sealed is the head only, the ciphertext is this memfd */
+        uint64_t sealed_ct_len;
         bool unlink;
         int64_t section;
         TeepBuf section_raw;        /* for offsets */
+        /* component selection: 0 = component 0, 1 + i = man->dependencies[i]; parameters are
+         * per component, p holds the selected one's */
+        size_t cur;
+        TeepSuitParameters params[1 + TEEP_SUIT_MAX_DEPENDENCIES];
+        /* per dependency: the fetched envelope, whether its digest was checked, whether it ran */
+        uint8_t *dep_data[TEEP_SUIT_MAX_DEPENDENCIES];
+        size_t dep_len[TEEP_SUIT_MAX_DEPENDENCIES];
+        bool dep_verified[TEEP_SUIT_MAX_DEPENDENCIES];
+        bool dep_processed[TEEP_SUIT_MAX_DEPENDENCIES];
+        bool dep_bound[TEEP_SUIT_MAX_DEPENDENCIES]; /* an image-digest was set when it was fetched */
+        uint8_t dep_want[TEEP_SUIT_MAX_DEPENDENCIES][32];
+        uint8_t dep_digest[TEEP_SUIT_MAX_DEPENDENCIES][32]; /* its manifest digest, once verified */
         /* a condition failure waiting to be reported if nothing absorbs it */
         int cond_error;
         char cond_msg[400];
@@ -251,16 +315,60 @@ static bool id_configured(const uint8_t ids[][16], size_t n, TeepBuf id) {
         return false;
 }
 
+static void drop_content(Run *run) {
+        run->content_fd = close_fd(run->content_fd);
+        run->sealed_fd = close_fd(run->sealed_fd);
+        run->sealed_ct_len = 0;
+        if (run->sealed)
+                agent_plaintext_free(run->content, run->content_len);
+        else
+                free(run->content);
+        free(run->sealed);
+        run->sealed = NULL;
+        run->sealed_len = 0;
+        run->content = NULL;
+        run->content_len = 0;
+}
+
 static int set_content(Run *run, const uint8_t *data, size_t len) {
         uint8_t *copy = malloc(len ? len : 1);
         if (!copy)
                 return -ENOMEM;
         if (len)
                 memcpy(copy, data, len);
-        free(run->content);
+        drop_content(run);
         run->content = copy;
         run->content_len = len;
         run->has_content = true;
+        return 0;
+}
+
+/* The current component's content is ciphertext under encryption-info: decrypt it with the
+ * device key (decrypt.c). The plaintext stays in this process until the installer gets it. */
+static int decrypt_content(Run *run, const TeepSuitCommand *c, TeepBuf ciphertext) {
+        _cleanup_free_ uint8_t *sealed = NULL;
+        uint8_t *plain = NULL;
+        size_t plain_len = 0, sealed_len = 0;
+        TeepError err = {};
+        int r;
+
+        r = agent_decrypt(run->a, run->p.encryption_info, ciphertext, &plain, &plain_len, &err);
+        if (r == -ENOMEM)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
+        if (r < 0)
+                return run_fail(run, c, r, reason_for(r, err.reason), "decryption failed: %s: %.200s",
+                                teep_reason_to_string(err.reason), err.detail);
+        r = agent_sealed_encode(run->p.encryption_info, ciphertext, &sealed, &sealed_len);
+        if (r < 0) {
+                agent_plaintext_free(plain, plain_len);
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
+        }
+        drop_content(run);
+        run->content = plain;
+        run->content_len = plain_len;
+        run->has_content = true;
+        run->sealed = TAKE_PTR(sealed);
+        run->sealed_len = sealed_len;
         return 0;
 }
 
@@ -271,13 +379,13 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
         _cleanup_free_ uint8_t *data = NULL;
         uint64_t max = a->cfg.max_payload_size, claimed = 0;
         size_t len = 0;
+        /* encrypted: what arrives is ciphertext (image-size is the plaintext's; GCM adds its tag),
+         * decrypted here before anything else sees it (docs/protocol-decisions.md, Q18) */
+        bool encrypted = teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO);
         int r;
 
         if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0)
                 return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no uri parameter");
-        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO))
-                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED,
-                                "encrypted payloads are not supported");
         if (run->p.uri.len > 4096)
                 return run_fail(run, c, -E2BIG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri too long");
         uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
@@ -287,6 +395,8 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                 return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
         if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < max)
                 max = run->p.image_size;
+        if (encrypted)
+                max += TEEP_ENC_TAG_LEN;
 
         if (uri[0] == '#') {
                 TeepBuf payload;
@@ -296,6 +406,8 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                 if (payload.len > max)
                         return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED,
                                         "integrated payload of %zu bytes, limit %" PRIu64, payload.len, max);
+                if (encrypted)
+                        return decrypt_content(run, c, payload);
                 r = set_content(run, payload.ptr, payload.len);
                 return r < 0 ? run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory") : 0;
         }
@@ -308,6 +420,70 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                                 "fetching %.60s: size mismatch: larger than %" PRIu64, uri, max);
         if (r < 0)
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "fetching %.60s: %s", uri, strerror(-r));
+        {
+                /* The broker's memfd, sealed against writes, grows and shrinks: the bytes hashed
+                 * here are the bytes the installer gets, so it stays out of our heap (hashed in
+                 * chunks, handed on as it is; a ciphertext is decrypted chunk by chunk into a
+                 * memfd of our own). Anything else is read and checked as below. */
+                uint64_t size = 0;
+                r = sealed_memfd_size(fd, &size);
+                if (r < 0)
+                        return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "the payload descriptor: %s",
+                                        strerror(-r));
+                if (r > 0 && encrypted) {
+                        _cleanup_free_ uint8_t *head = NULL;
+                        size_t head_len = 0;
+                        uint64_t plain_len = 0;
+                        int plain_fd = -1;
+                        uint8_t sha[32];
+                        TeepError err = {};
+
+                        if (size > max)
+                                return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                                "size mismatch: payload larger than %" PRIu64, max);
+                        r = agent_decrypt_fd(a, run->p.encryption_info, fd, size, &plain_fd, &plain_len, sha, &err);
+                        if (r == -ENOMEM)
+                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
+                        if (r < 0)
+                                return run_fail(run, c, r, reason_for(r, err.reason), "decryption failed: %s: %.200s",
+                                                teep_reason_to_string(err.reason), err.detail);
+                        r = agent_sealed_head(run->p.encryption_info, size, &head, &head_len);
+                        if (r < 0) {
+                                close_fd(plain_fd);
+                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
+                        }
+                        drop_content(run);
+                        run->content_fd = plain_fd;
+                        memcpy(run->content_sha, sha, 32);
+                        run->content_len = (size_t)plain_len;
+                        run->has_content = true;
+                        run->sealed = TAKE_PTR(head);
+                        run->sealed_len = head_len;
+                        run->sealed_fd = TAKE_FD(fd);
+                        run->sealed_ct_len = size;
+                        return 0;
+                }
+                if (r > 0) {
+                        if (size > max)
+                                return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                                "size mismatch: payload larger than %" PRIu64, max);
+                        if (size != claimed)
+                                log_warning("fetcher claimed %" PRIu64 " bytes for %s, delivered %" PRIu64, claimed, uri, size);
+                        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && size != run->p.image_size)
+                                return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                                "size mismatch: %" PRIu64 " bytes, manifest says %" PRIu64, size,
+                                                run->p.image_size);
+                        drop_content(run);
+                        r = fd_sha256(fd, size, run->content_sha);
+                        if (r < 0)
+                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s",
+                                                strerror(-r));
+                        run->content_fd = TAKE_FD(fd);
+                        run->content_len = (size_t)size;
+                        run->has_content = true;
+                        return 0;
+                }
+        }
         /* the broker is not trusted: read what it gave, bounded, and check it ourselves */
         r = read_full_fd(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &data, &len);
         if (r == -EFBIG)
@@ -317,10 +493,15 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s", strerror(-r));
         if (len != claimed)
                 log_warning("fetcher claimed %" PRIu64 " bytes for %s, delivered %zu", claimed, uri, len);
+        if (encrypted) {
+                r = decrypt_content(run, c, TEEP_BUF(data, len));
+                explicit_bzero(data, len); /* ciphertext; but do not leave it about either */
+                return r;
+        }
         if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && len != run->p.image_size)
                 return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
                                 "size mismatch: %zu bytes, manifest says %" PRIu64, len, run->p.image_size);
-        free(run->content);
+        drop_content(run);
         run->content = TAKE_PTR(data);
         run->content_len = len;
         run->has_content = true;
@@ -337,7 +518,10 @@ static int image_match(Run *run, const TeepSuitCommand *c) {
         if (run->p.image_digest.alg != COSE_ALG_SHA256 || run->p.image_digest.bytes.len != 32)
                 return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_ALG_UNSUPPORTED, "digest algorithm %" PRId64,
                                 run->p.image_digest.alg);
-        if (run->has_content) {
+        if (run->has_content && run->content_fd >= 0) {
+                have = run->content_sha;
+                size = run->content_len;
+        } else if (run->has_content) {
                 teep_sha256(TEEP_BUF(run->content, run->content_len), sha);
                 have = sha;
                 size = run->content_len;
@@ -355,6 +539,177 @@ static int image_match(Run *run, const TeepSuitCommand *c) {
 }
 
 static int run_sequence(Run *run, const TeepSuitSequence *seq, bool soft, unsigned depth);
+static int stage_manifest(StageCtx *ctx, unsigned depth, const uint8_t (*parent_chain)[32], TeepBuf in, Staged *st);
+
+/* ---- dependencies (draft-ietf-suit-trust-domains; docs/protocol-decisions.md Q15, Q16, Q19) ---- */
+
+static int select_component(Run *run, const TeepSuitCommand *c) {
+        size_t target = SIZE_MAX;
+
+        if (c->index_all) {
+                if (run->man->n_dependencies > 0)
+                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                        "set-component-index true with dependencies");
+                target = 0;
+        } else if (c->index_mask == 1)
+                target = 0;
+        else
+                for (size_t i = 0; i < run->man->n_dependencies; i++)
+                        if (run->man->dependencies[i].index < 64 &&
+                            c->index_mask == UINT64_C(1) << run->man->dependencies[i].index)
+                                target = 1 + i;
+        if (target == SIZE_MAX)
+                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                "only component 0 and the dependencies can be selected");
+        run->params[run->cur] = run->p;
+        run->cur = target;
+        run->p = run->params[target];
+        return 0;
+}
+
+/* fetch with a dependency selected: the dependency's envelope, through the broker like any URI
+ * payload (or an integrated one under a "#" key), bounded and size-checked here. */
+static int fetch_dependency(Run *run, const TeepSuitCommand *c) {
+        Agent *a = run->a;
+        size_t slot = run->cur - 1;
+        _cleanup_free_ char *uri = NULL;
+        _cleanup_close_ int fd = -1;
+        uint8_t *data = NULL;
+        uint64_t max = a->cfg.max_payload_size, claimed = 0;
+        size_t len = 0;
+        int r;
+
+        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0 || run->p.uri.len > 4096)
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "dependency: no usable uri parameter");
+        uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
+        if (!uri)
+                return -ENOMEM;
+        if (strlen(uri) != run->p.uri.len)
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < max)
+                max = run->p.image_size;
+        if (uri[0] == '#') {
+                TeepBuf payload;
+                if (teep_suit_envelope_get_payload(run->env, uri, &payload) < 0)
+                        return run_fail(run, c, -ENOENT, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                        "missing dependency: no integrated envelope %.40s", uri);
+                if (payload.len > max)
+                        return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED, "dependency larger than %" PRIu64, max);
+                data = malloc(payload.len ? payload.len : 1);
+                if (!data)
+                        return -ENOMEM;
+                memcpy(data, payload.ptr, payload.len);
+                len = payload.len;
+        } else {
+                if (!a->fetcher || !a->fetcher->fetch)
+                        return run_fail(run, c, -ENOTCONN, SUIT_REPORT_REASON_OPERATION_FAILED, "no payload fetcher");
+                r = a->fetcher->fetch(a->fetcher_userdata, uri, max, &fd, &claimed);
+                if (r < 0)
+                        return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "missing dependency: fetching %.60s: %s",
+                                        uri, strerror(-r));
+                r = read_full_fd(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &data, &len);
+                if (r < 0)
+                        return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the dependency: %s",
+                                        strerror(-r));
+        }
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && len != run->p.image_size) {
+                free(data);
+                return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "dependency size mismatch: %zu bytes, manifest says %" PRIu64, len, run->p.image_size);
+        }
+        free(run->dep_data[slot]);
+        run->dep_data[slot] = data;
+        run->dep_len[slot] = len;
+        run->dep_verified[slot] = false;
+        run->dep_bound[slot] = teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_DIGEST) &&
+                               run->p.image_digest.alg == COSE_ALG_SHA256 && run->p.image_digest.bytes.len == 32;
+        if (run->dep_bound[slot])
+                memcpy(run->dep_want[slot], run->p.image_digest.bytes.ptr, 32);
+        return 0;
+}
+
+/* condition-dependency-integrity: the fetched dependency is signed by a trusted TC signer and its
+ * manifest digest is the image-digest the dependent's signer wrote (now, or when it was fetched). */
+static int dependency_integrity(Run *run, const TeepSuitCommand *c) {
+        _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *env = NULL;
+        size_t slot = run->cur - 1;
+        const uint8_t *want = NULL;
+        TeepError err = {};
+        int r;
+
+        if (run->cur == 0)
+                return run_fail(run, c, -EINVAL, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED, "component 0 is not a dependency");
+        if (!run->dep_data[slot])
+                return run_fail(run, c, -ENOENT, SUIT_REPORT_REASON_OPERATION_FAILED, "missing dependency: not fetched");
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_DIGEST) && run->p.image_digest.alg == COSE_ALG_SHA256 &&
+            run->p.image_digest.bytes.len == 32)
+                want = run->p.image_digest.bytes.ptr;
+        else if (run->dep_bound[slot])
+                want = run->dep_want[slot];
+        else
+                return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_UNAUTHORISED,
+                                "dependency not bound by a SHA-256 image-digest");
+        r = teep_suit_envelope_decode(TEEP_BUF(run->dep_data[slot], run->dep_len[slot]), &env, &err);
+        if (r >= 0)
+                r = teep_suit_envelope_verify(env, run->a->signers, run->a->n_signers, NULL, &err);
+        if (r < 0)
+                return run_fail(run, c, r, reason_for(r, err.reason), "dependency: %s", teep_reason_to_string(err.reason));
+        if (env->digest.alg != COSE_ALG_SHA256 || env->digest.bytes.len != 32 || memcmp(env->digest.bytes.ptr, want, 32) != 0)
+                return cond_fail(run, c, -EKEYREJECTED, "dependency digest mismatch");
+        memcpy(run->dep_digest[slot], want, 32);
+        run->dep_verified[slot] = true;
+        return 0;
+}
+
+/* directive-process-dependency: run the dependency's whole update procedure and stage it with
+ * this Update, so it is committed (first) together with its dependent, or not at all. */
+static int process_dependency(Run *run, const TeepSuitCommand *c) {
+        StageCtx *ctx = run->ctx;
+        size_t slot = run->cur - 1;
+        Staged *dst;
+        int r;
+
+        if (run->cur == 0)
+                return run_fail(run, c, -EINVAL, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED, "component 0 is not a dependency");
+        if (run->dep_processed[slot])
+                return 0;
+        if (!run->dep_verified[slot]) {
+                /* lenient (Q16): the TEEP draft's own example checks no integrity first */
+                r = dependency_integrity(run, c);
+                if (r != 0)
+                        return r;
+        }
+        if (run->depth + 1 > AGENT_MAX_DEPENDENCY_DEPTH)
+                return run_fail(run, c, -ELOOP, SUIT_REPORT_REASON_OPERATION_FAILED, "dependencies nested deeper than %d",
+                                AGENT_MAX_DEPENDENCY_DEPTH);
+        for (unsigned i = 0; i <= run->depth; i++)
+                if (memcmp(run->chain[i], run->dep_digest[slot], 32) == 0)
+                        return run_fail(run, c, -ELOOP, SUIT_REPORT_REASON_OPERATION_FAILED, "dependency cycle");
+        if (!ctx || *ctx->n_staged >= ctx->cap)
+                return run_fail(run, c, -E2BIG, SUIT_REPORT_REASON_OPERATION_FAILED, "more than %d dependencies in one update",
+                                AGENT_MAX_DEPENDENCY_STAGED);
+        dst = &ctx->staged[(*ctx->n_staged)++];
+        *dst = (Staged){ .index = run->st->index, .is_dependency = true };
+        r = stage_manifest(ctx, run->depth + 1, run->chain, TEEP_BUF(run->dep_data[slot], run->dep_len[slot]), dst);
+        if (r < 0) {
+                if (r == -ENOMEM && dst->reason == 0)
+                        return -ENOMEM;
+                /* a failure deeper down is passed up as it is (err-msg has 128 bytes: no nesting) */
+                static const char nested[] = "directive-process-dependency: ";
+                if (strncmp(dst->msg, nested, sizeof(nested) - 1) == 0)
+                        return run_fail(run, c, dst->error, dst->reason, "%.400s", dst->msg + sizeof(nested) - 1);
+                return run_fail(run, c, dst->error, dst->reason, "dependency %.80s: %.300s", dst->component ?: "(undecoded)",
+                                dst->msg);
+        }
+        if (!agent_tam_may_manage(run->a, ctx->tam, ctx->tam_uri, dst->component))
+                return run_fail(run, c, -EPERM, SUIT_REPORT_REASON_COMPONENT_UNAUTHORISED,
+                                "dependency %.80s was installed by another TAM", dst->component);
+        if (agent_trust_list_reserved(dst->component))
+                return run_fail(run, c, -EPERM, SUIT_REPORT_REASON_COMPONENT_UNAUTHORISED,
+                                "dependency %.80s is the trust-anchor list", dst->component);
+        run->dep_processed[slot] = true;
+        return 0;
+}
 
 static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
         const AgentConfig *cfg = &run->a->cfg;
@@ -378,6 +733,8 @@ static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
                         return cond_fail(run, c, -EPERM, "wrong class id");
                 return 0;
         case SUIT_CONDITION_IMAGE_MATCH:
+                if (run->cur > 0)
+                        return dependency_integrity(run, c);
                 return image_match(run, c);
         case SUIT_CONDITION_COMPONENT_SLOT:
                 if (teep_suit_parameters_has(&run->p, SUIT_PARAM_COMPONENT_SLOT) && run->p.component_slot != 0)
@@ -388,6 +745,13 @@ static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
                         return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no content parameter");
                 if (!run->has_content || run->content_len != run->p.content.len) {
                         return cond_fail(run, c, -EKEYREJECTED, "content differs");
+                } else if (run->content_fd >= 0) {
+                        r = fd_equals(run->content_fd, run->content_len, run->p.content.ptr, run->p.content.len);
+                        if (r < 0)
+                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s",
+                                                strerror(-r));
+                        if (r == 0)
+                                return cond_fail(run, c, -EKEYREJECTED, "content differs");
                 } else {
                         uint8_t diff = 0;
                         for (size_t i = 0; i < run->content_len; i++)
@@ -397,20 +761,17 @@ static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
                 }
                 return 0;
         case SUIT_CONDITION_IS_DEPENDENCY:
-                return cond_fail(run, c, -ENOENT, "not a dependency");
+                return run->cur > 0 ? 0 : cond_fail(run, c, -ENOENT, "not a dependency");
         case SUIT_CONDITION_DEVICE_IDENTIFIER:
                 return cond_fail(run, c, -EPERM, "no device identifier configured");
         case SUIT_CONDITION_ABORT:
                 return run_fail(run, c, -ECANCELED, SUIT_REPORT_REASON_CONDITION_FAILED, "abort");
         case SUIT_CONDITION_DEPENDENCY_INTEGRITY:
+                return dependency_integrity(run, c);
         case SUIT_DIRECTIVE_PROCESS_DEPENDENCY:
-                return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
-                                "dependencies are not supported");
+                return process_dependency(run, c);
         case SUIT_DIRECTIVE_SET_COMPONENT_INDEX:
-                if (!c->index_all && c->index_mask != 1)
-                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
-                                        "only component 0 exists");
-                return 0;
+                return select_component(run, c);
         case SUIT_DIRECTIVE_TRY_EACH:
                 for (size_t i = 0; i < c->n_sequences; i++) {
                         TeepSuitParameters saved = run->p;
@@ -433,18 +794,25 @@ static int run_command(Run *run, const TeepSuitCommand *c, unsigned depth) {
                         params_merge(&run->p, c->params, c->label == SUIT_DIRECTIVE_OVERRIDE_PARAMETERS);
                 return 0;
         case SUIT_DIRECTIVE_WRITE:
+                if (run->cur > 0)
+                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                        "a dependency is a manifest, not written to");
                 if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_CONTENT))
                         return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no content parameter");
+                if (run->p.content.len > run->a->cfg.max_payload_size + TEEP_ENC_TAG_LEN)
+                        return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED, "content too large");
                 if (teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO))
-                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED,
-                                        "encrypted content is not supported");
+                        return decrypt_content(run, c, run->p.content);
                 if (run->p.content.len > run->a->cfg.max_payload_size)
                         return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED, "content too large");
                 r = set_content(run, run->p.content.ptr, run->p.content.len);
                 return r < 0 ? run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory") : 0;
         case SUIT_DIRECTIVE_FETCH:
-                return do_fetch(run, c);
+                return run->cur > 0 ? fetch_dependency(run, c) : do_fetch(run, c);
         case SUIT_DIRECTIVE_UNLINK:
+                if (run->cur > 0)
+                        return run_fail(run, c, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED,
+                                        "unlinking a dependency during an update");
                 run->unlink = true;
                 return 0;
         case SUIT_DIRECTIVE_COPY:
@@ -480,6 +848,8 @@ static int run_section(Run *run, const TeepSuitSequence *seq, int64_t section) {
                 return 0;
         /* the shared sequence runs before each sequence, on fresh parameters */
         run->p = (TeepSuitParameters){};
+        memset(run->params, 0, sizeof(run->params));
+        run->cur = 0;
         if (run->man->shared_sequence.present) {
                 run->section = SUIT_MANIFEST_COMMON;
                 run->section_raw = run->man->shared_sequence.raw;
@@ -524,10 +894,12 @@ static int strip_envelope(const TeepSuitEnvelope *env, uint8_t **ret, size_t *re
 }
 
 /* Stage one manifest: everything short of touching the store. */
-static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlier, size_t n_earlier, TeepBuf in,
-                          Staged *st) {
+static int stage_manifest(StageCtx *ctx, unsigned depth, const uint8_t (*parent_chain)[32], TeepBuf in, Staged *st) {
         _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *env = NULL;
         _cleanup_(teep_suit_manifest_freep) TeepSuitManifest *man = NULL;
+        Agent *a = ctx->a;
+        const AgentState *base = ctx->base;
+        uint8_t chain[AGENT_MAX_DEPENDENCY_DEPTH + 1][32] = {};
         TeepError err = {};
         Run run = {};
         uint64_t floor = 0;
@@ -547,6 +919,13 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
                 st->has_digest = true;
                 memcpy(st->manifest_digest, env->digest.bytes.ptr, 32);
         }
+        /* the manifests from the root down to this one: a dependency cycle shows up here */
+        if (depth > AGENT_MAX_DEPENDENCY_DEPTH)
+                return staged_fail(st, -ELOOP, SUIT_REPORT_REASON_OPERATION_FAILED, SUIT_MANIFEST_COMMON, 0,
+                                   "dependencies nested deeper than %d", AGENT_MAX_DEPENDENCY_DEPTH);
+        for (unsigned i = 0; i < depth; i++)
+                memcpy(chain[i], parent_chain[i], 32);
+        memcpy(chain[depth], st->manifest_digest, 32);
         r = teep_suit_manifest_decode(env, 0, &man, &err);
         if (r < 0)
                 return staged_fail(st, r, reason_for(r, err.reason), SUIT_ENVELOPE_MANIFEST, 0, "manifest: %s",
@@ -558,10 +937,9 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
         }
         st->seq = man->sequence_number;
 
-        if (man->n_components != 1 || man->n_dependencies > 0)
+        if (man->n_components != 1)
                 return staged_fail(st, -EOPNOTSUPP, SUIT_REPORT_REASON_COMPONENT_UNSUPPORTED, SUIT_MANIFEST_COMMON, 0,
-                                   "%zu components, %zu dependencies: one component and no dependencies supported",
-                                   man->n_components, man->n_dependencies);
+                                   "%zu components: one component (and its dependencies) supported", man->n_components);
         r = teep_suit_component_id_to_string(man->components[0].segments, man->components[0].n_segments, &st->component);
         if (r >= 0)
                 r = teep_suit_component_id_encode(&man->components[0], &st->component_raw, &st->component_raw_len);
@@ -578,14 +956,19 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
         if (cur >= 0)
                 floor = base->tcs[cur].seq;
         floor = MAX_U64(floor, agent_state_seen_seq(base, st->component, &seen));
-        for (size_t i = 0; i < n_earlier; i++)
-                if (earlier[i].component && strcmp(earlier[i].component, st->component) == 0)
-                        floor = MAX_U64(floor, earlier[i].seq);
+        for (size_t i = 0; i < *ctx->n_staged; i++)
+                if (&ctx->staged[i] != st && ctx->staged[i].component && strcmp(ctx->staged[i].component, st->component) == 0)
+                        floor = MAX_U64(floor, ctx->staged[i].seq);
         if (st->seq < floor)
                 return staged_fail(st, -ESTALE, SUIT_REPORT_REASON_UNAUTHORISED, SUIT_MANIFEST_SEQUENCE_NUMBER, 0,
                                    "rollback: sequence number %" PRIu64 " < %" PRIu64, st->seq, floor);
 
+        run.content_fd = -1;
+        run.sealed_fd = -1;
         run.a = a;
+        run.ctx = ctx;
+        run.depth = depth;
+        run.chain = (const uint8_t(*)[32])chain;
         run.st = st;
         run.env = env;
         run.man = man;
@@ -608,7 +991,10 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
                 uint8_t sha[32];
                 /* whatever the sequences said, an image is installed only if the signer bound it
                  * by digest (and by size, when given) */
-                teep_sha256(TEEP_BUF(run.content, run.content_len), sha);
+                if (run.content_fd >= 0)
+                        memcpy(sha, run.content_sha, 32);
+                else
+                        teep_sha256(TEEP_BUF(run.content, run.content_len), sha);
                 if (!teep_suit_parameters_has(&run.p, SUIT_PARAM_IMAGE_DIGEST) ||
                     run.p.image_digest.alg != COSE_ALG_SHA256 || run.p.image_digest.bytes.len != 32) {
                         r = staged_fail(st, -EKEYREJECTED, SUIT_REPORT_REASON_CONDITION_FAILED, SUIT_MANIFEST_INSTALL, 0,
@@ -625,9 +1011,28 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
                                         "size mismatch");
                         goto out;
                 }
+                /* the same sequence number for another image: one of the two signed manifests
+                 * is a lie, and replacing what is installed without a higher number would let
+                 * a replayed manifest swap images back and forth (Q13) */
+                if (cur >= 0 && base->tcs[cur].seq == st->seq && memcmp(base->tcs[cur].sha256, sha, 32) != 0) {
+                        r = staged_fail(st, -ESTALE, SUIT_REPORT_REASON_UNAUTHORISED, SUIT_MANIFEST_SEQUENCE_NUMBER, 0,
+                                        "sequence number %" PRIu64 " is installed with another image", st->seq);
+                        goto out;
+                }
                 memcpy(st->sha256, sha, 32);
                 st->payload = TAKE_PTR(run.content);
                 st->payload_len = run.content_len;
+                if (run.content_fd >= 0) {
+                        st->has_payload_fd = true;
+                        st->payload_fd = TAKE_FD(run.content_fd);
+                }
+                st->sealed = TAKE_PTR(run.sealed);
+                st->sealed_len = run.sealed_len;
+                if (run.sealed_fd >= 0) {
+                        st->has_sealed_fd = true;
+                        st->sealed_fd = TAKE_FD(run.sealed_fd);
+                        st->sealed_ct_len = run.sealed_ct_len;
+                }
                 st->action = (cur >= 0 && base->tcs[cur].seq == st->seq && memcmp(base->tcs[cur].sha256, sha, 32) == 0)
                                      ? ACT_KEEP
                                      : ACT_INSTALL;
@@ -641,7 +1046,9 @@ static int stage_manifest(Agent *a, const AgentState *base, const Staged *earlie
         if (r >= 0)
                 r = teep_sha256(TEEP_BUF(st->stored, st->stored_len), st->stored_hash);
 out:
-        free(run.content);
+        drop_content(&run);
+        for (size_t i = 0; i < TEEP_SUIT_MAX_DEPENDENCIES; i++)
+                free(run.dep_data[i]);
         return r;
 }
 
@@ -667,35 +1074,52 @@ static int sub_dir(Agent *a, const char *name) {
         return open_private_dir_at(a->state_fd, name, 0700);
 }
 
-static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len) {
+/* A copy in dir/name, from data and then (srcfd >= 0) a descriptor, written without fsync: the
+ * caller syncs the file system once for all copies (commit(), step 1). Returns 1 when written,
+ * 0 when it was there already. */
+static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len, int srcfd,
+                      uint64_t src_len) {
         _cleanup_close_ int dfd = -1;
         struct stat st;
+        int r;
 
         dfd = sub_dir(a, dir);
         if (dfd < 0)
                 return dfd;
-        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len)
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            (uint64_t)st.st_size == len + (srcfd >= 0 ? src_len : 0))
                 return 0; /* content-addressed: already there */
-        return write_file_atomic_at(dfd, name, data, len, 0600);
+        r = write_file_unsynced_at(dfd, name, data, len, srcfd, src_len, 0600);
+        return r < 0 ? r : 1;
 }
 
-static int install_bytes(Agent *a, const char *component, const uint8_t *data, size_t len, const uint8_t sha[32]) {
-        _cleanup_close_ int fd = -1;
+/* Hand an image to the installer: a descriptor we have (read from offset 0), or bytes put in a
+ * sealed memfd. */
+static int install_image(Agent *a, const char *component, int fd, const uint8_t *data, uint64_t len, const uint8_t sha[32]) {
+        _cleanup_close_ int own = -1;
 
         if (!a->installer || !a->installer->install)
                 return -ENOTCONN;
-        fd = memfd_from_data("teep-payload", data, len);
-        if (fd < 0)
-                return fd;
+        if (fd < 0) {
+                own = memfd_from_data("teep-payload", data, (size_t)len);
+                if (own < 0)
+                        return own;
+                fd = own;
+        } else if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno; /* the same open file each time: an earlier reader moved it */
         return a->installer->install(a->installer_userdata, component, fd, len, sha);
+}
+
+static int install_bytes(Agent *a, const char *component, const uint8_t *data, size_t len, const uint8_t sha[32]) {
+        return install_image(a, component, -1, data, len, sha);
 }
 
 /* Put the previous image of a component back (from our own copy), or remove the component
  * when there was none. */
 static int restore(Agent *a, const Op *op) {
-        _cleanup_free_ uint8_t *data = NULL;
+        _cleanup_close_ int fd = -1;
         char name[80], hex[65];
-        size_t len = 0;
+        struct stat st;
         int r;
 
         if (!op->had_old) {
@@ -704,10 +1128,39 @@ static int restore(Agent *a, const Op *op) {
                 return r == -ENOENT ? 0 : r;
         }
         (void)snprintf(name, sizeof(name), "payloads/%s", hexstr(op->old.sha256, 32, hex));
-        r = read_file_at(a->state_fd, name, (size_t)a->cfg.max_payload_size, &data, &len);
+        /* the copy goes to the installer through a memfd filled in the kernel, never through our heap */
+        fd = openat(a->state_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        r = fd < 0 ? -errno : 0;
+        if (r == -ENOENT) {
+                /* an encrypted image: only its ciphertext was kept */
+                _cleanup_free_ uint8_t *sealed = NULL;
+                uint8_t *plain = NULL, sha[32];
+                size_t sealed_len = 0, plain_len = 0;
+
+                (void)snprintf(name, sizeof(name), "payloads/%s.enc", hex);
+                r = read_file_at(a->state_fd, name, (size_t)a->cfg.max_payload_size * 2 + 4096, &sealed, &sealed_len);
+                if (r < 0)
+                        return r;
+                r = agent_sealed_open(a, TEEP_BUF(sealed, sealed_len), &plain, &plain_len, NULL);
+                if (r < 0)
+                        return r;
+                teep_sha256(TEEP_BUF(plain, plain_len), sha);
+                r = memcmp(sha, op->old.sha256, 32) == 0 ? install_bytes(a, op->old.component, plain, plain_len, sha)
+                                                         : -EKEYREJECTED;
+                agent_plaintext_free(plain, plain_len);
+                return r;
+        }
         if (r < 0)
                 return r;
-        return install_bytes(a, op->old.component, data, len, op->old.sha256);
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADF;
+        /* sealed, like every image the installer gets from us (the installer checks the digest) */
+        _cleanup_close_ int mfd = memfd_from_fd("teep-payload", fd, (uint64_t)st.st_size);
+        if (mfd < 0)
+                return mfd;
+        return install_image(a, op->old.component, mfd, NULL, (uint64_t)st.st_size, op->old.sha256);
 }
 
 /* Remove files in dir that the state no longer references. */
@@ -731,8 +1184,11 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
                         continue;
                 for (size_t i = 0; i < a->state.n_tcs && !used; i++) {
                         const AgentTc *tc = &a->state.tcs[i];
-                        if (payloads)
-                                used = strcmp(de->d_name, hexstr(tc->sha256, 32, hex)) == 0;
+                        if (payloads) {
+                                hexstr(tc->sha256, 32, hex);
+                                used = strcmp(de->d_name, hex) == 0 ||
+                                       (strncmp(de->d_name, hex, 64) == 0 && strcmp(de->d_name + 64, ".enc") == 0);
+                        }
                         else {
                                 char n[80];
                                 (void)snprintf(n, sizeof(n), "%s.suit", hexstr(tc->manifest_hash, 32, hex));
@@ -773,18 +1229,45 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 (void)snprintf(why, why_len, "out of memory");
                 goto out;
         }
+        /* a bounded store: what the QueryResponse, the state file and Installer1.List can carry */
+        if (next.n_tcs > AGENT_MAX_TCS && next.n_tcs > a->state.n_tcs) {
+                (void)snprintf(why, why_len, "more than %d Trusted Components installed", AGENT_MAX_TCS);
+                r = -E2BIG;
+                goto out;
+        }
 
-        /* 1. our copies: the manifest (for evidence and uninstall) and the image (for rollback) */
+        /* 1. our copies: the manifest (for evidence and uninstall) and the image (for rollback).
+         *    Written without an fsync each: nothing durable refers to them until the journal
+         *    (step 2) or the state (step 4) does, and one syncfs() below, before the journal,
+         *    makes all of them durable at once (files and their directory entries): the same
+         *    guarantee as an fsync of each file and each directory, with one flush instead of
+         *    four. A crash before it leaves copies that no state refers to (removed by the next
+         *    commit's garbage collection) and a store that was not touched yet. */
+        bool wrote = false;
         for (size_t i = 0; i < n_ops && r >= 0; i++) {
                 char hex[65], name[80];
                 const Staged *st = ops[i].st;
                 if (ops[i].action != ACT_INSTALL)
                         continue;
                 (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
-                r = store_blob(a, "manifests", name, st->stored, st->stored_len);
-                if (r >= 0)
-                        r = store_blob(a, "payloads", hexstr(st->sha256, 32, hex), st->payload, st->payload_len);
+                r = store_blob(a, "manifests", name, st->stored, st->stored_len, -1, 0);
+                /* synced also when the copies were there already: they may be left over from a
+                 * session that crashed before its syncfs */
+                wrote = true;
+                if (r >= 0 && st->sealed) {
+                        /* never the plaintext of an encrypted image outside the store */
+                        (void)snprintf(name, sizeof(name), "%s.enc", hexstr(st->sha256, 32, hex));
+                        r = store_blob(a, "payloads", name, st->sealed, st->sealed_len, st->has_sealed_fd ? st->sealed_fd : -1,
+                                       st->has_sealed_fd ? st->sealed_ct_len : 0);
+                } else if (r >= 0)
+                        /* a URI payload is copied from the broker's sealed memfd in the kernel */
+                        r = st->has_payload_fd ? store_blob(a, "payloads", hexstr(st->sha256, 32, hex), NULL, 0, st->payload_fd,
+                                                            st->payload_len)
+                                               : store_blob(a, "payloads", hexstr(st->sha256, 32, hex), st->payload,
+                                                            st->payload_len, -1, 0);
         }
+        if (r >= 0 && wrote && syncfs(a->state_fd) < 0)
+                r = -errno;
         if (r < 0) {
                 (void)snprintf(why, why_len, "cannot keep copies in the state directory: %s", strerror(-r));
                 goto out;
@@ -809,7 +1292,8 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
         for (done = 0; done < n_ops; done++) {
                 Op *op = &ops[done];
                 if (op->action == ACT_INSTALL)
-                        r = install_bytes(a, op->tc.component, op->st->payload, op->st->payload_len, op->st->sha256);
+                        r = install_image(a, op->tc.component, op->st->has_payload_fd ? op->st->payload_fd : -1,
+                                          op->st->payload, op->st->payload_len, op->st->sha256);
                 else {
                         r = a->installer && a->installer->remove ? a->installer->remove(a->installer_userdata, op->tc.component)
                                                                   : -ENOTCONN;
@@ -867,12 +1351,31 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
         collect_garbage(a, "payloads", true);
         collect_garbage(a, "manifests", false);
 out:
+        /* refused or undone: the copies step 1 made are referenced by nothing now (unless a
+         * journal still needs them), and the state directory must be as it was */
+        if (r < 0 && a->state.n_journal == 0) {
+                collect_garbage(a, "payloads", true);
+                collect_garbage(a, "manifests", false);
+        }
         agent_state_done(&next);
         agent_state_done(&journal);
         return r;
 }
 
 /* ---- the Update message ---- */
+
+/* The j-th staged manifest in commit order: dependencies before the manifests that need them
+ * (a dependency is staged after its dependent, a dependency's dependency after it: so the
+ * dependencies go in reverse staging order, deepest first). */
+static Staged *staged_in_commit_order(Staged *staged, size_t n, size_t j) {
+        for (size_t i = n; i-- > 0;)
+                if (staged[i].is_dependency && j-- == 0)
+                        return &staged[i];
+        for (size_t i = 0; i < n; i++)
+                if (!staged[i].is_dependency && j-- == 0)
+                        return &staged[i];
+        return NULL;
+}
 
 static bool same_family(int64_t x, int64_t y) {
         bool px = x == COSE_ALG_ESP256 || x == COSE_ALG_ES256, py = y == COSE_ALG_ESP256 || y == COSE_ALG_ES256;
@@ -924,6 +1427,7 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
         if (!x) {
                 log_warning("TAM %s: update → error ERR_PERMANENT_ERROR (%s token: unknown, expired or replayed); no state change",
                             tam_uri ?: "-", m->has_token ? "its" : "no");
+                a->refusal_hint = -ESTALE;
                 r = agent_build_error(a, tam, 0, token, TEEP_ERR_PERMANENT_ERROR,
                                       m->has_token ? "unknown or replayed token" : "update without token", NULL, 0, ret, ret_len);
                 return r < 0 ? r : 0;
@@ -942,6 +1446,11 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
                             teep_err_code_to_string(m->err_code) ?: "an unknown error", m->err_code, m->has_err_msg ? ": " : "",
                             m->has_err_msg ? (int)m->err_msg.len : 0, m->has_err_msg ? (const char *)m->err_msg.ptr : "");
 
+        /* a trust-anchor list signed by the administrator is not a Trusted Component */
+        r = agent_trust_list_update(a, tam, tam_uri, m, alg, token, ret, ret_len);
+        if (r != 0)
+                return r < 0 ? r : 0;
+
         if (a->state.n_journal > 0) {
                 r = agent_reconcile(a);
                 if (r < 0) {
@@ -952,17 +1461,33 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
         }
 
         /* 2. stage: every manifest, fully, before anything changes */
-        staged = calloc(m->n_manifest_list + m->n_unneeded_manifest_list + 1, sizeof(Staged));
+        staged = calloc(m->n_manifest_list + m->n_unneeded_manifest_list + AGENT_MAX_DEPENDENCY_STAGED + 1, sizeof(Staged));
         if (!staged)
                 return -ENOMEM;
+        StageCtx ctx = {
+                .a = a,
+                .base = &a->state,
+                .staged = staged,
+                .n_staged = &n_staged,
+                .cap = m->n_manifest_list + AGENT_MAX_DEPENDENCY_STAGED,
+                .tam = tam,
+                .tam_uri = tam_uri,
+        };
         for (size_t i = 0; i < m->n_manifest_list; i++) {
-                Staged *st = &staged[n_staged++];
+                size_t slot = n_staged++;
+                Staged *st = &staged[slot];
                 st->index = i;
-                r = stage_manifest(a, &a->state, staged, i, m->manifest_list[i], st);
+                r = stage_manifest(&ctx, 0, NULL, m->manifest_list[i], st);
+                if (r >= 0 && !agent_tam_may_manage(a, tam, tam_uri, st->component))
+                        r = staged_fail(st, -EPERM, SUIT_REPORT_REASON_COMPONENT_UNAUTHORISED, SUIT_MANIFEST_COMMON, 0,
+                                        "%s was installed by another TAM", st->component);
+                if (r >= 0 && agent_trust_list_reserved(st->component))
+                        r = staged_fail(st, -EPERM, SUIT_REPORT_REASON_COMPONENT_UNAUTHORISED, SUIT_MANIFEST_COMMON, 0,
+                                        "%s is the trust-anchor list: only AdminKey= may sign it", st->component);
                 if (r < 0) {
                         if (r == -ENOMEM && st->reason == 0)
                                 goto oom;
-                        failed = (ssize_t)i;
+                        failed = (ssize_t)slot;
                         break;
                 }
         }
@@ -975,7 +1500,7 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
                         goto oom;
                 for (size_t i = 0; i < m->n_unneeded_manifest_list + n_staged; i++) {
                         bool from_list = i < m->n_unneeded_manifest_list;
-                        Staged *st = from_list ? NULL : &staged[i - m->n_unneeded_manifest_list];
+                        Staged *st = from_list ? NULL : staged_in_commit_order(staged, n_staged, i - m->n_unneeded_manifest_list);
                         _cleanup_free_ char *name = NULL;
                         const char *component;
                         ssize_t cur, k;
@@ -991,6 +1516,11 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
                                         continue;
                                 }
                                 component = a->state.tcs[cur].component;
+                                if (!agent_tam_may_manage(a, tam, tam_uri, component)) {
+                                        log_warning("TAM %s: unneeded manifest %s was installed by %s: left alone",
+                                                    tam_uri ?: "-", name, a->state.tcs[cur].tam_uri);
+                                        continue;
+                                }
                                 action = ACT_REMOVE;
                         } else {
                                 if (st->action != ACT_INSTALL && st->action != ACT_REMOVE)
@@ -1070,6 +1600,7 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
                 log_warning("TAM %s: update (%zu manifest(s), %zu unneeded) → error ERR_MANIFEST_PROCESSING_FAILED (%s);"
                             " nothing committed",
                             tam_uri ?: "-", m->n_manifest_list, m->n_unneeded_manifest_list, msg);
+                a->refusal_hint = st->error;
                 r = agent_build_error(a, tam, alg, token, TEEP_ERR_MANIFEST_PROCESSING_FAILED, msg, &rb, 1, ret, ret_len);
                 goto done;
         } else {

@@ -195,6 +195,25 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+/* Agent1.Refused: which named error the agent's last TEEP Error to a TAM stands for. Only from
+ * the agent's current owner; the name must be one of ours. */
+static int on_refused(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Broker *b = userdata;
+        const char *uri, *name, *message, *sender = sd_bus_message_get_sender(m);
+
+        if (!b->agent_owner || !sender || strcmp(sender, b->agent_owner) != 0)
+                return 0;
+        if (sd_bus_message_read(m, "sss", &uri, &name, &message) < 0)
+                return 0;
+        if (strcmp(name, SD_BUS_ERROR_INVALID_ARGS) != 0 &&
+            (strncmp(name, TEEP_ERROR_PREFIX, strlen(TEEP_ERROR_PREFIX)) != 0 || strlen(name) > 128 ||
+             strspn(name + strlen(TEEP_ERROR_PREFIX), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") !=
+                     strlen(name + strlen(TEEP_ERROR_PREFIX))))
+                name = TEEP_ERROR_FAILED; /* not a name of ours: still a refusal, without its name */
+        session_note_refusal(b, uri, name, message);
+        return 0;
+}
+
 int broker_agent_watch(Broker *b) {
         int r;
 
@@ -210,6 +229,10 @@ int broker_agent_watch(Broker *b) {
                                       NULL, b);
         if (r < 0)
                 return log_error_errno(r, "cannot watch the agent's properties: %s", strerror(-r));
+        r = sd_bus_match_signal_async(b->bus, &b->agent_match_refused, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
+                                      TEEP_AGENT_INTERFACE, "Refused", on_refused, NULL, b);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch the agent's refusals: %s", strerror(-r));
         r = sd_bus_call_method_async(b->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                      "org.freedesktop.DBus", "GetNameOwner", on_get_name_owner, b, "s",
                                      TEEP_AGENT_BUS_NAME);

@@ -46,6 +46,7 @@ Broker *broker_free(Broker *b) {
         while (b->jobs)
                 job_free(b->jobs);
         sd_bus_slot_unref(b->agent_match_props);
+        sd_bus_slot_unref(b->agent_match_refused);
         sd_bus_slot_unref(b->agent_match_owner);
         sd_bus_slot_unref(b->agent_refresh_slot);
         if (b->bus)

@@ -24,12 +24,19 @@ typedef struct Fetch Fetch;
 #define BROKER_MAX_JOBS_PER_UID 256   /* unfinished, one uid */
 #define BROKER_MAX_FETCHES 8          /* concurrent PayloadFetcher1.Fetch */
 #define BROKER_JOB_LINGER_USEC (30ull * 1000000ull)
+#define BROKER_MAX_JOB_OBJECTS 8192  /* job objects in all, finished ones lingering included */
 #define BROKER_MAX_TAM_HOPS 8         /* TAM URIs tried for one job after failures */
+/* TAM messages in one session: a normal one has two (QueryRequest, Update); a TAM that never
+ * ends it (another QueryRequest, and another) is cut off here */
+#define BROKER_MAX_SESSION_MESSAGES 16
 
 /* Timeouts of our calls to the agent. ProcessTeepMessage may run a whole SUIT update,
  * downloads included; the bus's own reply timeout may cut it shorter. */
 #define BROKER_AGENT_CALL_TIMEOUT_USEC (30ull * 1000000ull)
 #define BROKER_AGENT_PROCESS_TIMEOUT_USEC (600ull * 1000000ull)
+/* Agent1.RequestTA/UnrequestTA calls in flight at once; more jobs wait in the broker (the bus caps
+ * a connection's pending replies: dbus-daemon's max_replies_per_connection, 128 on a system bus). */
+#define BROKER_MAX_AGENT_ROUTE_CALLS 64
 
 #define BROKER_JOB_PATH_PREFIX "/org/teepkit/Broker1/job"
 /* A job failed because the TAM did not deliver what was asked for (see the agent's log). */
@@ -75,6 +82,8 @@ struct Job {
         bool covered;
         int policy_list;    /* policy checks: 0 none, 1 the running round, 2 waiting for the next */
         sd_bus_slot *slot;  /* our pending call to the agent */
+        bool routing;       /* slot is its RequestTA/UnrequestTA call (counted in n_agent_routes) */
+        bool deferred;      /* waits for a free route call (BROKER_MAX_AGENT_ROUTE_CALLS) */
         sd_event_source *linger;
 
         LIST_FIELDS(Job, jobs);
@@ -95,6 +104,9 @@ struct Session {
         HttpRequest *http;
         sd_bus_slot *slot;    /* pending call to the agent */
         char *failure;        /* transport failure text while ProcessError is pending */
+        char *refusal_name;   /* the agent answered this run's TAM with an Error: why (Refused) */
+        char *refusal_message;
+        uint64_t held_since;  /* CLOCK_MONOTONIC µs: a run waits for requests still on their way (0: not) */
         LIST_FIELDS(Session, sessions);
 };
 
@@ -108,11 +120,13 @@ struct Broker {
         AgentCache agent;
         char *agent_owner;        /* unique name of org.teepkit.Agent1's owner */
         sd_bus_slot *agent_match_props;
+        sd_bus_slot *agent_match_refused;
         sd_bus_slot *agent_match_owner;
         sd_bus_slot *agent_refresh_slot;
 
         Job *jobs;
         unsigned n_jobs_unfinished;
+        unsigned n_agent_routes;  /* route calls in flight (Job.routing) */
         uint32_t next_job_id;
         Session *sessions;
         uint64_t n_sessions_started;
@@ -200,7 +214,11 @@ int session_attach(Broker *b, const char *uri, Job *j);
 /* Take a job out of its session's lists (job_finish does it). */
 void session_detach(Job *j);
 Session *session_free(Session *s);
+/* Start the runs held back while requests were on their way to the agent, once they are there. */
+void session_kick_held(Broker *b);
 void broker_emit_sessions_changed(Broker *b);
+/* The agent's Refused signal: the running session with tam_uri ends its unmet jobs with name. */
+void session_note_refusal(Broker *b, const char *tam_uri, const char *name, const char *message);
 
 /* ---- policy.c: policy-check rounds ---- */
 #define BROKER_MAX_POLICY_CALLS 32  /* RequestPolicyCheck calls in one round */

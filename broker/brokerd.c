@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "sandbox.h"
 
 static const char *arg_config = TEEP_CONF_FILE;
+static bool arg_sandbox_self_test = false;
 
 static void help(FILE *f) {
         fprintf(f,
@@ -31,11 +33,13 @@ static void help(FILE *f) {
 }
 
 static int parse_argv(int argc, char **argv) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_SANDBOX_SELF_TEST };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "config", required_argument, NULL, ARG_CONFIG },
+                /* hidden: start up, enter the box, try forbidden calls, exit (tests/seccomp) */
+                { "sandbox-self-test", no_argument, NULL, ARG_SANDBOX_SELF_TEST },
                 {},
         };
         int c;
@@ -50,6 +54,9 @@ static int parse_argv(int argc, char **argv) {
                         return 0;
                 case ARG_CONFIG:
                         arg_config = optarg;
+                        break;
+                case ARG_SANDBOX_SELF_TEST:
+                        arg_sandbox_self_test = true;
                         break;
                 default:
                         help(stderr);
@@ -127,6 +134,10 @@ static int run(int argc, char **argv) {
         r = broker_sandbox_apply();
         if (r < 0) {
                 log_error_errno(r, "cannot install the seccomp filter: %s", strerror(-r));
+                goto out;
+        }
+        if (arg_sandbox_self_test) {
+                r = broker_sandbox_self_test();
                 goto out;
         }
 

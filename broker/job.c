@@ -63,6 +63,8 @@ bool job_state_transition_is_valid(JobState from, JobState to) {
         return true;
 }
 
+static void job_route_done(Job *j);
+
 static void job_emit(Job *j, const char *const *names) {
         Broker *b = j->broker;
         int r;
@@ -107,6 +109,20 @@ int job_new(Broker *b, JobKind kind, const char *component, char *const *tam_uri
                 for (size_t i = 0; i < n; i++)
                         if (!(j->tam_uris[i] = strdup(tam_uris[i])))
                                 return -ENOMEM;
+        }
+        /* Finished jobs linger so that a client can still read their result; a client making
+         * jobs faster than they expire must not grow the broker without bound: past
+         * BROKER_MAX_JOB_OBJECTS the oldest finished job goes early. */
+        {
+                Job *k, *oldest_final = NULL;
+                size_t n_all = 0;
+                LIST_FOREACH(jobs, k, b->jobs) {
+                        n_all++;
+                        if (!oldest_final && job_state_is_final(k->state))
+                                oldest_final = k;
+                }
+                if (n_all >= BROKER_MAX_JOB_OBJECTS && oldest_final)
+                        job_free(oldest_final);
         }
         LIST_APPEND(jobs, b->jobs, j);
         b->n_jobs_unfinished++;
@@ -235,6 +251,8 @@ static int job_finish(Job *j, JobState final, const char *result, const char *er
         session_detach(j);
         policy_round_detach(j);
         j->slot = sd_bus_slot_unref(j->slot);
+        j->deferred = false;
+        job_route_done(j);
 
         free(j->result);
         free(j->error_name);
@@ -307,6 +325,7 @@ static int on_agent_route(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         int r;
 
         j->slot = sd_bus_slot_unref(j->slot);
+        job_route_done(j);
         e = sd_bus_message_get_error(m);
         if (e) {
                 const char *name = broker_agent_error_name(e);
@@ -346,6 +365,11 @@ int job_start(Job *j) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
+        if (j->kind != JOB_POLICY_CHECK && b->n_agent_routes >= BROKER_MAX_AGENT_ROUTE_CALLS) {
+                /* a burst of requests: it stays queued until a call returns (job_route_done) */
+                j->deferred = true;
+                return 0;
+        }
         switch (j->kind) {
         case JOB_REQUEST:
                 r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
@@ -373,7 +397,30 @@ int job_start(Job *j) {
                 r = sd_bus_call_async(b->bus, &j->slot, m, on_agent_route, j, BROKER_AGENT_CALL_TIMEOUT_USEC);
         if (r < 0)
                 return job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "Cannot call the TEEP agent: %s", strerror(-r));
+        j->routing = true;
+        b->n_agent_routes++;
         return 0;
+}
+
+/* j's route call is over (answered, or dropped with the job): start the oldest deferred job. */
+static void job_route_done(Job *j) {
+        Broker *b = j->broker;
+        Job *k, *next = NULL;
+
+        if (!j->routing)
+                return;
+        j->routing = false;
+        b->n_agent_routes--;
+        if (b->stopping)
+                return;
+        LIST_FOREACH(jobs, k, b->jobs)
+                if (k->deferred && !job_state_is_final(k->state) && (!next || k->id < next->id))
+                        next = k;
+        if (next) {
+                next->deferred = false;
+                (void)job_start(next);
+        }
+        session_kick_held(b);
 }
 
 static uint64_t now_realtime_usec(void) {

@@ -86,7 +86,17 @@ static int on_policy_uri(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 round_end(b);
                 return 0;
         }
-        if (sd_bus_message_read(m, "s", &uri) < 0 || !*uri) {
+        if (sd_bus_message_read(m, "s", &uri) < 0) {
+                round_end(b);
+                return 0;
+        }
+        if (!*uri && b->policy_calls == 1) {
+                /* "" at once: the agent may be at the end of a round that a previous broker (killed
+                 * mid-round) never finished; it starts over after "", so ask once more */
+                round_next(b);
+                return 0;
+        }
+        if (!*uri) {
                 round_end(b);
                 return 0;
         }

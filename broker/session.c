@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker.h"
 #include "bus-util.h"
@@ -21,6 +22,42 @@
  */
 
 static void session_start(Session *s);
+
+/* A burst of requests (a package manager, many apps at once) should ride one run, not one run
+ * per handful: while RequestTA/UnrequestTA calls are still on their way to the agent, a run that
+ * could start waits for them — at most this long, so a steady stream cannot hold it back. */
+#define SESSION_HOLD_MAX_USEC (1000ull * 1000ull)
+
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool session_hold(Session *s) {
+        uint64_t now;
+
+        if (s->broker->n_agent_routes == 0 || s->broker->stopping) {
+                s->held_since = 0;
+                return false;
+        }
+        now = now_monotonic_usec();
+        if (s->held_since == 0)
+                s->held_since = now;
+        if (now - s->held_since >= SESSION_HOLD_MAX_USEC) {
+                s->held_since = 0;
+                return false;
+        }
+        return true;
+}
+
+void session_kick_held(Broker *b) {
+        Session *s, *n;
+
+        LIST_FOREACH_SAFE(sessions, s, n, b->sessions)
+                if (!s->running && s->covered && !session_hold(s))
+                        session_start(s);
+}
 static void session_post(Session *s, const uint8_t *body, size_t len);
 
 static Session *session_find(Broker *b, const char *uri) {
@@ -50,9 +87,37 @@ Session *session_free(Session *s) {
         http_request_free(s->http);
         sd_bus_slot_unref(s->slot);
         free(s->failure);
+        free(s->refusal_name);
+        free(s->refusal_message);
         free(s->tam_uri);
         free(s);
         return NULL;
+}
+
+static void session_clear_refusal(Session *s) {
+        free(s->refusal_name);
+        free(s->refusal_message);
+        s->refusal_name = s->refusal_message = NULL;
+}
+
+void session_note_refusal(Broker *b, const char *tam_uri, const char *name, const char *message) {
+        Session *s;
+
+        LIST_FOREACH(sessions, s, b->sessions)
+                if (s->running && strcmp(s->tam_uri, tam_uri) == 0) {
+                        char *n = strdup(name), *msg = strndup(message, 300);
+                        if (!n || !msg) {
+                                free(n);
+                                free(msg);
+                                return;
+                        }
+                        session_clear_refusal(s);
+                        s->refusal_name = n;
+                        s->refusal_message = msg;
+                        log_info("session %" PRIu64 " with %s: the agent refused the TAM's message: %s: %s", s->number,
+                                 s->tam_uri, name, message);
+                        return;
+                }
 }
 
 void session_detach(Job *j) {
@@ -113,7 +178,7 @@ int session_attach(Broker *b, const char *uri, Job *j) {
                 (void)job_set_state(j, JOB_RUNNING);
                 job_set_progress(j, 20);
                 broker_emit_sessions_changed(b);
-        } else
+        } else if (!session_hold(s))
                 session_start(s);
         return 0;
 }
@@ -141,6 +206,7 @@ static void session_run_end(Session *s) {
         s->slot = sd_bus_slot_unref(s->slot);
         free(s->failure);
         s->failure = NULL;
+        session_clear_refusal(s);
         /* jobs still covered here were failed or handed on by the caller; be safe */
         LIST_FOREACH_SAFE(session, j, n, s->covered) {
                 char msg[400];
@@ -150,11 +216,23 @@ static void session_run_end(Session *s) {
         if (s->waiting) {
                 LIST_FOREACH_SAFE(session, j, n, s->waiting) {
                         LIST_REMOVE(session, s->waiting, j);
+                        if (j->kind == JOB_REQUEST && agent_cache_has_tc(&b->agent, j->component)) {
+                                /* the run that just ended brought its TC (the agent recorded the
+                                 * request before the job came here): no follow-up run for it, so
+                                 * a burst of requests costs one or two sessions, not one per wave */
+                                j->session = NULL;
+                                j->covered = false;
+                                job_evaluate(j, true);
+                                continue;
+                        }
                         j->covered = true;
                         LIST_APPEND(session, s->covered, j);
                 }
-                session_start(s);
-                return;
+                if (s->covered) {
+                        if (!session_hold(s))
+                                session_start(s);
+                        return;
+                }
         }
         session_free(s);
         broker_emit_sessions_changed(b);
@@ -179,8 +257,18 @@ static void on_refreshed(Broker *b, const sd_bus_error *error, void *userdata) {
                          s->tam_uri, error->message ?: error->name);
                 fail_covered(s, broker_agent_error_name(error), msg);
         } else
-                LIST_FOREACH_SAFE(session, j, n, s->covered)
-                        session_job_outcome(j, NULL, NULL);
+                LIST_FOREACH_SAFE(session, j, n, s->covered) {
+                        /* a job the agent's state does not answer ends with the refusal's name */
+                        bool met = (j->kind == JOB_REQUEST && agent_cache_has_tc(&b->agent, j->component)) ||
+                                   (j->kind == JOB_UNREQUEST && !agent_cache_has_tc(&b->agent, j->component));
+                        if (s->refusal_name && !met) {
+                                char msg[512];
+                                snprintf(msg, sizeof(msg), "The agent refused what the TAM at %s sent: %s", s->tam_uri,
+                                         s->refusal_message ?: "");
+                                session_job_outcome(j, s->refusal_name, msg);
+                        } else
+                                session_job_outcome(j, NULL, NULL);
+                }
         session_run_end(s);
 }
 
@@ -341,6 +429,12 @@ static void on_http_done(HttpRequest *req, const HttpResult *res, void *userdata
                           s->tam_uri, res->content_type ?: "(none)");
 
         s->n_exchanges++;
+        if (s->n_exchanges > BROKER_MAX_SESSION_MESSAGES) {
+                snprintf(what, sizeof(what), "%s did not end the session after %u messages", s->tam_uri,
+                         BROKER_MAX_SESSION_MESSAGES);
+                session_transport_failed(s, what);
+                return;
+        }
         r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE,
                                            "ProcessTeepMessage");
         if (r >= 0)
@@ -384,6 +478,7 @@ static void session_start(Session *s) {
         s->running = true;
         s->query_answered = false;
         s->n_exchanges = 0;
+        session_clear_refusal(s);
         s->number = ++b->n_sessions_started;
         log_info("session %" PRIu64 " with %s: started for %u job(s)", s->number, s->tam_uri, count_jobs(s->covered));
         LIST_FOREACH(session, j, s->covered) {

@@ -36,6 +36,7 @@ typedef struct Settings {
         char *agent_user;
         uint64_t idle_usec;
         bool layout_set, idle_set; /* by the command line */
+        bool sandbox_self_test;    /* hidden --sandbox-self-test */
 } Settings;
 
 typedef struct Installer {
@@ -410,7 +411,8 @@ static void help(void) {
 
 /* Returns 1 to go on, 0 to exit successfully (--help), -EINVAL for a usage error. */
 static int parse_argv(int argc, char *argv[], Settings *set) {
-        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_STORE_DIR, ARG_LAYOUT, ARG_AGENT_USER, ARG_IDLE_TIMEOUT };
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_STORE_DIR, ARG_LAYOUT, ARG_AGENT_USER, ARG_IDLE_TIMEOUT,
+               ARG_SANDBOX_SELF_TEST };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -419,6 +421,8 @@ static int parse_argv(int argc, char *argv[], Settings *set) {
                 { "layout", required_argument, NULL, ARG_LAYOUT },
                 { "agent-user", required_argument, NULL, ARG_AGENT_USER },
                 { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
+                /* hidden: start up, enter the box, try forbidden calls, exit (tests/seccomp) */
+                { "sandbox-self-test", no_argument, NULL, ARG_SANDBOX_SELF_TEST },
                 {}
         };
         int c;
@@ -433,6 +437,9 @@ static int parse_argv(int argc, char *argv[], Settings *set) {
                         return 0;
                 case ARG_CONFIG:
                         set->config = optarg;
+                        break;
+                case ARG_SANDBOX_SELF_TEST:
+                        set->sandbox_self_test = true;
                         break;
                 case ARG_STORE_DIR:
                         free(set->store_dir);
@@ -560,11 +567,13 @@ static int run(int argc, char *argv[]) {
                 }
         }
 
-        r = installer_sandbox_apply();
+        r = installer_sandbox_apply(i.store->path);
         if (r < 0) {
                 log_error("cannot install the seccomp filter: %s", strerror(-r));
                 return EXIT_FAILURE;
         }
+        if (set.sandbox_self_test)
+                return installer_sandbox_self_test(i.store->path) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         log_info("ready: store %s (layout %s), answering uid %" PRIu32 " only, idle timeout %" PRIu64 " s",
                  i.store->path, store_layout_to_string(i.store->layout), (uint32_t)i.agent_uid,

@@ -249,7 +249,7 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                       uint8_t ret_sha256[32]) {
         _cleanup_free_ uint8_t *buf = NULL;
         gnutls_hash_hd_t h = NULL;
-        uint64_t total = 0;
+        uint64_t total = 0, flushed = 0;
         struct stat st;
         bool may_block;
         int r = 0;
@@ -309,6 +309,14 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                 r = loop_write(out_fd, buf, (size_t)n);
                 if (r < 0)
                         break;
+                if (total - flushed >= STORE_WRITEBACK_CHUNK) {
+                        /* Start writing back what we have so far: the disk works while we copy
+                         * and hash the rest, the final fsync() has little left to wait for, and
+                         * a big payload never piles up as dirty page cache. Only a hint: the
+                         * fsync() before the rename is what makes the file durable. */
+                        (void)sync_file_range(out_fd, (off_t)flushed, (off_t)(total - flushed), SYNC_FILE_RANGE_WRITE);
+                        flushed = total;
+                }
         }
         if (r < 0) {
                 gnutls_hash_deinit(h, NULL);

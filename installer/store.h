@@ -32,6 +32,8 @@
 #define STORE_TMP_PREFIX     STORE_PRIVATE_PREFIX "tmp-"
 #define STORE_OWNER_PREFIX   STORE_PRIVATE_PREFIX "owner-"
 #define STORE_COPY_BUFFER    (256u * 1024u)
+/* Writeback of an install starts every this many bytes (sync_file_range), not at the fsync(). */
+#define STORE_WRITEBACK_CHUNK (8u * 1024u * 1024u)
 #define STORE_STALL_TIMEOUT_MS 30000
 /* A List reply is one bus message; past this many entries the store is not ours to list. */
 #define STORE_LIST_MAX       16384u

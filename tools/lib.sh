@@ -12,6 +12,9 @@ PACKAGES=(
         libcbor-dev libgnutls28-dev gnutls-bin libcriterion-dev
         libsystemd-dev libcurl4-gnutls-dev libseccomp-dev libmicrohttpd-dev
         dbus python3-docutils libclang-rt-14-dev
+        dpkg-dev debhelper fakeroot lintian
+        nettle-dev libgmp-dev
+        softhsm2 p11-kit
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

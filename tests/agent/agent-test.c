@@ -42,8 +42,9 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
                 return -EIO;
         }
         /* the payload arrives sealed, as the installer expects it */
-        cr_assert_eq(fcntl(fd, F_GET_SEALS) & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK),
-                     F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+        int seals = fcntl(fd, F_GET_SEALS);
+        cr_assert_geq(seals, 0, "the payload is a memfd");
+        cr_assert_eq(seals & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK), F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
         n = pread(fd, data, size, 0);
         cr_assert_eq(n, (ssize_t)size);
         teep_sha256(TEEP_BUF(data, size), check);
@@ -108,9 +109,11 @@ static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd
                 if (strcmp(ff->e[i].uri, uri) == 0) {
                         if (ff->e[i].len > max)
                                 return -EFBIG;
-                        fd = memfd_create("fetched", MFD_CLOEXEC);
+                        fd = memfd_create("fetched", MFD_CLOEXEC | (ff->seal ? MFD_ALLOW_SEALING : 0));
                         cr_assert_geq(fd, 0);
                         cr_assert_eq(write(fd, ff->e[i].data, ff->e[i].len), (ssize_t)ff->e[i].len);
+                        if (ff->seal)
+                                cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
                         *ret_fd = fd;
                         *ret_size = ff->e[i].len;
                         return 0;

@@ -33,6 +33,7 @@ typedef struct FakeFetcher {
                 size_t len;
         } e[8];
         unsigned calls;
+        bool seal; /* hand out sealed memfds, as the broker does (else a plain one) */
 } FakeFetcher;
 
 #define TEST_TAM_URI "http://tam.test/tam"

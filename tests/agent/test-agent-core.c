@@ -161,6 +161,76 @@ Test(agent, full_cycle_uri_payload) {
         cr_assert(fx_store_has(&F, TEST_COMPONENT, payload));
 }
 
+static void add_uri(const char *uri, const char *data) {
+        size_t i = F.fetcher.n++;
+        cr_assert_lt(i, 8);
+        F.fetcher.e[i].uri = strdup(uri);
+        F.fetcher.e[i].data = (uint8_t *)strdup(data);
+        F.fetcher.e[i].len = strlen(data);
+}
+
+/* The broker's sealed memfd is hashed in place and handed on: the rollback copy in payloads/
+ * (written from the descriptor) still holds the bytes, and a later multi-component update that
+ * fails midway puts that image back from it. */
+Test(agent, sealed_uri_payload_copy_and_rollback) {
+        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *e3 = NULL, *raw = NULL, *raw2 = NULL, *copy = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL, *ans2 = NULL;
+        const char *v1 = "version one, fetched sealed", *v2 = "version two, fetched sealed";
+        char name[512], hex[65];
+        uint8_t sha[32];
+        size_t l1, l2, l3, copy_len = 0;
+        TeepBuf envs[2];
+
+        F.fetcher.seal = true;
+        add_uri("https://tcs.test/v1.bin", v1);
+        add_uri("https://tcs.test/v2.bin", v2);
+        add_uri("https://tcs.test/other.bin", "other");
+        e1 = make_envelope(F.signer_key, TEST_COMPONENT, 1, (const uint8_t *)v1, strlen(v1), "https://tcs.test/v1.bin",
+                           NULL, NULL, &l1);
+        envs[0] = TEEP_BUF(e1, l1);
+        ans = fx_update(&F, envs, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS, "%.*s", (int)ans->err_msg.len, (const char *)ans->err_msg.ptr);
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1));
+        teep_sha256(TEEP_BUF((const uint8_t *)v1, strlen(v1)), sha);
+        (void)snprintf(name, sizeof(name), "%s/payloads/%s", F.state_dir, hexstr(sha, 32, hex));
+        cr_assert_eq(read_full_file(name, 4096, &copy, &copy_len), 0, "%s", name);
+        cr_assert_eq(copy_len, strlen(v1));
+        cr_assert_eq(memcmp(copy, v1, copy_len), 0);
+
+        /* v2 goes in, the second component's install fails: v1 comes back from the copy */
+        e2 = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)v2, strlen(v2), "https://tcs.test/v2.bin",
+                           NULL, NULL, &l2);
+        e3 = make_envelope(F.signer_key, TEST_COMPONENT2, 1, (const uint8_t *)"other", 5, "https://tcs.test/other.bin",
+                           NULL, NULL, &l3);
+        envs[0] = TEEP_BUF(e2, l2);
+        envs[1] = TEEP_BUF(e3, l3);
+        F.store.fail_install_at = F.store.installs + 2;
+        ans2 = fx_update(&F, envs, 2, NULL, &raw2);
+        cr_assert_eq(ans2->type, TEEP_TYPE_ERROR);
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1), "v1 restored from payloads/");
+        cr_assert_not(fx_store_has(&F, TEST_COMPONENT2, "other"));
+}
+
+/* A sealed payload of the right size but other bytes: the streamed digest refuses it, nothing
+ * is installed. */
+Test(agent, sealed_uri_payload_digest_mismatch) {
+        _cleanup_free_ uint8_t *env = NULL, *raw = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
+        const char *signed_payload = "short", *served = "shoRT";
+        size_t elen;
+        TeepBuf b;
+
+        F.fetcher.seal = true;
+        add_uri("https://tcs.test/x.bin", served);
+        env = make_envelope(F.signer_key, TEST_COMPONENT, 1, (const uint8_t *)signed_payload, strlen(signed_payload),
+                            "https://tcs.test/x.bin", NULL, NULL, &elen);
+        b = TEEP_BUF(env, elen);
+        ans = fx_update(&F, &b, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_ERROR);
+        cr_assert_eq(F.store.installs, 0);
+        cr_assert_not(fx_store_has(&F, TEST_COMPONENT, served));
+}
+
 Test(agent, query_response_lists) {
         _cleanup_free_ uint8_t *qr = NULL, *raw = NULL;
         _cleanup_(teep_message_freep) TeepMessage *resp = NULL;

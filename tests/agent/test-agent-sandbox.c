@@ -29,7 +29,7 @@ static int probe(const char *dir, bool try_exec) {
 
         if (teep_key_generate(&key, TEEP_KEY_P256) < 0)
                 return 1;
-        if (agent_sandbox_apply() < 0)
+        if (agent_sandbox_apply(dir) < 0)
                 return 2;
         if (prctl(PR_GET_SECCOMP) != 2)
                 return 3;

@@ -21,7 +21,7 @@
 static int probe(const char *dir, bool try_exec) {
         int dfd, fd, s;
 
-        if (installer_sandbox_apply() < 0)
+        if (installer_sandbox_apply(dir) < 0)
                 return 1;
         if (prctl(PR_GET_SECCOMP) != 2)
                 return 2;
