@@ -197,6 +197,15 @@ int open_private_dir_at(int dirfd, const char *path, mode_t mode) {
         return TAKE_FD(fd);
 }
 
+/* Seal a filled memfd against any change and rewind it for its reader; returns fd or -errno. */
+static int memfd_seal_and_rewind(int fd) {
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        return 0;
+}
+
 int memfd_from_data(const char *name, const void *data, size_t len) {
         _cleanup_close_ int fd = -1;
         int r;
@@ -207,10 +216,9 @@ int memfd_from_data(const char *name, const void *data, size_t len) {
         r = loop_write(fd, data, len);
         if (r < 0)
                 return r;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
-                return -errno;
-        if (lseek(fd, 0, SEEK_SET) < 0)
-                return -errno;
+        r = memfd_seal_and_rewind(fd);
+        if (r < 0)
+                return r;
         return TAKE_FD(fd);
 }
 
@@ -224,9 +232,8 @@ int memfd_from_fd(const char *name, int srcfd, uint64_t len) {
         r = copy_fd_range(srcfd, fd, len);
         if (r < 0)
                 return r;
-        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
-                return -errno;
-        if (lseek(fd, 0, SEEK_SET) < 0)
-                return -errno;
+        r = memfd_seal_and_rewind(fd);
+        if (r < 0)
+                return r;
         return TAKE_FD(fd);
 }

@@ -372,6 +372,26 @@ static int decrypt_content(Run *run, const TeepSuitCommand *c, TeepBuf ciphertex
         return 0;
 }
 
+/* The uri parameter of a fetch as a C string (at most 4096 bytes, no NUL), and the size bound:
+ * image-size when it is below *max. */
+static int run_uri_parameter(Run *run, const TeepSuitCommand *c, char **ret_uri, uint64_t *max) {
+        char *uri;
+
+        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0)
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no uri parameter");
+        if (run->p.uri.len > 4096)
+                return run_fail(run, c, -E2BIG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri too long");
+        if (memchr(run->p.uri.ptr, 0, run->p.uri.len))
+                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
+        uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
+        if (!uri)
+                return -ENOMEM;
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < *max)
+                *max = run->p.image_size;
+        *ret_uri = uri;
+        return 0;
+}
+
 static int do_fetch(Run *run, const TeepSuitCommand *c) {
         Agent *a = run->a;
         _cleanup_free_ char *uri = NULL;
@@ -384,17 +404,9 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
         bool encrypted = teep_suit_parameters_has(&run->p, SUIT_PARAM_ENCRYPTION_INFO);
         int r;
 
-        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0)
-                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "no uri parameter");
-        if (run->p.uri.len > 4096)
-                return run_fail(run, c, -E2BIG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri too long");
-        uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
-        if (!uri)
-                return -ENOMEM;
-        if (strlen(uri) != run->p.uri.len)
-                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
-        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < max)
-                max = run->p.image_size;
+        r = run_uri_parameter(run, c, &uri, &max);
+        if (r < 0)
+                return r;
         if (encrypted)
                 max += TEEP_ENC_TAG_LEN;
 
@@ -579,15 +591,9 @@ static int fetch_dependency(Run *run, const TeepSuitCommand *c) {
         size_t len = 0;
         int r;
 
-        if (!teep_suit_parameters_has(&run->p, SUIT_PARAM_URI) || run->p.uri.len == 0 || run->p.uri.len > 4096)
-                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "dependency: no usable uri parameter");
-        uri = strndup((const char *)run->p.uri.ptr, run->p.uri.len);
-        if (!uri)
-                return -ENOMEM;
-        if (strlen(uri) != run->p.uri.len)
-                return run_fail(run, c, -EBADMSG, SUIT_REPORT_REASON_PARAMETER_UNSUPPORTED, "uri contains NUL");
-        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && run->p.image_size < max)
-                max = run->p.image_size;
+        r = run_uri_parameter(run, c, &uri, &max);
+        if (r < 0)
+                return r;
         if (uri[0] == '#') {
                 TeepBuf payload;
                 if (teep_suit_envelope_get_payload(run->env, uri, &payload) < 0)

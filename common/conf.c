@@ -33,8 +33,7 @@ struct TeepConf {
         size_t n_sections;
 };
 
-static void errfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errfmt(char *buf, size_t size, const char *fmt, ...) {
+void teep_errfmt(char *buf, size_t size, const char *fmt, ...) {
         va_list ap;
 
         if (!buf || size == 0)
@@ -139,7 +138,7 @@ static int parse_into(TeepConf *c, char *text, const char *name, char *errbuf, s
                         *save++ = '\0';
                 lineno++;
                 if (strlen(p) > TEEP_CONF_MAX_LINE) {
-                        errfmt(errbuf, errbuf_size, "%s:%u: line longer than %u bytes", name, lineno,
+                        teep_errfmt(errbuf, errbuf_size, "%s:%u: line longer than %u bytes", name, lineno,
                                TEEP_CONF_MAX_LINE);
                         return -EBADMSG;
                 }
@@ -148,19 +147,19 @@ static int parse_into(TeepConf *c, char *text, const char *name, char *errbuf, s
                         continue;
                 for (const char *q = line; *q; q++)
                         if ((unsigned char)*q < 0x20 && *q != '\t') {
-                                errfmt(errbuf, errbuf_size, "%s:%u: control character", name, lineno);
+                                teep_errfmt(errbuf, errbuf_size, "%s:%u: control character", name, lineno);
                                 return -EBADMSG;
                         }
                 if (*line == '[') {
                         size_t n = strlen(line);
                         if (n < 3 || line[n - 1] != ']') {
-                                errfmt(errbuf, errbuf_size, "%s:%u: bad section header", name, lineno);
+                                teep_errfmt(errbuf, errbuf_size, "%s:%u: bad section header", name, lineno);
                                 return -EBADMSG;
                         }
                         line[n - 1] = '\0';
                         line = strip(line + 1);
                         if (!valid_name(line, true)) {
-                                errfmt(errbuf, errbuf_size, "%s:%u: bad section name", name, lineno);
+                                teep_errfmt(errbuf, errbuf_size, "%s:%u: bad section name", name, lineno);
                                 return -EBADMSG;
                         }
                         r = add_section(c, line, name, lineno);
@@ -171,16 +170,16 @@ static int parse_into(TeepConf *c, char *text, const char *name, char *errbuf, s
                 }
                 eq = strchr(line, '=');
                 if (!eq) {
-                        errfmt(errbuf, errbuf_size, "%s:%u: expected Key=Value", name, lineno);
+                        teep_errfmt(errbuf, errbuf_size, "%s:%u: expected Key=Value", name, lineno);
                         return -EBADMSG;
                 }
                 *eq = '\0';
                 if (!cur) {
-                        errfmt(errbuf, errbuf_size, "%s:%u: assignment outside a [Section]", name, lineno);
+                        teep_errfmt(errbuf, errbuf_size, "%s:%u: assignment outside a [Section]", name, lineno);
                         return -EBADMSG;
                 }
                 if (!valid_name(strip(line), false)) {
-                        errfmt(errbuf, errbuf_size, "%s:%u: bad key name", name, lineno);
+                        teep_errfmt(errbuf, errbuf_size, "%s:%u: bad key name", name, lineno);
                         return -EBADMSG;
                 }
                 r = add_entry(cur, strip(line), strip(eq + 1), name, lineno);
@@ -213,12 +212,12 @@ static int load_file(TeepConf *c, const char *path, bool must_exist, char *errbu
         if (r == -ENOENT && !must_exist)
                 return 0;
         if (r < 0) {
-                errfmt(errbuf, errbuf_size, "%s: %s", path,
+                teep_errfmt(errbuf, errbuf_size, "%s: %s", path,
                        r == -EFBIG ? "larger than the configuration limit" : strerror(-r));
                 return r;
         }
         if (memchr(buf, '\0', len)) {
-                errfmt(errbuf, errbuf_size, "%s: contains a NUL byte", path);
+                teep_errfmt(errbuf, errbuf_size, "%s: contains a NUL byte", path);
                 return -EBADMSG;
         }
         return parse_into(c, (char *)buf, path, errbuf, errbuf_size);
@@ -279,7 +278,7 @@ int teep_conf_load(const char *path, TeepConf **ret, char *errbuf, size_t errbuf
                                 return r;
                 } else if (errno != ENOENT && errno != ENOTDIR) {
                         r = -errno;
-                        errfmt(errbuf, errbuf_size, "%s: %s", dir, strerror(-r));
+                        teep_errfmt(errbuf, errbuf_size, "%s: %s", dir, strerror(-r));
                         return r;
                 }
         }
@@ -492,7 +491,7 @@ static int typed(const TeepConf *c, const char *section, const char *key, char *
                 if (typed(c, section, key, errbuf, errbuf_size, &v, &where) == 0)                                \
                         return 0;                                                                                \
                 if (parser(v, &tmp) < 0) {                                                                       \
-                        errfmt(errbuf, errbuf_size, "%s: %s=%s is not " what, where, key, v);                    \
+                        teep_errfmt(errbuf, errbuf_size, "%s: %s=%s is not " what, where, key, v);                    \
                         return -EINVAL;                                                                          \
                 }                                                                                                \
                 *ret = tmp;                                                                                      \

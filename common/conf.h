@@ -36,6 +36,10 @@ typedef struct TeepConfSection TeepConfSection;
  */
 int teep_conf_load(const char *path, TeepConf **ret, char *errbuf, size_t errbuf_size);
 /* Parse one buffer (for tests); name is used in error text. */
+/* Format an error message into buf (nothing when buf is NULL or size 0): what every parser here
+ * that reports into a caller's buffer uses. */
+void teep_errfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 int teep_conf_load_string(const char *text, const char *name, TeepConf **ret, char *errbuf,
                           size_t errbuf_size);
 TeepConf *teep_conf_free(TeepConf *c);

@@ -18,17 +18,6 @@
 #include "macro.h"
 #include "teep-component.h"
 
-static void errfmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errfmt(char *buf, size_t size, const char *fmt, ...) {
-        va_list ap;
-
-        if (!buf || size == 0)
-                return;
-        va_start(ap, fmt);
-        (void)vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-}
-
 static void request_done(TeepRequest *q) {
         for (size_t i = 0; i < q->n_tam_uris; i++)
                 free(q->tam_uris[i]);
@@ -116,16 +105,16 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                         size_t len;
 
                         if (q.component) {
-                                errfmt(err, errsz, "%s: Id= given twice in one [Component] (first at %s)", where,
+                                teep_errfmt(err, errsz, "%s: Id= given twice in one [Component] (first at %s)", where,
                                        q.where);
                                 return -EBADMSG;
                         }
                         if (!*value) {
-                                errfmt(err, errsz, "%s: Id= is empty", where);
+                                teep_errfmt(err, errsz, "%s: Id= is empty", where);
                                 return -EBADMSG;
                         }
                         if (strlen(value) > TEEP_REQUESTS_MAX_COMPONENT_LEN) {
-                                errfmt(err, errsz, "%s: Id= is longer than %u bytes", where,
+                                teep_errfmt(err, errsz, "%s: Id= is longer than %u bytes", where,
                                        TEEP_REQUESTS_MAX_COMPONENT_LEN);
                                 return -EBADMSG;
                         }
@@ -133,7 +122,7 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                         if (r == -ENOMEM)
                                 return r;
                         if (r < 0) {
-                                errfmt(err, errsz,
+                                teep_errfmt(err, errsz,
                                        "%s: '%.200s' is not a component name: segments of letters, digits, '.', "
                                        "'_' or '-', a UUID, or 0x and hex, joined by '/'",
                                        where, value);
@@ -141,7 +130,7 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                         }
                         for (size_t k = 0; k < so_far->n_items; k++)
                                 if (strcmp(so_far->items[k].component, value) == 0) {
-                                        errfmt(err, errsz, "%s: component %.200s is declared twice (first at %s)",
+                                        teep_errfmt(err, errsz, "%s: component %.200s is declared twice (first at %s)",
                                                where, value, so_far->items[k].where);
                                         return -EBADMSG;
                                 }
@@ -151,11 +140,11 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                                 return -ENOMEM;
                 } else if (strcmp(key, "TAM") == 0) {
                         if (!*value) {
-                                errfmt(err, errsz, "%s: TAM= is empty (name a TAM URI)", where);
+                                teep_errfmt(err, errsz, "%s: TAM= is empty (name a TAM URI)", where);
                                 return -EBADMSG;
                         }
                         if (!teep_requests_tam_uri_is_valid(value)) {
-                                errfmt(err, errsz,
+                                teep_errfmt(err, errsz,
                                        "%s: TAM= '%.200s' is not an http:// or https:// URI with a host "
                                        "(printable ASCII, no spaces, at most %u bytes)",
                                        where, value, TEEP_REQUESTS_MAX_URI_LEN);
@@ -163,11 +152,11 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                         }
                         for (size_t k = 0; k < q.n_tam_uris; k++)
                                 if (strcmp(q.tam_uris[k], value) == 0) {
-                                        errfmt(err, errsz, "%s: TAM= %.200s is named twice", where, value);
+                                        teep_errfmt(err, errsz, "%s: TAM= %.200s is named twice", where, value);
                                         return -EBADMSG;
                                 }
                         if (q.n_tam_uris >= TEEP_REQUESTS_MAX_TAMS) {
-                                errfmt(err, errsz, "%s: more than %u TAM= in one [Component]", where,
+                                teep_errfmt(err, errsz, "%s: more than %u TAM= in one [Component]", where,
                                        TEEP_REQUESTS_MAX_TAMS);
                                 return -EBADMSG;
                         }
@@ -175,16 +164,16 @@ static int parse_section(const TeepConfSection *s, const TeepRequests *so_far, T
                         if (r < 0)
                                 return r;
                 } else {
-                        errfmt(err, errsz, "%s: unknown key %s= in [Component] (known: Id, TAM)", where, key);
+                        teep_errfmt(err, errsz, "%s: unknown key %s= in [Component] (known: Id, TAM)", where, key);
                         return -EBADMSG;
                 }
         }
         if (!q.component) {
-                errfmt(err, errsz, "%s: [Component] without Id=", header);
+                teep_errfmt(err, errsz, "%s: [Component] without Id=", header);
                 return -EBADMSG;
         }
         if (q.n_tam_uris == 0) {
-                errfmt(err, errsz, "%s: [Component] %.200s has no TAM= (name at least one TAM URI)", header,
+                teep_errfmt(err, errsz, "%s: [Component] %.200s has no TAM= (name at least one TAM URI)", header,
                        q.component);
                 return -EBADMSG;
         }
@@ -206,7 +195,7 @@ int teep_requests_parse(const char *label, const char *data, size_t size, TeepRe
         if (!label)
                 label = "(declaration)";
         if (size > TEEP_REQUESTS_MAX_FILE) {
-                errfmt(err, errsz, "%s: larger than %u bytes", label, TEEP_REQUESTS_MAX_FILE);
+                teep_errfmt(err, errsz, "%s: larger than %u bytes", label, TEEP_REQUESTS_MAX_FILE);
                 return -EFBIG;
         }
         nul = size > 0 ? memchr(data, '\0', size) : NULL;
@@ -214,7 +203,7 @@ int teep_requests_parse(const char *label, const char *data, size_t size, TeepRe
                 unsigned line = 1;
                 for (const char *p = data; p < nul; p++)
                         line += *p == '\n';
-                errfmt(err, errsz, "%s:%u: NUL byte", label, line);
+                teep_errfmt(err, errsz, "%s:%u: NUL byte", label, line);
                 return -EBADMSG;
         }
         text = malloc(size + 1);
@@ -228,7 +217,7 @@ int teep_requests_parse(const char *label, const char *data, size_t size, TeepRe
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                errfmt(err, errsz, "%s", conferr);
+                teep_errfmt(err, errsz, "%s", conferr);
                 return -EBADMSG;
         }
 
@@ -236,17 +225,17 @@ int teep_requests_parse(const char *label, const char *data, size_t size, TeepRe
         for (size_t i = 0; i < n_sections; i++) {
                 const TeepConfSection *s = teep_conf_section_at(conf, i);
                 if (strcmp(teep_conf_section_name(s), "Component") != 0) {
-                        errfmt(err, errsz, "%s: unknown section [%s] (a declaration has [Component] sections only)",
+                        teep_errfmt(err, errsz, "%s: unknown section [%s] (a declaration has [Component] sections only)",
                                teep_conf_section_header_where(s), teep_conf_section_name(s));
                         return -EBADMSG;
                 }
         }
         if (n_sections == 0) {
-                errfmt(err, errsz, "%s:1: declares no [Component] (see teepkit.requests(5))", label);
+                teep_errfmt(err, errsz, "%s:1: declares no [Component] (see teepkit.requests(5))", label);
                 return -EBADMSG;
         }
         if (n_sections > TEEP_REQUESTS_MAX_COMPONENTS) {
-                errfmt(err, errsz, "%s: more than %u [Component] sections",
+                teep_errfmt(err, errsz, "%s: more than %u [Component] sections",
                        teep_conf_section_header_where(teep_conf_section_at(conf, TEEP_REQUESTS_MAX_COMPONENTS)),
                        TEEP_REQUESTS_MAX_COMPONENTS);
                 return -EBADMSG;
