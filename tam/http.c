@@ -36,7 +36,8 @@ typedef struct Request {
         bool responded;
 } Request;
 
-static void log_mhd(void *cls, const char *fmt, va_list ap) {
+/* libmicrohttpd's error logger: fmt is its own printf format, hence the attribute */
+__attribute__((format(printf, 2, 0))) static void log_mhd(void *cls, const char *fmt, va_list ap) {
         char line[512];
 
         vsnprintf(line, sizeof(line), fmt, ap);
