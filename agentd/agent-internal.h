@@ -80,12 +80,9 @@ int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode);
 /* A sealed memfd holding data (for Installer1.Install). */
 int memfd_from_data(const char *name, const void *data, size_t len);
-/* The same from len bytes of srcfd (from offset 0), copied in the kernel where it can be. */
-int memfd_from_fd(const char *name, int srcfd, uint64_t len);
-/* Like write_file_atomic_at() (data, then src_len bytes of srcfd from offset 0 when srcfd >= 0)
- * but without fsync: the caller makes it durable (syncfs) before anything durable refers to it. */
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len,
-                           mode_t mode);
+/* Like write_file_atomic_at() but without fsync: the caller makes it durable (syncfs) before
+ * anything durable refers to it. */
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 /* 1 and the size when fd is a memfd sealed against write, grow and shrink; 0 when not; -errno. */
 int sealed_memfd_size(int fd, uint64_t *ret_size);
 /* SHA-256 of the first len bytes of fd, read in chunks with pread (the offset stays). */
@@ -146,6 +143,16 @@ struct Agent {
 
         AgentState state;
         bool started;
+        /* the state file still carries the journal of an Update that completed (commit()) */
+        bool state_file_has_journal;
+        /* agent_set_deferred_request_saves(): requests changed in memory, not yet written */
+        bool defer_request_saves;
+        bool state_dirty;
+        /* payloads/ (rollback copies of images older versions kept) emptied: once per start */
+        bool old_payloads_gone;
+        /* the bytes of the state file as last written (agent_save_state()) */
+        char *state_text;
+        size_t state_text_len;
 
         AgentExchange exchanges[AGENT_MAX_EXCHANGES];
         size_t policy_round;
@@ -234,6 +241,9 @@ size_t agent_find_tam(const Agent *a, const char *uri);
 
 /* Commit a state: write it, then make it current. */
 int agent_save_state(Agent *a, const AgentState *s);
+/* Write these exact bytes back as the state file (takes text): an undone Update puts back the
+ * file it found, resolved journal and all, so a refused Update changes no byte. */
+int agent_restore_state_file(Agent *a, char *text, size_t len, bool has_journal);
 
 /* message.c: sign and send helpers */
 /* The kid for messages to TAM index tam. */

@@ -147,6 +147,7 @@ Agent *agent_free(Agent *a) {
         for (size_t i = 0; i < AGENT_MAX_EXCHANGES; i++)
                 free(a->exchanges[i].tam_uri);
         agent_state_done(&a->state);
+        free(a->state_text);
         free(a->tam_uris);
         free(a->state_path);
         free(a->hwmodel);
@@ -224,7 +225,50 @@ int agent_save_state(Agent *a, const AgentState *s) {
         r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
         if (r < 0)
                 return log_error_errno(r, "cannot write %s: %s", a->state_path, strerror(-r));
+        free(a->state_text);
+        a->state_text = TAKE_PTR(text);
+        a->state_text_len = len;
+        a->state_file_has_journal = s->n_journal > 0;
+        /* every state written is a->state or built from it: the deferred requests are in it */
+        a->state_dirty = false;
         return 0;
+}
+
+int agent_restore_state_file(Agent *a, char *text, size_t len, bool has_journal) {
+        int r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
+        if (r < 0) {
+                free(text);
+                return log_error_errno(r, "cannot write %s: %s", a->state_path, strerror(-r));
+        }
+        free(a->state_text);
+        a->state_text = text;
+        a->state_text_len = len;
+        a->state_file_has_journal = has_journal;
+        a->state_dirty = false;
+        return 0;
+}
+
+int agent_flush_state(Agent *a) {
+        if (!a->state_dirty && (!a->state_file_has_journal || a->state.n_journal > 0))
+                return 0;
+        return agent_save_state(a, &a->state);
+}
+
+int agent_save_requests(Agent *a) {
+        return a->state_dirty ? agent_save_state(a, &a->state) : 0;
+}
+
+void agent_set_deferred_request_saves(Agent *a, bool on) {
+        a->defer_request_saves = on;
+}
+
+/* RequestTA and UnrequestTA: write now, or (deferred) mark it for agent_flush_state(). */
+static int save_requests(Agent *a, const AgentState *next) {
+        if (a->defer_request_saves) {
+                a->state_dirty = true;
+                return 0;
+        }
+        return agent_save_state(a, next);
 }
 
 static int load_state(Agent *a) {
@@ -246,6 +290,9 @@ static int load_state(Agent *a) {
                                        a->state_path, strerror(-r));
         log_info("state: %zu installed TC(s), %zu request(s), %zu interrupted operation(s)", a->state.n_tcs,
                  a->state.n_reqs, a->state.n_journal);
+        a->state_text = (char *)TAKE_PTR(data);
+        a->state_text_len = len;
+        a->state_file_has_journal = a->state.n_journal > 0;
         return 0;
 }
 
@@ -355,6 +402,10 @@ int agent_start(Agent *a) {
         if (r < 0 && r != -ENOTCONN)
                 log_warning("could not reconcile with the TC store at start-up (%s); will retry before the next update",
                             strerror(-r));
+        /* undo records an interrupted commit left: the store was judged by digest above, so
+         * nobody will ask for them (the answer is not waited for; a failure is logged) */
+        if (a->installer && a->installer->discard)
+                (void)a->installer->discard(a->installer_userdata, NULL, 0, false);
         return 0;
 }
 
@@ -484,7 +535,7 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
         }
         /* one durable write for the whole batch: what a burst of requests costs is one save */
         if (changed)
-                r = agent_save_state(a, &next);
+                r = save_requests(a, &next);
         if (r < 0) {
                 agent_state_done(&next);
                 for (size_t i = 0; i < n; i++) {
@@ -552,7 +603,7 @@ int agent_unrequest_ta(Agent *a, const char *requester, const char *component, c
                 }
         }
         if (r >= 0)
-                r = agent_save_state(a, &next);
+                r = save_requests(a, &next);
         if (r < 0) {
                 agent_state_done(&next);
                 free(uri);

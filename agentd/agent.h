@@ -39,6 +39,12 @@ typedef struct AgentInstaller {
         int (*remove)(void *userdata, const char *component);
         /* List the store: *ret (free with agent_store_entries_free()) and *ret_n. */
         int (*list)(void *userdata, AgentStoreEntry **ret, size_t *ret_n);
+        /* Undo the last install or remove of component: the image it replaced or took away comes
+         * back, or the component it added goes. 0 also when there is nothing to undo. */
+        int (*restore)(void *userdata, const char *component);
+        /* Drop the undo records of components (n == 0: of all). wait: false to send the call and
+         * not wait for its answer (a failure is only logged). Returns 0 or -errno. */
+        int (*discard)(void *userdata, const char *const *components, size_t n, bool wait);
 } AgentInstaller;
 
 typedef struct AgentFetcher {
@@ -135,6 +141,25 @@ int agent_load_device_key(Agent *a);
  * and resolved on a later call).
  */
 int agent_reconcile(Agent *a);
+
+/*
+ * After an Update, the state file keeps its journal until the next write (the journal and the
+ * store say all the final state would; commit() in update.c). Write the state from memory now
+ * if that is so: at a clean stop, and in tests that compare state files byte by byte.
+ */
+int agent_flush_state(Agent *a);
+
+/*
+ * With on, RequestTA and UnrequestTA change the state in memory only and leave the write to the
+ * caller's agent_flush_state(), which teep-agentd runs right after it has answered (so the
+ * write overlaps the broker's first round trip to the TAM instead of delaying it). Any earlier
+ * write — the journal of an Update, for one — carries the requests too. Off by default: every
+ * call returns with its state on disk.
+ */
+void agent_set_deferred_request_saves(Agent *a, bool on);
+
+/* Write the requests changed in memory only (deferred saves), if any; nothing else. */
+int agent_save_requests(Agent *a);
 
 /* ---- the Broker→Agent calls (org.teepkit.Agent1) ---- */
 

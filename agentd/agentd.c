@@ -46,6 +46,7 @@ typedef struct Daemon {
         PendingRequest pending[PENDING_REQUESTS_MAX];
         size_t n_pending;
         sd_event_source *flush;  /* idle-priority: runs once the bus has nothing queued */
+        sd_event_source *save;   /* idle-priority: the state write of answered (Un)RequestTA calls */
 } Daemon;
 
 /* ---- errors ---- */
@@ -85,10 +86,46 @@ static void strv_free_n(char **v) {
         free(v);
 }
 
+static int on_save(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+        int r = agent_save_requests(d->agent);
+        if (r < 0)
+                /* in memory it is right; the next write of the state (any) retries it */
+                log_error("cannot write the requests to the state file: %s", strerror(-r));
+        return 0;
+}
+
+/* Settle the requests before an exchange ends (a no-op when they are on disk already). */
+static void save_now(Daemon *d) {
+        (void)on_save(NULL, d);
+}
+
 /*
- * Group commit: RequestTA calls queue up while the bus has more messages waiting, then share one
- * state save and are answered together — a burst of requests (a package manager, a hundred apps
- * starting) costs one durable write instead of one each. Every other method that reads or
+ * RequestTA and UnrequestTA are answered before their state write (docs/protocol-decisions.md,
+ * Q25), which runs from here as soon as the answers are on their way (idle priority: below the
+ * bus source): it overlaps the broker's first HTTP round trip to the TAM instead of delaying
+ * it. A crash in between loses the request, like the broker's job for it (in memory too): the
+ * requester sees its job fail and asks again. Long before a job finishes, its request is on disk.
+ */
+static void schedule_save(Daemon *d) {
+        int r = 0;
+
+        if (!d->save) {
+                r = sd_event_add_defer(d->event, &d->save, on_save, d);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(d->save, SD_EVENT_PRIORITY_IDLE);
+        }
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->save, SD_EVENT_ONESHOT);
+        if (r < 0)
+                save_now(d); /* no event source: write now */
+}
+
+/*
+ * Group commit: RequestTA calls queue up while the bus has more messages waiting, then are
+ * answered together and share one state save (schedule_save(), right after the answers) — a
+ * burst of requests (a package manager, a hundred apps starting) costs one durable write
+ * instead of one each. Every other method that reads or
  * changes the state flushes the queue first, so calls still take effect in the order they came.
  */
 static void flush_requests(Daemon *d) {
@@ -123,6 +160,7 @@ static void flush_requests(Daemon *d) {
                 sd_bus_message_unref(m);
         }
         d->n_pending = 0;
+        schedule_save(d);
 }
 
 static int on_flush_requests(sd_event_source *s, void *userdata) {
@@ -170,6 +208,115 @@ static int method_request_ta(sd_bus_message *m, void *userdata, sd_bus_error *er
         return 1; /* answered by flush_requests() */
 }
 
+/*
+ * RequestTAMany: the broker's batch of RequestTA calls (every call that reached it in one turn of
+ * its event loop), one message each way and one state save for all. Each item is answered on its
+ * own: a bad component or a refused request fails that item, never its neighbours. The requester
+ * of each item is the broker's word, as for RequestTA.
+ */
+#define REQUEST_TA_MANY_MAX PENDING_REQUESTS_MAX
+
+typedef struct ManyItem {
+        const char *requester, *component;
+        char **tam_uris;
+        bool bad_component; /* refused before the agent saw it */
+        int r;
+        char *uri;
+} ManyItem;
+
+static int method_request_ta_many(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Daemon *d = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ManyItem items[REQUEST_TA_MANY_MAX];
+        AgentRequestCall calls[REQUEST_TA_MANY_MAX];
+        int rs[REQUEST_TA_MANY_MAX];
+        char *uris[REQUEST_TA_MANY_MAX];
+        size_t n = 0, n_calls = 0;
+        int r;
+
+        r = bus_require_sender_uid(m, d->broker_uid, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ssas)");
+        if (r < 0)
+                return r;
+        for (;;) {
+                ManyItem it = {};
+
+                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "ssas");
+                if (r <= 0)
+                        break;
+                if (n >= REQUEST_TA_MANY_MAX) {
+                        r = sd_bus_error_setf(error, TEEP_ERROR_LIMIT_EXCEEDED,
+                                              "RequestTAMany: at most %d requests in one call", REQUEST_TA_MANY_MAX);
+                        break;
+                }
+                r = sd_bus_message_read(m, "ss", &it.requester, &it.component);
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(m, &it.tam_uris);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0) {
+                        strv_free_n(it.tam_uris);
+                        break;
+                }
+                {
+                        _cleanup_free_ uint8_t *enc = NULL;
+                        size_t len;
+                        if (teep_suit_component_id_from_string(it.component, &enc, &len) < 0)
+                                it.bad_component = true;
+                }
+                items[n++] = it;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                goto finish;
+
+        /* calls still queued by RequestTA came first */
+        flush_requests(d);
+        for (size_t i = 0; i < n; i++)
+                if (!items[i].bad_component)
+                        calls[n_calls++] = (AgentRequestCall){ .requester = items[i].requester,
+                                                               .component = items[i].component,
+                                                               .tam_uris = items[i].tam_uris };
+        if (n_calls > 0)
+                (void)agent_request_ta_many(d->agent, n_calls, calls, rs, uris);
+        for (size_t i = 0, k = 0; i < n; i++)
+                if (!items[i].bad_component) {
+                        items[i].r = rs[k];
+                        items[i].uri = uris[k];
+                        k++;
+                }
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "(sss)");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                if (items[i].bad_component)
+                        (void)sd_bus_error_setf(&e, TEEP_ERROR_INVALID_COMPONENT,
+                                                "\"%.200s\" is not a component name (see teepctl(1), COMPONENT NAMES)",
+                                                items[i].component);
+                else if (items[i].r < 0)
+                        (void)reply_error(&e, items[i].r, "RequestTA");
+                r = sd_bus_message_append(reply, "(sss)", items[i].uri ?: "", e.name ?: "", e.message ?: "");
+                sd_bus_error_free(&e);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (n_calls > 0)
+                schedule_save(d); /* as flush_requests(): the state write after the answers */
+finish:
+        for (size_t i = 0; i < n; i++) {
+                strv_free_n(items[i].tam_uris);
+                free(items[i].uri);
+        }
+        return r;
+}
+
 static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
         _cleanup_free_ char *uri = NULL;
@@ -189,6 +336,7 @@ static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *
         r = agent_unrequest_ta(d->agent, requester, component, &uri);
         if (r < 0)
                 return reply_error(error, r, "UnrequestTA");
+        schedule_save(d);
         return sd_bus_reply_method_return(m, "s", uri ?: "");
 }
 
@@ -247,6 +395,8 @@ static int method_process_teep_message(sd_bus_message *m, void *userdata, sd_bus
         flush_requests(d);
         (void)agent_take_refusal(d->agent, NULL);
         r = agent_process_message(d->agent, tam_uri, TEEP_BUF(msg, len), &out, &out_len);
+        if (r < 0 || out_len == 0)
+                save_now(d); /* the exchange is over */
         if (r < 0)
                 return reply_error(error, r, "ProcessTeepMessage");
         {
@@ -289,6 +439,7 @@ static int method_process_error(sd_bus_message *m, void *userdata, sd_bus_error 
                 return r;
         flush_requests(d);
         r = agent_process_error(d->agent, tam_uri, err, &next);
+        save_now(d);
         if (r < 0)
                 return reply_error(error, r, "ProcessError");
         return sd_bus_reply_method_return(m, "s", next ?: "");
@@ -413,6 +564,8 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_NAMES("RequestTA", "ssas", SD_BUS_PARAM(requester) SD_BUS_PARAM(component) SD_BUS_PARAM(tam_uris),
                                  "s", SD_BUS_PARAM(tam_uri), method_request_ta, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("RequestTAMany", "a(ssas)", SD_BUS_PARAM(requests), "a(sss)", SD_BUS_PARAM(answers),
+                                 method_request_ta_many, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("UnrequestTA", "ss", SD_BUS_PARAM(requester) SD_BUS_PARAM(component), "s",
                                  SD_BUS_PARAM(tam_uri), method_unrequest_ta, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_NAMES("RequestPolicyCheck", "", , "s", SD_BUS_PARAM(tam_uri), method_request_policy_check,
@@ -640,6 +793,7 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 goto finish;
         agent_set_changed_callback(d.agent, on_changed, &d);
+        agent_set_deferred_request_saves(d.agent, true);
 
         r = sd_bus_add_object_vtable(d.bus, NULL, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, agent_vtable, &d);
         if (r >= 0)
@@ -685,9 +839,12 @@ int main(int argc, char *argv[]) {
         }
         ret = EXIT_SUCCESS;
 finish:
-        if (d.agent)
+        if (d.agent) {
                 flush_requests(&d); /* answered, not dropped, on the way out */
+                (void)agent_flush_state(d.agent); /* tidy: otherwise the next start resolves the journal */
+        }
         d.flush = sd_event_source_unref(d.flush);
+        d.save = sd_event_source_unref(d.save);
         if (d.bus)
                 sd_bus_flush_close_unref(d.bus);
         d.bus = NULL;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* bus-peers.c: Installer1.Install/Remove/List and PayloadFetcher1.Fetch as the agent core's interfaces */
+/* bus-peers.c: Installer1.Install/Remove/List/Restore/Discard and PayloadFetcher1.Fetch as the agent core's interfaces */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -149,10 +149,81 @@ static int bus_list(void *userdata, AgentStoreEntry **ret, size_t *ret_n) {
         return 0;
 }
 
+static int bus_restore(void *userdata, const char *component) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const char *what = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Restore");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", component);
+        if (r < 0)
+                return r;
+        /* a rename and an fsync, but the installer may have to be started first */
+        r = sd_bus_call(bus, m, LIST_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_error("Installer1.Restore %s: %s", component, error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        if (sd_bus_message_read(reply, "s", &what) >= 0)
+                log_debug("Installer1.Restore %s: %s", component, what);
+        return 0;
+}
+
+static int on_discard_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* nothing depends on it: a record left behind is dropped by the next change of its file
+         * or the next Discard */
+        if (e)
+                log_warning("Installer1.Discard: %s", e->message ?: e->name);
+        return 0;
+}
+
+static int bus_discard(void *userdata, const char *const *components, size_t n, bool wait) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Discard");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = sd_bus_message_append(m, "s", components[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return r;
+        if (!wait) {
+                /* floating slot: the reply is handled (and freed) whenever the loop gets to it */
+                r = sd_bus_call_async(bus, NULL, m, on_discard_reply, NULL, LIST_TIMEOUT_USEC);
+                if (r < 0)
+                        log_warning("Installer1.Discard: %s", strerror(-r));
+                return r;
+        }
+        r = sd_bus_call(bus, m, LIST_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_error("Installer1.Discard: %s", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        return 0;
+}
+
 const AgentInstaller bus_installer = {
         .install = bus_install,
         .remove = bus_remove,
         .list = bus_list,
+        .restore = bus_restore,
+        .discard = bus_discard,
 };
 
 static int bus_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {

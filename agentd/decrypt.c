@@ -72,38 +72,6 @@ int agent_decrypt(Agent *a, TeepBuf encryption_info, TeepBuf ciphertext, uint8_t
         return 0;
 }
 
-int agent_sealed_encode(TeepBuf encryption_info, TeepBuf ciphertext, uint8_t **ret, size_t *ret_len) {
-        TeepCborWriter w;
-
-        teep_cbor_writer_init(&w);
-        w.max = (size_t)1 << 31;
-        teep_cbor_put_array(&w, 2);
-        teep_cbor_put_buf(&w, encryption_info);
-        teep_cbor_put_buf(&w, ciphertext);
-        return teep_cbor_writer_finish(&w, ret, ret_len);
-}
-
-int agent_sealed_open(Agent *a, TeepBuf sealed, uint8_t **ret, size_t *ret_len, TeepError *err) {
-        TeepCborReader r;
-        TeepBuf info, ct;
-        size_t n;
-        int k;
-
-        teep_cbor_reader_init(&r, sealed);
-        k = teep_cbor_read_array(&r, &n, err);
-        if (k >= 0 && n != 2)
-                k = -EBADMSG;
-        if (k >= 0)
-                k = teep_cbor_read_bytes(&r, &info, err);
-        if (k >= 0)
-                k = teep_cbor_read_bytes(&r, &ct, err);
-        if (k >= 0 && !teep_cbor_reader_at_end(&r))
-                k = -EBADMSG;
-        if (k < 0)
-                return teep_error_set(err, k, TEEP_REASON_ENC_STRUCTURE, "sealed copy does not parse");
-        return agent_decrypt(a, info, ct, ret, ret_len, err);
-}
-
 int agent_decrypt_fd(Agent *a, TeepBuf encryption_info, int ct_fd, uint64_t ct_len, int *ret_fd, uint64_t *ret_len,
                      uint8_t ret_sha[32], TeepError *err) {
         _cleanup_close_ int out_fd = -1;
@@ -175,16 +143,4 @@ int agent_decrypt_fd(Agent *a, TeepBuf encryption_info, int ct_fd, uint64_t ct_l
         *ret_fd = TAKE_FD(out_fd);
         *ret_len = total;
         return 0;
-}
-
-int agent_sealed_head(TeepBuf encryption_info, uint64_t ct_len, uint8_t **ret, size_t *ret_len) {
-        TeepCborWriter w;
-
-        if (ct_len > SIZE_MAX)
-                return -EFBIG;
-        teep_cbor_writer_init(&w);
-        teep_cbor_put_array(&w, 2);
-        teep_cbor_put_buf(&w, encryption_info);
-        teep_cbor_put_bytes_head(&w, (size_t)ct_len);
-        return teep_cbor_writer_finish(&w, ret, ret_len);
 }

@@ -23,20 +23,9 @@ int agent_decrypt(Agent *a, TeepBuf encryption_info, TeepBuf ciphertext, uint8_t
 uint8_t *agent_plaintext_free(uint8_t *p, size_t len);
 
 /*
- * The rollback copy of an encrypted image that the agent keeps in StateDirectory/payloads/:
- * CBOR [encryption-info, ciphertext], never the plaintext (which lives only in the store).
- */
-int agent_sealed_encode(TeepBuf encryption_info, TeepBuf ciphertext, uint8_t **ret, size_t *ret_len);
-/* Open such a copy again: decode and decrypt. Same returns as agent_decrypt(). */
-int agent_sealed_open(Agent *a, TeepBuf sealed, uint8_t **ret, size_t *ret_len, TeepError *err);
-
-/*
  * agent_decrypt() for a ciphertext of ct_len bytes in a descriptor (a sealed memfd from the
  * broker), chunk by chunk: the plaintext goes into a new sealed memfd (*ret_fd, *ret_len bytes,
  * SHA-256 in ret_sha), never into the heap. Same returns as agent_decrypt().
  */
 int agent_decrypt_fd(Agent *a, TeepBuf encryption_info, int ct_fd, uint64_t ct_len, int *ret_fd, uint64_t *ret_len,
                      uint8_t ret_sha[32], TeepError *err);
-/* The head of agent_sealed_encode()'s output for a ciphertext of ct_len bytes: followed by the
- * ciphertext itself, it is the same bytes (so the copy can be written from a descriptor). */
-int agent_sealed_head(TeepBuf encryption_info, uint64_t ct_len, uint8_t **ret, size_t *ret_len);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,43 +18,7 @@
 
 #define FD_CHUNK (256 * 1024) /* streaming reads of a payload: what the agent holds of it at once */
 
-/* Copy len bytes of src (from offset 0, without moving its file offset) to dst. */
-static int copy_fd_range(int src, int dst, uint64_t len) {
-        uint8_t buf[64 * 1024];
-        off_t off = 0;
-
-        /* in the kernel first (a memfd to a file of another file system: sendfile) */
-        while ((uint64_t)off < len) {
-                size_t want = len - (uint64_t)off > (1u << 30) ? (1u << 30) : (size_t)(len - (uint64_t)off);
-                ssize_t n = sendfile(dst, src, &off, want);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && (errno == EINVAL || errno == ENOSYS) && off == 0)
-                        break; /* not spliceable: by hand below */
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO; /* shorter than it said */
-        }
-        while ((uint64_t)off < len) {
-                size_t want = len - (uint64_t)off > sizeof(buf) ? sizeof(buf) : (size_t)(len - (uint64_t)off);
-                ssize_t n = pread(src, buf, want, off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        return -EIO;
-                int r = loop_write(dst, buf, (size_t)n);
-                if (r < 0)
-                        return r;
-                off += n;
-        }
-        return 0;
-}
-
-static int write_atomic(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len, mode_t mode,
-                        bool sync) {
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync) {
         _cleanup_close_ int fd = -1;
         char tmp[300];
         uint64_t rnd = 0;
@@ -71,8 +34,6 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
         if (fd < 0)
                 return -errno;
         r = loop_write(fd, data, len);
-        if (r >= 0 && srcfd >= 0)
-                r = copy_fd_range(srcfd, fd, src_len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r >= 0 && sync && fsync(fd) < 0)
@@ -90,12 +51,11 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
 }
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_atomic(dirfd, name, data, len, -1, 0, mode, true);
+        return write_atomic(dirfd, name, data, len, mode, true);
 }
 
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, int srcfd, uint64_t src_len,
-                           mode_t mode) {
-        return write_atomic(dirfd, name, data, len, srcfd, src_len, mode, false);
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_atomic(dirfd, name, data, len, mode, false);
 }
 
 int sealed_memfd_size(int fd, uint64_t *ret_size) {
@@ -214,22 +174,6 @@ int memfd_from_data(const char *name, const void *data, size_t len) {
         if (fd < 0)
                 return -errno;
         r = loop_write(fd, data, len);
-        if (r < 0)
-                return r;
-        r = memfd_seal_and_rewind(fd);
-        if (r < 0)
-                return r;
-        return TAKE_FD(fd);
-}
-
-int memfd_from_fd(const char *name, int srcfd, uint64_t len) {
-        _cleanup_close_ int fd = -1;
-        int r;
-
-        fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
-                return -errno;
-        r = copy_fd_range(srcfd, fd, len);
         if (r < 0)
                 return r;
         r = memfd_seal_and_rewind(fd);

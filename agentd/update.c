@@ -29,8 +29,9 @@
  *   (and size, when given) that the signer wrote.
  * Nothing touches the store until every manifest has been staged. Then the journal is
  * written, the installer called for each change, and the state committed; if the installer
- * fails midway, the changes already made are undone from the agent's own copies of the
- * previous images (StateDirectory/payloads/), so the store and the state stay as they were.
+ * fails midway, the changes already made are undone by the installer (Installer1.Restore puts
+ * back the file each change replaced, which it kept as an undo record), so the store and the
+ * state stay as they were. The agent keeps no copy of any image.
  */
 
 #define MAX_U64(x, y) ((x) > (y) ? (x) : (y))
@@ -65,12 +66,7 @@ typedef struct Staged {
         bool has_payload_fd; /* a URI payload: the broker's sealed memfd, never in our heap */
         int payload_fd;
         uint8_t sha256[32];
-        uint8_t *sealed; /* an encrypted image: [encryption-info, ciphertext], the only form kept
-                          * on disk outside the store (payloads/<sha256>.enc) */
-        size_t sealed_len;
-        bool has_sealed_fd; /* then sealed is only the head, the ciphertext is in sealed_fd */
-        int sealed_fd;
-        uint64_t sealed_ct_len;
+        bool secret; /* payload is the plaintext of an encrypted image: wiped when freed */
         uint8_t *stored; /* the envelope without integrated payloads, kept in manifests/ */
         size_t stored_len;
         uint8_t stored_hash[32];
@@ -87,16 +83,13 @@ static void staged_done(Staged *s) {
         free(s->component_raw);
         free(s->manifest_id);
         free(s->reference_uri);
-        if (s->sealed)
+        if (s->secret)
                 agent_plaintext_free(s->payload, s->payload_len);
         else
                 free(s->payload);
-        free(s->sealed);
         free(s->stored);
         if (s->has_payload_fd)
                 close_fd(s->payload_fd);
-        if (s->has_sealed_fd)
-                close_fd(s->sealed_fd);
         *s = (Staged){};
 }
 
@@ -183,10 +176,7 @@ typedef struct Run {
         bool has_content;
         int content_fd;             /* >= 0: the content is this sealed memfd (content is NULL) */
         uint8_t content_sha[32];    /* its SHA-256, computed once while streaming it */
-        uint8_t *sealed; /* set when content is a decrypted image (then wiped on free) */
-        size_t sealed_len;
-        int sealed_fd;   /* >= 0: sealed is the head only, the ciphertext is this memfd */
-        uint64_t sealed_ct_len;
+        bool secret;                /* content is the plaintext of an encrypted image (wiped on free) */
         bool unlink;
         int64_t section;
         TeepBuf section_raw;        /* for offsets */
@@ -317,15 +307,11 @@ static bool id_configured(const uint8_t ids[][16], size_t n, TeepBuf id) {
 
 static void drop_content(Run *run) {
         run->content_fd = close_fd(run->content_fd);
-        run->sealed_fd = close_fd(run->sealed_fd);
-        run->sealed_ct_len = 0;
-        if (run->sealed)
+        if (run->secret)
                 agent_plaintext_free(run->content, run->content_len);
         else
                 free(run->content);
-        free(run->sealed);
-        run->sealed = NULL;
-        run->sealed_len = 0;
+        run->secret = false;
         run->content = NULL;
         run->content_len = 0;
 }
@@ -346,9 +332,8 @@ static int set_content(Run *run, const uint8_t *data, size_t len) {
 /* The current component's content is ciphertext under encryption-info: decrypt it with the
  * device key (decrypt.c). The plaintext stays in this process until the installer gets it. */
 static int decrypt_content(Run *run, const TeepSuitCommand *c, TeepBuf ciphertext) {
-        _cleanup_free_ uint8_t *sealed = NULL;
         uint8_t *plain = NULL;
-        size_t plain_len = 0, sealed_len = 0;
+        size_t plain_len = 0;
         TeepError err = {};
         int r;
 
@@ -358,17 +343,11 @@ static int decrypt_content(Run *run, const TeepSuitCommand *c, TeepBuf ciphertex
         if (r < 0)
                 return run_fail(run, c, r, reason_for(r, err.reason), "decryption failed: %s: %.200s",
                                 teep_reason_to_string(err.reason), err.detail);
-        r = agent_sealed_encode(run->p.encryption_info, ciphertext, &sealed, &sealed_len);
-        if (r < 0) {
-                agent_plaintext_free(plain, plain_len);
-                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
-        }
         drop_content(run);
         run->content = plain;
         run->content_len = plain_len;
         run->has_content = true;
-        run->sealed = TAKE_PTR(sealed);
-        run->sealed_len = sealed_len;
+        run->secret = true;
         return 0;
 }
 
@@ -443,8 +422,6 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                         return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "the payload descriptor: %s",
                                         strerror(-r));
                 if (r > 0 && encrypted) {
-                        _cleanup_free_ uint8_t *head = NULL;
-                        size_t head_len = 0;
                         uint64_t plain_len = 0;
                         int plain_fd = -1;
                         uint8_t sha[32];
@@ -459,20 +436,14 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                         if (r < 0)
                                 return run_fail(run, c, r, reason_for(r, err.reason), "decryption failed: %s: %.200s",
                                                 teep_reason_to_string(err.reason), err.detail);
-                        r = agent_sealed_head(run->p.encryption_info, size, &head, &head_len);
-                        if (r < 0) {
-                                close_fd(plain_fd);
-                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
-                        }
+                        /* the ciphertext serves nobody now: fd (the broker's memfd) is closed
+                         * on return; the plaintext is in a sealed memfd of our own, never in
+                         * our heap */
                         drop_content(run);
                         run->content_fd = plain_fd;
                         memcpy(run->content_sha, sha, 32);
                         run->content_len = (size_t)plain_len;
                         run->has_content = true;
-                        run->sealed = TAKE_PTR(head);
-                        run->sealed_len = head_len;
-                        run->sealed_fd = TAKE_FD(fd);
-                        run->sealed_ct_len = size;
                         return 0;
                 }
                 if (r > 0) {
@@ -970,7 +941,6 @@ static int stage_manifest(StageCtx *ctx, unsigned depth, const uint8_t (*parent_
                                    "rollback: sequence number %" PRIu64 " < %" PRIu64, st->seq, floor);
 
         run.content_fd = -1;
-        run.sealed_fd = -1;
         run.a = a;
         run.ctx = ctx;
         run.depth = depth;
@@ -1032,13 +1002,8 @@ static int stage_manifest(StageCtx *ctx, unsigned depth, const uint8_t (*parent_
                         st->has_payload_fd = true;
                         st->payload_fd = TAKE_FD(run.content_fd);
                 }
-                st->sealed = TAKE_PTR(run.sealed);
-                st->sealed_len = run.sealed_len;
-                if (run.sealed_fd >= 0) {
-                        st->has_sealed_fd = true;
-                        st->sealed_fd = TAKE_FD(run.sealed_fd);
-                        st->sealed_ct_len = run.sealed_ct_len;
-                }
+                st->secret = run.secret;
+                run.secret = false;
                 st->action = (cur >= 0 && base->tcs[cur].seq == st->seq && memcmp(base->tcs[cur].sha256, sha, 32) == 0)
                                      ? ACT_KEEP
                                      : ACT_INSTALL;
@@ -1080,11 +1045,9 @@ static int sub_dir(Agent *a, const char *name) {
         return open_private_dir_at(a->state_fd, name, 0700);
 }
 
-/* A copy in dir/name, from data and then (srcfd >= 0) a descriptor, written without fsync: the
- * caller syncs the file system once for all copies (commit(), step 1). Returns 1 when written,
- * 0 when it was there already. */
-static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len, int srcfd,
-                      uint64_t src_len) {
+/* A copy in dir/name, written without fsync: the caller syncs the file system once for all
+ * copies (commit(), step 1). Returns 1 when written, 0 when it was there already. */
+static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len) {
         _cleanup_close_ int dfd = -1;
         struct stat st;
         int r;
@@ -1093,9 +1056,9 @@ static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t
         if (dfd < 0)
                 return dfd;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-            (uint64_t)st.st_size == len + (srcfd >= 0 ? src_len : 0))
+            (uint64_t)st.st_size == len)
                 return 0; /* content-addressed: already there */
-        r = write_file_unsynced_at(dfd, name, data, len, srcfd, src_len, 0600);
+        r = write_file_unsynced_at(dfd, name, data, len, 0600);
         return r < 0 ? r : 1;
 }
 
@@ -1116,60 +1079,32 @@ static int install_image(Agent *a, const char *component, int fd, const uint8_t 
         return a->installer->install(a->installer_userdata, component, fd, len, sha);
 }
 
-static int install_bytes(Agent *a, const char *component, const uint8_t *data, size_t len, const uint8_t sha[32]) {
-        return install_image(a, component, -1, data, len, sha);
-}
-
-/* Put the previous image of a component back (from our own copy), or remove the component
- * when there was none. */
+/* Undo one change of this commit: the installer puts back the file the change replaced or took
+ * away (its undo record, Installer1.Restore), or removes the component the change added; no
+ * image passes through the agent, so an encrypted TC's plaintext never leaves the store. */
 static int restore(Agent *a, const Op *op) {
-        _cleanup_close_ int fd = -1;
-        char name[80], hex[65];
-        struct stat st;
-        int r;
-
-        if (!op->had_old) {
-                r = a->installer && a->installer->remove ? a->installer->remove(a->installer_userdata, op->tc.component)
-                                                          : -ENOTCONN;
-                return r == -ENOENT ? 0 : r;
-        }
-        (void)snprintf(name, sizeof(name), "payloads/%s", hexstr(op->old.sha256, 32, hex));
-        /* the copy goes to the installer through a memfd filled in the kernel, never through our heap */
-        fd = openat(a->state_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        r = fd < 0 ? -errno : 0;
-        if (r == -ENOENT) {
-                /* an encrypted image: only its ciphertext was kept */
-                _cleanup_free_ uint8_t *sealed = NULL;
-                uint8_t *plain = NULL, sha[32];
-                size_t sealed_len = 0, plain_len = 0;
-
-                (void)snprintf(name, sizeof(name), "payloads/%s.enc", hex);
-                r = read_file_at(a->state_fd, name, (size_t)a->cfg.max_payload_size * 2 + 4096, &sealed, &sealed_len);
-                if (r < 0)
-                        return r;
-                r = agent_sealed_open(a, TEEP_BUF(sealed, sealed_len), &plain, &plain_len, NULL);
-                if (r < 0)
-                        return r;
-                teep_sha256(TEEP_BUF(plain, plain_len), sha);
-                r = memcmp(sha, op->old.sha256, 32) == 0 ? install_bytes(a, op->old.component, plain, plain_len, sha)
-                                                         : -EKEYREJECTED;
-                agent_plaintext_free(plain, plain_len);
-                return r;
-        }
-        if (r < 0)
-                return r;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADF;
-        /* sealed, like every image the installer gets from us (the installer checks the digest) */
-        _cleanup_close_ int mfd = memfd_from_fd("teep-payload", fd, (uint64_t)st.st_size);
-        if (mfd < 0)
-                return mfd;
-        return install_image(a, op->old.component, mfd, NULL, (uint64_t)st.st_size, op->old.sha256);
+        if (!a->installer || !a->installer->restore)
+                return -ENOTCONN;
+        return a->installer->restore(a->installer_userdata, op->tc.component);
 }
 
-/* Remove files in dir that the state no longer references. */
+/* Drop the installer's undo records of this commit's components. */
+static int discard_undo(Agent *a, const Op *ops, size_t n_ops, bool wait) {
+        _cleanup_free_ const char **names = NULL;
+
+        /* an installer without Discard keeps no undo records */
+        if (n_ops == 0 || !a->installer || !a->installer->discard)
+                return 0;
+        names = calloc(n_ops, sizeof(*names));
+        if (!names)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_ops; i++)
+                names[i] = ops[i].tc.component;
+        return a->installer->discard(a->installer_userdata, names, n_ops, wait);
+}
+
+/* Remove files in dir that the state no longer references (payloads/: every file: the rollback
+ * copies of images that older versions kept there; nothing writes there any more). */
 static void collect_garbage(Agent *a, const char *dir, bool payloads) {
         _cleanup_close_ int dfd = -1;
         DIR *d;
@@ -1188,18 +1123,12 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
 
                 if (de->d_name[0] == '.')
                         continue;
-                for (size_t i = 0; i < a->state.n_tcs && !used; i++) {
+                for (size_t i = 0; i < a->state.n_tcs && !used && !payloads; i++) {
                         const AgentTc *tc = &a->state.tcs[i];
-                        if (payloads) {
-                                hexstr(tc->sha256, 32, hex);
-                                used = strcmp(de->d_name, hex) == 0 ||
-                                       (strncmp(de->d_name, hex, 64) == 0 && strcmp(de->d_name + 64, ".enc") == 0);
-                        }
-                        else {
-                                char n[80];
-                                (void)snprintf(n, sizeof(n), "%s.suit", hexstr(tc->manifest_hash, 32, hex));
-                                used = strcmp(de->d_name, n) == 0;
-                        }
+                        char n[80];
+
+                        (void)snprintf(n, sizeof(n), "%s.suit", hexstr(tc->manifest_hash, 32, hex));
+                        used = strcmp(de->d_name, n) == 0;
                 }
                 if (!used)
                         (void)unlinkat(dirfd(d), de->d_name, 0);
@@ -1211,10 +1140,25 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
 static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_staged, size_t *fail_op, char *why,
                   size_t why_len) {
         AgentState next = {}, journal = {};
+        /* the state file as this Update found it, for an undo to put back byte for byte; not
+         * when requests still wait for their write (the journal below carries them) */
+        _cleanup_free_ char *found = !a->state_dirty && a->state_text ? malloc(a->state_text_len + 1) : NULL;
+        size_t found_len = a->state_text_len;
+        bool found_journal = a->state_file_has_journal;
+        if (found)
+                memcpy(found, a->state_text, found_len);
+        bool undo_made = false;
         size_t done = 0;
         int r = 0;
 
         *fail_op = SIZE_MAX;
+        /* nothing writes payloads/ any more: what older versions left there goes once, at the
+         * first commit after a start, not at every one */
+        if (!a->old_payloads_gone) {
+                collect_garbage(a, "payloads", true);
+                (void)unlinkat(a->state_fd, "payloads", AT_REMOVEDIR);
+                a->old_payloads_gone = true;
+        }
         r = agent_state_copy(&next, &a->state);
         for (size_t i = 0; i < n_ops && r >= 0; i++) {
                 if (ops[i].action == ACT_INSTALL) {
@@ -1242,12 +1186,13 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 goto out;
         }
 
-        /* 1. our copies: the manifest (for evidence and uninstall) and the image (for rollback).
-         *    Written without an fsync each: nothing durable refers to them until the journal
-         *    (step 2) or the state (step 4) does, and one syncfs() below, before the journal,
-         *    makes all of them durable at once (files and their directory entries): the same
-         *    guarantee as an fsync of each file and each directory, with one flush instead of
-         *    four. A crash before it leaves copies that no state refers to (removed by the next
+        /* 1. our copies: the manifest (for evidence and uninstall), and no image: the rollback
+         *    of a change is the installer's (its undo record of the file the change replaced,
+         *    Installer1.Restore). Written without an fsync each: nothing durable refers to them
+         *    until the journal (step 2) or the state (step 4) does, and one syncfs() below,
+         *    before the journal, makes all of them durable at once (files and their directory
+         *    entries): the same guarantee as an fsync of each file and each directory, with one
+         *    flush. A crash before it leaves copies that no state refers to (removed by the next
          *    commit's garbage collection) and a store that was not touched yet. */
         bool wrote = false;
         for (size_t i = 0; i < n_ops && r >= 0; i++) {
@@ -1256,21 +1201,10 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 if (ops[i].action != ACT_INSTALL)
                         continue;
                 (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
-                r = store_blob(a, "manifests", name, st->stored, st->stored_len, -1, 0);
-                /* synced also when the copies were there already: they may be left over from a
+                r = store_blob(a, "manifests", name, st->stored, st->stored_len);
+                /* synced also when the copy was there already: it may be left over from a
                  * session that crashed before its syncfs */
                 wrote = true;
-                if (r >= 0 && st->sealed) {
-                        /* never the plaintext of an encrypted image outside the store */
-                        (void)snprintf(name, sizeof(name), "%s.enc", hexstr(st->sha256, 32, hex));
-                        r = store_blob(a, "payloads", name, st->sealed, st->sealed_len, st->has_sealed_fd ? st->sealed_fd : -1,
-                                       st->has_sealed_fd ? st->sealed_ct_len : 0);
-                } else if (r >= 0)
-                        /* a URI payload is copied from the broker's sealed memfd in the kernel */
-                        r = st->has_payload_fd ? store_blob(a, "payloads", hexstr(st->sha256, 32, hex), NULL, 0, st->payload_fd,
-                                                            st->payload_len)
-                                               : store_blob(a, "payloads", hexstr(st->sha256, 32, hex), st->payload,
-                                                            st->payload_len, -1, 0);
         }
         if (r >= 0 && wrote && syncfs(a->state_fd) < 0)
                 r = -errno;
@@ -1278,10 +1212,32 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 (void)snprintf(why, why_len, "cannot keep copies in the state directory: %s", strerror(-r));
                 goto out;
         }
+        /* No undo record older than this commit may stand for one of its changes: an op whose
+         * install is refused leaves none of its own, and the rollback would put back whatever a
+         * lost Discard had left. Not fatal: an installer that cannot answer this fails the
+         * first op below with its own error, and a wrong image put back would still be caught
+         * by digest (agent_reconcile()). */
+        /* Not waited for: the bus delivers one connection's messages to a peer in the order
+         * they were sent (across an activation too), and the installer handles each before the
+         * next, so this Discard is done before the first Install or Remove below. */
+        if (discard_undo(a, ops, n_ops, false) < 0)
+                log_warning("installer: cannot drop old undo records; going on");
 
-        /* 2. the journal: after a crash from here on, the store decides (agent_reconcile()) */
+        /* 2. the journal: after a crash from here on, the store decides (agent_reconcile()). It
+         *    also carries every anti-rollback floor this Update raises, so that, once the
+         *    installer has answered, it says everything the final state would (step 4). */
         if (n_ops > 0) {
                 r = agent_state_copy(&journal, &a->state);
+                /* raised even if the op does not happen: a floor only refuses older manifests, and
+                 * the same manifest again is still accepted (Q13) */
+                for (size_t i = 0; i < n_ops && r >= 0; i++)
+                        if (ops[i].action == ACT_INSTALL)
+                                r = agent_state_note_seen(&journal, ops[i].tc.component, ops[i].tc.seq);
+                        else if (ops[i].st)
+                                r = agent_state_note_seen(&journal, ops[i].tc.component, ops[i].st->seq);
+                for (size_t i = 0; i < n_staged && r >= 0; i++)
+                        if (staged[i].action == ACT_KEEP || staged[i].action == ACT_NONE)
+                                r = agent_state_note_seen(&journal, staged[i].component, staged[i].seq);
                 for (size_t i = 0; i < n_ops && r >= 0; i++)
                         r = agent_state_add_journal(&journal, ops[i].action == ACT_INSTALL ? AGENT_JOURNAL_INSTALL
                                                                                             : AGENT_JOURNAL_REMOVE,
@@ -1295,6 +1251,7 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
         }
 
         /* 3. the installer */
+        undo_made = n_ops > 0;
         for (done = 0; done < n_ops; done++) {
                 Op *op = &ops[done];
                 if (op->action == ACT_INSTALL)
@@ -1323,8 +1280,10 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                                 k = q;
                         }
                 }
-                if (k >= 0)
-                        k = agent_save_state(a, &a->state); /* the same bytes as before the Update */
+                if (k >= 0 && found)
+                        k = agent_restore_state_file(a, TAKE_PTR(found), found_len, found_journal);
+                else if (k >= 0)
+                        k = agent_save_state(a, &a->state); /* what the Update found, written plain */
                 if (k < 0) {
                         /* the journal stays; the store listing resolves it */
                         AgentState tmp = {};
@@ -1347,22 +1306,33 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                         goto out;
                 }
         }
-        r = agent_save_state(a, &next);
-        if (r < 0)
-                log_error("installed, but cannot record it (%s): the journal resolves it at the next start", strerror(-r));
+        /* With a journal on disk (n_ops > 0) the final state is not written here: the journal
+         * and the store already say all of it. agent_reconcile() turns a journal into exactly
+         * `next` (each install op whose digest the store holds is recorded with its floor, each
+         * remove op whose file is gone is dropped; the other floors are in the journal), and the
+         * installer has answered for every op, so the store holds them all. The state on disk
+         * becomes plain again with the next write for any reason (the next RequestTA, Update or
+         * removal writes the whole state from memory), or at the next start. This saves two
+         * flushes (file and directory) per Update on the path to the Success message. */
+        if (n_ops == 0) {
+                r = agent_save_state(a, &next);
+                if (r < 0)
+                        log_error("cannot record the new anti-rollback floors (%s)", strerror(-r));
+        }
         agent_state_done(&a->state);
         a->state = next;
         next = (AgentState){};
         r = 0;
-        collect_garbage(a, "payloads", true);
         collect_garbage(a, "manifests", false);
 out:
+        /* committed or undone: the installer's undo records of this commit serve nobody now (a
+         * crash from here on is resolved by digest); the answer is not waited for */
+        if (undo_made)
+                (void)discard_undo(a, ops, n_ops, false);
         /* refused or undone: the copies step 1 made are referenced by nothing now (unless a
          * journal still needs them), and the state directory must be as it was */
-        if (r < 0 && a->state.n_journal == 0) {
-                collect_garbage(a, "payloads", true);
+        if (r < 0 && a->state.n_journal == 0)
                 collect_garbage(a, "manifests", false);
-        }
         agent_state_done(&next);
         agent_state_done(&journal);
         return r;

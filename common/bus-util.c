@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
 
 #include "log.h"
 #include "macro.h"
@@ -45,15 +47,57 @@ int teep_resolve_user(const char *name_or_uid, uid_t *ret_uid, gid_t *ret_gid) {
         return 0;
 }
 
+/*
+ * The sender's uid by unique name, remembered. With dbus-daemon, sd-bus learns a sender's uid
+ * with a synchronous GetConnectionCredentials call per query: a round trip through the bus for
+ * every method call and every property read (a GetAll of five properties was five of them).
+ * What makes remembering it sound: dbus-daemon records a connection's credentials when it
+ * connects and they never change, and a unique name (":1.42") is never given to a second
+ * connection during the life of a bus (the bus id tells buses apart, so a test process with two
+ * buses, or a daemon reconnected to a restarted bus, never mixes them up). Small and bounded:
+ * the internal interfaces have one or two peers.
+ */
+#define SENDER_CACHE_SIZE 8
+static struct {
+        sd_id128_t bus_id;
+        char name[64];
+        uid_t uid;
+} sender_cache[SENDER_CACHE_SIZE];
+static unsigned sender_cache_next;
+
+static bool sender_cache_find(sd_id128_t bus_id, const char *name, uid_t *ret) {
+        for (unsigned i = 0; i < SENDER_CACHE_SIZE; i++)
+                if (sender_cache[i].name[0] && sd_id128_equal(sender_cache[i].bus_id, bus_id) &&
+                    strcmp(sender_cache[i].name, name) == 0) {
+                        *ret = sender_cache[i].uid;
+                        return true;
+                }
+        return false;
+}
+
 int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
         sd_bus_creds *creds = NULL;
+        const char *sender = sd_bus_message_get_sender(m);
+        sd_id128_t bus_id = SD_ID128_NULL;
+        bool cacheable;
         int r;
 
+        /* only unique names that fit; a well-known name could change hands */
+        cacheable = sender && sender[0] == ':' && strlen(sender) < sizeof(sender_cache[0].name) &&
+                    sd_bus_get_bus_id(sd_bus_message_get_bus(m), &bus_id) >= 0 && !sd_id128_is_null(bus_id);
+        if (cacheable && sender_cache_find(bus_id, sender, ret))
+                return 0;
         r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
         if (r < 0)
                 return r;
         r = sd_bus_creds_get_euid(creds, ret);
         sd_bus_creds_unref(creds);
+        if (r >= 0 && cacheable) {
+                unsigned i = sender_cache_next++ % SENDER_CACHE_SIZE;
+                sender_cache[i].bus_id = bus_id;
+                (void)snprintf(sender_cache[i].name, sizeof(sender_cache[i].name), "%s", sender);
+                sender_cache[i].uid = *ret;
+        }
         return r;
 }
 

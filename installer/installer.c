@@ -227,6 +227,122 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* Undo the last change of one component (store_restore()): the agent's rollback of a commit. */
+static int method_restore(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(store_target_done) StoreTarget t = {};
+        static const char *const what[] = { "none", "previous", "removed" };
+        Installer *i = userdata;
+        const char *component;
+        int r;
+
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        r = sd_bus_message_read(m, "s", &component);
+        if (r < 0)
+                return r;
+        r = store_target(i->store, component, &t);
+        if (r == -ENAMETOOLONG || (r == -EINVAL && store_component_validate(component) == 0))
+                /* a component this store cannot hold was never installed: nothing to undo (the
+                 * agent undoes the Install that was refused for that very reason) */
+                return sd_bus_reply_method_return(m, "s", "none");
+        if (r < 0) {
+                log_warning("refused restore of '%s': not a component name", component);
+                return r == -ENOMEM ? r : reply_invalid_component(i, error, component, -EINVAL);
+        }
+        r = store_restore(i->store, &t);
+        installer_touch(i);
+        if (r < 0) {
+                log_error("cannot restore %s (%s) in %s: %s", t.component, t.file, i->store->path, strerror(-r));
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot restore %s: %s", t.component, strerror(-r));
+        }
+        if (r == 1)
+                log_notice("restored the previous %s (%s)", t.component, t.file);
+        else if (r == 2)
+                log_notice("undid the install of %s: removed %s", t.component, t.file);
+        else
+                log_info("restore of %s: no change to undo", t.component);
+        return sd_bus_reply_method_return(m, "s", what[r]);
+}
+
+/* Drop undo records: of the components named, or all of them (empty array). */
+static int method_discard(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Installer *i = userdata;
+        StoreTarget *targets = NULL;
+        size_t n = 0, allocated = 0, named = 0;
+        uint32_t removed = 0;
+        int r;
+
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        /* every name is checked before any record goes: a bad one changes nothing */
+        for (;;) {
+                const char *component;
+
+                r = sd_bus_message_read(m, "s", &component);
+                if (r < 0)
+                        goto out;
+                if (r == 0)
+                        break;
+                if (++named > STORE_LIST_MAX) {
+                        r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "More than %u components", STORE_LIST_MAX);
+                        goto out;
+                }
+                if (n == allocated) {
+                        size_t k = allocated ? allocated * 2 : 8;
+                        StoreTarget *grown = reallocarray(targets, k, sizeof(*targets));
+                        if (!grown) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        targets = grown;
+                        allocated = k;
+                }
+                r = store_target(i->store, component, &targets[n]);
+                if (r == -ENAMETOOLONG || (r == -EINVAL && store_component_validate(component) == 0))
+                        continue; /* a component this store cannot hold has no file, so no record */
+                if (r < 0) {
+                        log_warning("refused discard of '%s': not a component name", component);
+                        r = r == -ENOMEM ? r : reply_invalid_component(i, error, component, -EINVAL);
+                        goto out;
+                }
+                n++;
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                goto out;
+        if (named == 0) {
+                r = store_discard(i->store, NULL);
+                if (r >= 0)
+                        removed = (uint32_t)r;
+        }
+        for (size_t k = 0; k < n && r >= 0; k++) {
+                r = store_discard(i->store, &targets[k]);
+                if (r >= 0)
+                        removed += (uint32_t)r;
+        }
+        installer_touch(i);
+        if (r < 0) {
+                log_error("cannot discard undo records in %s: %s", i->store->path, strerror(-r));
+                r = sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot discard undo records: %s", strerror(-r));
+                goto out;
+        }
+        if (removed > 0)
+                log_debug("discarded %" PRIu32 " undo record(s)", removed);
+        r = sd_bus_reply_method_return(m, "u", removed);
+out:
+        for (size_t k = 0; k < n; k++)
+                store_target_done(&targets[k]);
+        free(targets);
+        return r;
+}
+
 static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Installer *i = userdata;
@@ -314,6 +430,10 @@ static const sd_bus_vtable installer_vtable[] = {
                                 method_remove, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("List", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(stayt)", entries),
                                 method_list, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Restore", SD_BUS_ARGS("s", component), SD_BUS_RESULT("s", restored),
+                                method_restore, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Discard", SD_BUS_ARGS("as", components), SD_BUS_RESULT("u", removed),
+                                method_discard, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

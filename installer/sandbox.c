@@ -11,6 +11,7 @@
 static const TeepSyscall installer_allow[] = {
         { "flock", "the store lock (taken before the filter; released on exit)" },
         { "sync_file_range", "an install starts writing back while it copies (store.c); fsync() still decides" },
+        { "linkat", "the undo record: a hard link to the file an install replaces or a remove takes (store.c)" },
         { NULL, NULL },
 };
 

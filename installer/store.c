@@ -5,8 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +16,8 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "sha256.h"
+#include "teep-cose.h"
 
 /* An owner record holds one component name and a newline. */
 #define OWNER_RECORD_MAX 4096
@@ -83,6 +83,78 @@ bool store_name_is_temporary(const char *name) {
         return name && strncmp(name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) == 0;
 }
 
+bool store_name_is_undo(const char *name) {
+        return name && (strncmp(name, STORE_UNDO_PREFIX, strlen(STORE_UNDO_PREFIX)) == 0 ||
+                        strncmp(name, STORE_ADDED_PREFIX, strlen(STORE_ADDED_PREFIX)) == 0);
+}
+
+static int undo_name(const char *prefix, const char *file, char out[STORE_UNDO_NAME_SIZE]) {
+        uint8_t d[32];
+        char hex[65];
+
+        size_t lp = strlen(prefix), lf = strlen(file);
+
+        if (lp + lf <= STORE_FILE_NAME_MAX) {
+                memcpy(out, prefix, lp);
+                memcpy(out + lp, file, lf + 1);
+                return 0;
+        }
+        /* Too long with the prefix: the file name's digest stands for it (no two file names
+         * share one, and '~' keeps it apart from the short form of any TC file name). */
+        if (teep_sha256(TEEP_BUF((const uint8_t *)file, strlen(file)), d) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < sizeof(d); i++)
+                (void)snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        (void)snprintf(out, STORE_UNDO_NAME_SIZE, "%s~%s", prefix, hex);
+        return 0;
+}
+
+int store_undo_names(const char *file, char ret_undo[STORE_UNDO_NAME_SIZE], char ret_added[STORE_UNDO_NAME_SIZE]) {
+        int r;
+
+        if (!file || !*file || strchr(file, '/') || file[0] == '.')
+                return -EINVAL;
+        r = undo_name(STORE_UNDO_PREFIX, file, ret_undo);
+        if (r < 0)
+                return r;
+        return undo_name(STORE_ADDED_PREFIX, file, ret_added);
+}
+
+static int unlink_if_present(int dir_fd, const char *name) {
+        if (unlinkat(dir_fd, name, 0) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return 1;
+}
+
+/*
+ * Record how to undo the change of t->file about to happen: drop the record of an earlier
+ * change, then link the current file to the undo name, or leave an "added" marker when there
+ * is none. Returns 1 when the file exists (and is linked), 0 when not, or -errno.
+ */
+static int undo_record(Store *s, const char *file) {
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = store_undo_names(file, undo, added);
+        if (r < 0)
+                return r;
+        r = unlink_if_present(s->dir_fd, undo);
+        if (r >= 0)
+                r = unlink_if_present(s->dir_fd, added);
+        if (r < 0)
+                return r;
+        /* No AT_SYMLINK_FOLLOW: a symlink in the store is linked as itself, never followed. */
+        if (linkat(s->dir_fd, file, s->dir_fd, undo, 0) == 0)
+                return 1;
+        if (errno != ENOENT)
+                return -errno;
+        fd = openat(s->dir_fd, added, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        return 0;
+}
+
 /* A fresh directory stream over dir_fd (which stays open and keeps its own position). */
 static int store_opendir(const Store *s, DIR **ret) {
         int fd;
@@ -124,6 +196,8 @@ int store_clean(Store *s) {
                 const char *name = de->d_name;
                 bool stale = false;
 
+                /* Undo records are not ours to drop: the installer exits when idle and is
+                 * started again for the agent's next call, which may be a Restore. */
                 if (store_name_is_temporary(name))
                         stale = true;
                 else if (s->layout == STORE_LAYOUT_OPTEE &&
@@ -248,8 +322,8 @@ static int wait_readable(int fd, unsigned timeout_ms) {
 int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
                       uint8_t ret_sha256[32]) {
         _cleanup_free_ uint8_t *buf = NULL;
-        gnutls_hash_hd_t h = NULL;
-        uint64_t total = 0, flushed = 0;
+        TeepSha256 h;
+        uint64_t total = 0, flushed = 0, previous = 0, waited = 0;
         struct stat st;
         bool may_block;
         int r = 0;
@@ -263,8 +337,7 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
         buf = malloc(STORE_COPY_BUFFER);
         if (!buf)
                 return -ENOMEM;
-        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
-                return -ENOMEM;
+        teep_sha256_init(&h);
 
         for (;;) {
                 /* Ask for at most one byte more than is still expected: a payload that runs
@@ -302,10 +375,7 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                         break;
                 }
                 total += (uint64_t)n;
-                if (gnutls_hash(h, buf, (size_t)n) < 0) {
-                        r = -EIO;
-                        break;
-                }
+                teep_sha256_update(&h, buf, (size_t)n);
                 r = loop_write(out_fd, buf, (size_t)n);
                 if (r < 0)
                         break;
@@ -315,27 +385,35 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                          * a big payload never piles up as dirty page cache. Only a hint: the
                          * fsync() before the rename is what makes the file durable. */
                         (void)sync_file_range(out_fd, (off_t)flushed, (off_t)(total - flushed), SYNC_FILE_RANGE_WRITE);
+                        /* and wait for the window two behind, started long ago (usually done):
+                         * dirty pages stay under three windows whatever the payload's size */
+                        if (previous > waited) {
+                                (void)sync_file_range(out_fd, (off_t)waited, (off_t)(previous - waited),
+                                                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                              SYNC_FILE_RANGE_WAIT_AFTER);
+                                waited = previous;
+                        }
+                        previous = flushed;
                         flushed = total;
                 }
         }
         if (r < 0) {
-                gnutls_hash_deinit(h, NULL);
+                explicit_bzero(&h, sizeof(h));
                 return r;
         }
-        gnutls_hash_deinit(h, ret_sha256);
+        teep_sha256_final(&h, ret_sha256);
         return 0;
 }
 
 int store_sha256_fd(int fd, uint8_t ret[32]) {
         _cleanup_free_ uint8_t *buf = NULL;
-        gnutls_hash_hd_t h = NULL;
+        TeepSha256 h;
         off_t off = 0;
 
         buf = malloc(STORE_COPY_BUFFER);
         if (!buf)
                 return -ENOMEM;
-        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
-                return -ENOMEM;
+        teep_sha256_init(&h);
         for (;;) {
                 ssize_t n = pread(fd, buf, STORE_COPY_BUFFER, off);
                 if (n < 0) {
@@ -343,18 +421,15 @@ int store_sha256_fd(int fd, uint8_t ret[32]) {
                         if (errno == EINTR)
                                 continue;
                         r = -errno;
-                        gnutls_hash_deinit(h, NULL);
+                        explicit_bzero(&h, sizeof(h));
                         return r;
                 }
                 if (n == 0)
                         break;
-                if (gnutls_hash(h, buf, (size_t)n) < 0) {
-                        gnutls_hash_deinit(h, NULL);
-                        return -EIO;
-                }
+                teep_sha256_update(&h, buf, (size_t)n);
                 off += n;
         }
-        gnutls_hash_deinit(h, ret);
+        teep_sha256_final(&h, ret);
         return 0;
 }
 
@@ -498,6 +573,10 @@ int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const u
                 owner_name(t->uuid, name);
                 r = len < 0 ? -ENOMEM : store_write_file_atomic(s->dir_fd, name, text, (size_t)len, 0644);
         }
+        /* The undo record: a link to the old file made before the rename over it, so the name
+         * points to the old file or the new one at every instant (never to nothing). */
+        if (r >= 0)
+                r = undo_record(s, t->file);
         if (r >= 0 && renameat(s->dir_fd, tmp, s->dir_fd, t->file) < 0)
                 r = -errno;
         if (r < 0) {
@@ -534,6 +613,14 @@ int store_remove(Store *s, const StoreTarget *t) {
                 return -EINVAL;
 
         if (s->layout == STORE_LAYOUT_DEFAULT) {
+                int e;
+
+                /* not installed: refused before anything changes, the undo record included */
+                if (!file_exists_at(s->dir_fd, t->file, &e))
+                        return e < 0 ? e : -ENOENT;
+                r = undo_record(s, t->file);
+                if (r < 0)
+                        return r;
                 if (unlinkat(s->dir_fd, t->file, 0) < 0)
                         return -errno;
                 if (fsync(s->dir_fd) < 0)
@@ -550,6 +637,18 @@ int store_remove(Store *s, const StoreTarget *t) {
         if (strcmp(owner, t->component) != 0)
                 return -ENOENT;
         owner_name(t->uuid, name);
+        {
+                int e;
+
+                /* the undo record only when there is a TA to take away */
+                if (file_exists_at(s->dir_fd, t->file, &e)) {
+                        r = undo_record(s, t->file);
+                        if (r < 0)
+                                return r;
+                        r = 0;
+                } else if (e < 0)
+                        return e;
+        }
         if (unlinkat(s->dir_fd, t->file, 0) < 0) {
                 r = -errno;
                 if (r != -ENOENT)
@@ -563,6 +662,125 @@ int store_remove(Store *s, const StoreTarget *t) {
         if (fsync(s->dir_fd) < 0)
                 return -errno;
         return r;
+}
+
+int store_restore(Store *s, const StoreTarget *t) {
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        bool has_undo, has_added;
+        int r, e1, e2;
+
+        if (!t || !t->file)
+                return -EINVAL;
+        r = store_undo_names(t->file, undo, added);
+        if (r < 0)
+                return r;
+        has_undo = file_exists_at(s->dir_fd, undo, &e1);
+        has_added = file_exists_at(s->dir_fd, added, &e2);
+        if (e1 < 0 || e2 < 0)
+                return e1 < 0 ? e1 : e2;
+
+        if (has_undo) {
+                if (s->layout == STORE_LAYOUT_OPTEE) {
+                        /* The TA comes back with its owner record: written first, as at an
+                         * install (a Remove took it away; a record left over is ours anyway). */
+                        _cleanup_free_ char *owner = NULL;
+
+                        r = owner_read(s, t->uuid, &owner);
+                        if (r < 0 || strcmp(owner, t->component) != 0) {
+                                _cleanup_free_ char *text = NULL;
+                                char name[OWNER_NAME_SIZE];
+                                int len = asprintf(&text, "%s\n", t->component);
+
+                                owner_name(t->uuid, name);
+                                r = len < 0 ? -ENOMEM : store_write_file_atomic(s->dir_fd, name, text, (size_t)len, 0644);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+                if (renameat(s->dir_fd, undo, s->dir_fd, t->file) < 0)
+                        return -errno;
+                /* rename() of two links to one file does nothing: an install cut short between
+                 * its link and its rename leaves exactly that; the name holds the old file. */
+                r = unlink_if_present(s->dir_fd, undo);
+                if (r >= 0)
+                        r = unlink_if_present(s->dir_fd, added);
+                if (r < 0)
+                        return r;
+                if (fsync(s->dir_fd) < 0)
+                        return -errno;
+                return 1;
+        }
+        if (!has_added)
+                return 0;
+
+        if (s->layout == STORE_LAYOUT_OPTEE) {
+                _cleanup_free_ char *owner = NULL;
+
+                /* Only what this component installed goes: the TA, then its record. */
+                r = owner_read(s, t->uuid, &owner);
+                if (r >= 0 && strcmp(owner, t->component) == 0) {
+                        char name[OWNER_NAME_SIZE];
+
+                        r = unlink_if_present(s->dir_fd, t->file);
+                        if (r >= 0 && fsync(s->dir_fd) < 0)
+                                r = -errno;
+                        owner_name(t->uuid, name);
+                        if (r >= 0)
+                                r = unlink_if_present(s->dir_fd, name);
+                } else
+                        r = r == -ENOENT || r == -EBADMSG || r >= 0 ? 0 : r;
+        } else
+                r = unlink_if_present(s->dir_fd, t->file);
+        if (r < 0)
+                return r;
+        r = unlink_if_present(s->dir_fd, added);
+        if (r < 0)
+                return r;
+        if (fsync(s->dir_fd) < 0)
+                return -errno;
+        return 2;
+}
+
+/* No fsync in here: an undo record that a crash brings back is garbage nobody asks for; the agent
+ * decides by digest after a crash, Discards every record at its start, and the next change of
+ * the same file replaces the record first. */
+int store_discard(Store *s, const StoreTarget *t) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        int removed = 0, r;
+
+        if (t) {
+                char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+
+                if (!t->file)
+                        return -EINVAL;
+                r = store_undo_names(t->file, undo, added);
+                if (r < 0)
+                        return r;
+                r = unlink_if_present(s->dir_fd, undo);
+                if (r < 0)
+                        return r;
+                removed += r;
+                r = unlink_if_present(s->dir_fd, added);
+                if (r < 0)
+                        return r;
+                return removed + r;
+        }
+
+        r = store_opendir(s, &d);
+        if (r < 0)
+                return r;
+        while ((errno = 0, de = readdir(d))) {
+                if (!store_name_is_undo(de->d_name))
+                        continue;
+                r = unlink_if_present(s->dir_fd, de->d_name);
+                if (r < 0)
+                        return r;
+                removed += r;
+        }
+        if (errno != 0)
+                return -errno;
+        return removed;
 }
 
 /* Entries list skips rather than fails on: symlinks, sockets, races with a remove, foreign files. */

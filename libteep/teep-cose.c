@@ -999,16 +999,6 @@ static bool alg_known(int64_t alg) {
         return alg == COSE_ALG_ESP256 || alg == COSE_ALG_ES256 || alg == COSE_ALG_ED25519 || alg == COSE_ALG_EDDSA;
 }
 
-int teep_sha256(TeepBuf in, uint8_t ret[32]) {
-        static const uint8_t empty[1];
-        int gr;
-
-        if (!ret || (!in.ptr && in.len > 0))
-                return -EINVAL;
-        gr = gnutls_hash_fast(GNUTLS_DIG_SHA256, in.ptr ? in.ptr : empty, in.len, ret);
-        return gr < 0 ? gnutls_to_errno(gr) : 0;
-}
-
 static int key_verify_raw(const TeepKey *key, TeepBuf tbs, TeepBuf sig, TeepError *err) {
         _cleanup_(datum_freep) gnutls_datum_t der = {};
         gnutls_datum_t data = { (unsigned char *)tbs.ptr, (unsigned)tbs.len };

@@ -188,5 +188,6 @@ int teep_cose_sign_multi(TeepKey *const *keys, size_t n_keys, TeepBuf payload,
 int teep_x5chain_verify(TeepBuf x5chain_raw, const TeepBuf *cas, size_t n_cas, const TeepBuf *crls, size_t n_crls,
                         TeepKey **ret_leaf, TeepError *err);
 
-/* SHA-256 helper (gnutls) for the other modules. */
+/* SHA-256 of a buffer, for the other modules and the programs. In teep-hash.c (nettle), on its
+ * own, so a program that only hashes does not link GnuTLS. -EINVAL on a NULL ret or data. */
 int teep_sha256(TeepBuf in, uint8_t ret[32]);

@@ -108,7 +108,6 @@ const TeepSyscall teep_seccomp_writes[] = {
         { "mkdir", "create a subdirectory (glibc's mkdir() on x86-64)" },
         { "fsync", "crash safety: file data and the directory entry reach the disk" },
         { "syncfs", "crash safety: several written copies reach the disk with one flush (agentd/update.c)" },
-        { "sendfile", "copy a sealed payload memfd into a file in the kernel (agentd/fsutil.c)" },
         { "fchmod", "set a written file's final mode" },
         { "fchmodat", "set the device key file's mode in the state directory" },
         { NULL, NULL },

@@ -29,6 +29,41 @@ static ssize_t store_find(FakeStore *s, const char *component) {
         return -1;
 }
 
+static ssize_t undo_find(FakeStore *s, const char *component) {
+        for (size_t i = 0; i < s->n_undo; i++)
+                if (strcmp(s->undo[i].component, component) == 0)
+                        return (ssize_t)i;
+        return -1;
+}
+
+static void undo_drop(FakeStore *s, size_t i) {
+        free(s->undo[i].component);
+        free(s->undo[i].data);
+        memmove(&s->undo[i], &s->undo[i + 1], (s->n_undo - i - 1) * sizeof(s->undo[0]));
+        s->n_undo--;
+}
+
+/* Before a change of component: its undo record becomes what the store holds now. */
+static void undo_record(FakeStore *s, const char *component) {
+        ssize_t u = undo_find(s, component), i = store_find(s, component);
+
+        if (u >= 0)
+                undo_drop(s, (size_t)u);
+        cr_assert_lt(s->n_undo, FAKE_MAX);
+        u = (ssize_t)s->n_undo++;
+        s->undo[u].component = strdup(component);
+        s->undo[u].had = i >= 0;
+        s->undo[u].data = NULL;
+        s->undo[u].len = 0;
+        if (i >= 0) {
+                s->undo[u].data = malloc(s->e[i].len ? s->e[i].len : 1);
+                cr_assert(s->undo[u].data);
+                memcpy(s->undo[u].data, s->e[i].data, s->e[i].len);
+                s->undo[u].len = s->e[i].len;
+                memcpy(s->undo[u].sha, s->e[i].sha, 32);
+        }
+}
+
 static int fake_install(void *userdata, const char *component, int fd, uint64_t size, const uint8_t sha256[32]) {
         FakeStore *s = userdata;
         uint8_t *data = malloc(size ? size : 1);
@@ -52,6 +87,7 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
                 free(data);
                 return -EKEYREJECTED;
         }
+        undo_record(s, component);
         i = store_find(s, component);
         if (i < 0) {
                 cr_assert_lt(s->n, FAKE_MAX);
@@ -72,6 +108,7 @@ static int fake_remove(void *userdata, const char *component) {
         s->removes++;
         if (i < 0)
                 return -ENOENT;
+        undo_record(s, component);
         free(s->e[i].component);
         free(s->e[i].data);
         memmove(&s->e[i], &s->e[i + 1], (s->n - (size_t)i - 1) * sizeof(s->e[0]));
@@ -98,7 +135,52 @@ static int fake_list(void *userdata, AgentStoreEntry **ret, size_t *ret_n) {
         return 0;
 }
 
-static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list };
+static int fake_restore(void *userdata, const char *component) {
+        FakeStore *s = userdata;
+        ssize_t u = undo_find(s, component), i;
+
+        s->restores++;
+        if (u < 0)
+                return 0; /* nothing to undo */
+        i = store_find(s, component);
+        if (s->undo[u].had) {
+                if (i < 0) {
+                        cr_assert_lt(s->n, FAKE_MAX);
+                        i = (ssize_t)s->n++;
+                        s->e[i].component = strdup(component);
+                } else
+                        free(s->e[i].data);
+                s->e[i].data = TAKE_PTR(s->undo[u].data);
+                s->e[i].len = s->undo[u].len;
+                memcpy(s->e[i].sha, s->undo[u].sha, 32);
+        } else if (i >= 0) {
+                free(s->e[i].component);
+                free(s->e[i].data);
+                memmove(&s->e[i], &s->e[i + 1], (s->n - (size_t)i - 1) * sizeof(s->e[0]));
+                s->n--;
+        }
+        undo_drop(s, (size_t)u);
+        return 0;
+}
+
+static int fake_discard(void *userdata, const char *const *components, size_t n, bool wait) {
+        FakeStore *s = userdata;
+
+        s->discards++;
+        if (n == 0) {
+                s->discard_alls++;
+                while (s->n_undo > 0)
+                        undo_drop(s, s->n_undo - 1);
+        }
+        for (size_t k = 0; k < n; k++) {
+                ssize_t u = undo_find(s, components[k]);
+                if (u >= 0)
+                        undo_drop(s, (size_t)u);
+        }
+        return 0;
+}
+
+static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list, fake_restore, fake_discard };
 
 static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {
         FakeFetcher *ff = userdata;
@@ -211,6 +293,10 @@ void fx_teardown(Fixture *f) {
         for (size_t i = 0; i < f->store.n; i++) {
                 free(f->store.e[i].component);
                 free(f->store.e[i].data);
+        }
+        for (size_t i = 0; i < f->store.n_undo; i++) {
+                free(f->store.undo[i].component);
+                free(f->store.undo[i].data);
         }
         for (size_t i = 0; i < f->fetcher.n; i++) {
                 free(f->fetcher.e[i].uri);

@@ -23,6 +23,17 @@ typedef struct FakeStore {
         unsigned installs, removes, lists;
         unsigned fail_install_at; /* fail the Nth install call (1-based), 0: never */
         int list_error;           /* list fails with this errno when non-zero */
+        /* undo records, as teep-installer keeps them: one per component, replaced by each
+         * change, consumed by restore, dropped by discard */
+        size_t n_undo;
+        struct {
+                char *component;
+                bool had;      /* the change replaced or removed an image (else: it added one) */
+                uint8_t *data; /* that image */
+                size_t len;
+                uint8_t sha[32];
+        } undo[FAKE_MAX];
+        unsigned restores, discards, discard_alls;
 } FakeStore;
 
 typedef struct FakeFetcher {

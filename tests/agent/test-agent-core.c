@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-agent-core.c: the agent core against a TAM built on libteep: the full cycle, negotiation, evidence */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,16 +170,34 @@ static void add_uri(const char *uri, const char *data) {
         F.fetcher.e[i].len = strlen(data);
 }
 
-/* The broker's sealed memfd is hashed in place and handed on: the rollback copy in payloads/
- * (written from the descriptor) still holds the bytes, and a later multi-component update that
- * fails midway puts that image back from it. */
-Test(agent, sealed_uri_payload_copy_and_rollback) {
-        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *e3 = NULL, *raw = NULL, *raw2 = NULL, *copy = NULL;
+/* Files in the state directory's payloads/ (where versions before the installer's undo records
+ * kept a rollback copy of every image); -1 when the directory does not exist. */
+static int count_payload_copies(const char *state_dir) {
+        char path[512];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        (void)snprintf(path, sizeof(path), "%s/payloads", state_dir);
+        d = opendir(path);
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* The broker's sealed memfd is hashed in place and handed on, and the agent keeps no copy of
+ * the image: a later multi-component update that fails midway puts v1 back through the
+ * installer's undo record (Installer1.Restore), and the undo records are dropped afterwards. */
+Test(agent, sealed_uri_payload_no_copy_and_rollback_by_restore) {
+        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *e3 = NULL, *raw = NULL, *raw2 = NULL;
         _cleanup_(teep_message_freep) TeepMessage *ans = NULL, *ans2 = NULL;
         const char *v1 = "version one, fetched sealed", *v2 = "version two, fetched sealed";
-        char name[512], hex[65];
-        uint8_t sha[32];
-        size_t l1, l2, l3, copy_len = 0;
+        unsigned restores, discards;
+        size_t l1, l2, l3;
         TeepBuf envs[2];
 
         F.fetcher.seal = true;
@@ -191,13 +210,11 @@ Test(agent, sealed_uri_payload_copy_and_rollback) {
         ans = fx_update(&F, envs, 1, NULL, &raw);
         cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS, "%.*s", (int)ans->err_msg.len, (const char *)ans->err_msg.ptr);
         cr_assert(fx_store_has(&F, TEST_COMPONENT, v1));
-        teep_sha256(TEEP_BUF((const uint8_t *)v1, strlen(v1)), sha);
-        (void)snprintf(name, sizeof(name), "%s/payloads/%s", F.state_dir, hexstr(sha, 32, hex));
-        cr_assert_eq(read_full_file(name, 4096, &copy, &copy_len), 0, "%s", name);
-        cr_assert_eq(copy_len, strlen(v1));
-        cr_assert_eq(memcmp(copy, v1, copy_len), 0);
+        cr_assert_leq(count_payload_copies(F.state_dir), 0, "no image copy in the state directory");
+        cr_assert_eq(F.store.restores, 0);
+        cr_assert_eq(F.store.n_undo, 0, "the undo records were discarded after the commit");
 
-        /* v2 goes in, the second component's install fails: v1 comes back from the copy */
+        /* v2 goes in, the second component's install fails: v1 comes back through Restore */
         e2 = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)v2, strlen(v2), "https://tcs.test/v2.bin",
                            NULL, NULL, &l2);
         e3 = make_envelope(F.signer_key, TEST_COMPONENT2, 1, (const uint8_t *)"other", 5, "https://tcs.test/other.bin",
@@ -205,10 +222,53 @@ Test(agent, sealed_uri_payload_copy_and_rollback) {
         envs[0] = TEEP_BUF(e2, l2);
         envs[1] = TEEP_BUF(e3, l3);
         F.store.fail_install_at = F.store.installs + 2;
+        restores = F.store.restores;
+        discards = F.store.discards;
         ans2 = fx_update(&F, envs, 2, NULL, &raw2);
         cr_assert_eq(ans2->type, TEEP_TYPE_ERROR);
-        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1), "v1 restored from payloads/");
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1), "v1 restored by the installer");
+        cr_assert_not(fx_store_has(&F, TEST_COMPONENT, v2));
         cr_assert_not(fx_store_has(&F, TEST_COMPONENT2, "other"));
+        cr_assert_eq(F.store.restores - restores, 2, "both ops undone, the failed one included");
+        cr_assert_geq(F.store.discards - discards, 2, "old records dropped before, this commit's after");
+        cr_assert_eq(F.store.n_undo, 0);
+        cr_assert_leq(count_payload_copies(F.state_dir), 0);
+}
+
+/* A removal (unneeded manifest) in an update whose install fails later comes back through
+ * Restore; a refused install alone changes nothing. */
+Test(agent, removal_undone_by_restore) {
+        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *raw = NULL, *raw2 = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL, *ans2 = NULL;
+        const char *const unneeded[] = { "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/suit", NULL };
+        const char *v1 = "to be removed, then restored";
+        unsigned removes;
+        size_t l1, l2;
+        TeepBuf env;
+
+        F.fetcher.seal = true;
+        add_uri("https://tcs.test/r1.bin", v1);
+        add_uri("https://tcs.test/r2.bin", "second");
+        e1 = make_envelope(F.signer_key, TEST_COMPONENT, 1, (const uint8_t *)v1, strlen(v1), "https://tcs.test/r1.bin",
+                           NULL, NULL, &l1);
+        env = TEEP_BUF(e1, l1);
+        ans = fx_update(&F, &env, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1));
+
+        /* remove the first, install a second that fails: the first must be back */
+        e2 = make_envelope(F.signer_key, TEST_COMPONENT2, 1, (const uint8_t *)"second", 6, "https://tcs.test/r2.bin",
+                           NULL, NULL, &l2);
+        env = TEEP_BUF(e2, l2);
+        F.store.fail_install_at = F.store.installs + 1;
+        removes = F.store.removes;
+        ans2 = fx_update(&F, &env, 1, unneeded, &raw2);
+        cr_assert_eq(ans2->type, TEEP_TYPE_ERROR);
+        cr_assert_eq(F.store.removes - removes, 1, "the removal happened before the install failed");
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, v1), "the removed TC was restored");
+        cr_assert_eq(F.store.n, 1);
+        cr_assert_eq(F.store.n_undo, 0);
+        cr_assert_leq(count_payload_copies(F.state_dir), 0);
 }
 
 /* A sealed payload of the right size but other bytes: the streamed digest refuses it, nothing
@@ -576,4 +636,48 @@ Test(agent, state_file_round_trip) {
                 cr_assert_lt(agent_start(a), 0);
                 agent_free(a);
         }
+}
+
+/* A leftover of an older version: one file in payloads/. */
+static int write_leftover(const char *path) {
+        FILE *f = fopen(path, "w");
+        if (!f)
+                return -1;
+        fputs("x", f);
+        return fclose(f);
+}
+
+/* Older versions kept image copies in payloads/; the first commit after a start removes them. */
+Test(agent, old_payload_copies_removed_once_per_start) {
+        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *e3 = NULL, *raw1 = NULL, *raw2 = NULL, *raw3 = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *a1 = NULL, *a2 = NULL, *a3 = NULL;
+        char dir[512], file[600];
+        size_t l1, l2, l3;
+        TeepBuf b;
+
+        (void)snprintf(dir, sizeof(dir), "%s/payloads", F.state_dir);
+        (void)snprintf(file, sizeof(file), "%s/old.enc", dir);
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(write_leftover(file), 0);
+        e1 = make_envelope(F.signer_key, TEST_COMPONENT, 1, (const uint8_t *)"v1", 2, NULL, NULL, NULL, &l1);
+        b = TEEP_BUF(e1, l1);
+        a1 = fx_update(&F, &b, 1, NULL, &raw1);
+        cr_assert_eq(a1->type, TEEP_TYPE_SUCCESS);
+        cr_assert_eq(count_payload_copies(F.state_dir), -1, "emptied and removed at the first commit");
+
+        /* a copy appearing later is not looked at again until the next start */
+        cr_assert_eq(mkdir(dir, 0700), 0);
+        cr_assert_eq(write_leftover(file), 0);
+        e2 = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)"v2", 2, NULL, NULL, NULL, &l2);
+        b = TEEP_BUF(e2, l2);
+        a2 = fx_update(&F, &b, 1, NULL, &raw2);
+        cr_assert_eq(a2->type, TEEP_TYPE_SUCCESS);
+        cr_assert_eq(count_payload_copies(F.state_dir), 1, "not at every commit");
+
+        fx_restart(&F);
+        e3 = make_envelope(F.signer_key, TEST_COMPONENT, 3, (const uint8_t *)"v3", 2, NULL, NULL, NULL, &l3);
+        b = TEEP_BUF(e3, l3);
+        a3 = fx_update(&F, &b, 1, NULL, &raw3);
+        cr_assert_eq(a3->type, TEEP_TYPE_SUCCESS);
+        cr_assert_eq(count_payload_copies(F.state_dir), -1, "again at the first commit after a restart");
 }

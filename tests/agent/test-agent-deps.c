@@ -364,7 +364,8 @@ static uint8_t *make_encrypted(const char *name, uint64_t seq, const char *text,
 }
 
 /* The same with the ciphertext behind a URI, fetched as the broker hands it (a sealed memfd):
- * decrypted chunk by chunk into a memfd, its copy in payloads/ written from the descriptor. */
+ * decrypted chunk by chunk into a memfd; the rollback puts v1 back through the installer's undo
+ * record (Installer1.Restore), so no copy of it (plaintext or ciphertext) is in the state dir. */
 Test(deps, rollback_restores_an_encrypted_uri_tc_fetched_sealed) {
         _cleanup_free_ uint8_t *raw1 = NULL, *raw2 = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL;
         size_t l1 = 0, l2 = 0, l3 = 0;
@@ -394,7 +395,7 @@ Test(deps, rollback_restores_an_encrypted_uri_tc_fetched_sealed) {
         teep_message_free(m);
 }
 
-Test(deps, rollback_restores_an_encrypted_tc_from_its_ciphertext_copy) {
+Test(deps, rollback_restores_an_encrypted_tc_through_restore) {
         _cleanup_free_ uint8_t *raw1 = NULL, *raw2 = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL;
         size_t l1 = 0, l2 = 0, l3 = 0;
         TeepMessage *m;

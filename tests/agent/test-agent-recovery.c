@@ -125,3 +125,42 @@ Test(recovery, store_lost_a_tc) {
                 cr_assert_not_null(strstr(state, "seen " TEST_COMPONENT " 3"));
         }
 }
+
+/* An Update's final state is not written (commit() step 4): the file keeps the journal, and a
+ * restart turns it into exactly what was installed, floor included. */
+Test(recovery, completed_update_leaves_its_journal) {
+        const AgentTc *tcs;
+
+        fx_install(&F, TEST_COMPONENT, 4, "image v4");
+        {
+                _cleanup_free_ char *state = fx_state_file(&F);
+                cr_assert_not_null(strstr(state, "journal install"), "the journal stands in for the final write");
+                cr_assert_not_null(strstr(state, "seen " TEST_COMPONENT " 4"), "the floor is in the journal already");
+        }
+        cr_assert_eq(agent_installed(F.agent, &tcs), 1);
+        fx_restart(&F);
+        cr_assert_eq(agent_installed(F.agent, &tcs), 1);
+        cr_assert_eq(tcs[0].seq, 4);
+        {
+                _cleanup_free_ char *state = fx_state_file(&F);
+                cr_assert_null(strstr(state, "journal "), "resolved at start-up");
+                cr_assert_not_null(strstr(state, "seen " TEST_COMPONENT " 4"));
+        }
+        /* flushing a plain state writes nothing new */
+        cr_assert_eq(agent_flush_state(F.agent), 0);
+}
+
+Test(recovery, flush_writes_the_state_plain) {
+        const AgentTc *tcs;
+
+        fx_install(&F, TEST_COMPONENT, 2, "image v2");
+        cr_assert_eq(agent_flush_state(F.agent), 0);
+        {
+                _cleanup_free_ char *state = fx_state_file(&F);
+                cr_assert_null(strstr(state, "journal "));
+                cr_assert_not_null(strstr(state, "seen " TEST_COMPONENT " 2"));
+        }
+        fx_restart(&F);
+        cr_assert_eq(agent_installed(F.agent, &tcs), 1);
+        cr_assert_eq(tcs[0].seq, 2);
+}

@@ -19,6 +19,8 @@ static void setup(void) {
         fx_setup(&F, TEEP_KEY_P256);
         /* something installed, so "unchanged" means something */
         fx_install(&F, TEST_COMPONENT, 5, "installed v5");
+        /* the file now holds that install's resolved journal (commit()): a refused or undone
+         * Update must leave these very bytes */
         state_before = fx_state_file(&F);
         store_before = fx_store_snapshot(&F);
 }

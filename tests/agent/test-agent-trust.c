@@ -186,15 +186,21 @@ Test(trust, a_tampered_list_file_stops_the_start) {
         char path[400];
         Agent *a = NULL;
         FILE *f;
+        int c;
 
         m1 = send_list(F.tam_key, admin, 1, (TeepKey *[]){ admin, F.tam_key }, 2, &r1);
         cr_assert_eq(m1->type, TEEP_TYPE_SUCCESS);
         snprintf(path, sizeof(path), "%s/trust-anchors.suit", F.state_dir);
         f = fopen(path, "r+b");
         cr_assert(f);
+        /* a byte of the signature, flipped: always another value (writing a fixed one would
+         * leave the file as it was whenever the byte already had that value) */
         cr_assert_eq(fseek(f, -3, SEEK_END), 0);
-        fputc('X', f);
-        fclose(f);
+        c = fgetc(f);
+        cr_assert_neq(c, EOF);
+        cr_assert_eq(fseek(f, -3, SEEK_END), 0);
+        cr_assert_neq(fputc(c ^ 0xff, f), EOF);
+        cr_assert_eq(fclose(f), 0);
         F.agent = agent_free(F.agent);
         cr_assert_eq(agent_new(&a, &F.cfg, NULL, NULL, NULL, NULL), 0);
         cr_assert_lt(agent_start(a), 0, "fail closed: never fall back to the directory's anchors");

@@ -233,7 +233,11 @@ static unsigned store_temp_files(void) {
         unsigned n = 0;
 
         while (d && (de = readdir(d)))
-                if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+                /* undo records are not TCs nor torn writes: they live from a change until the
+                 * agent's next Discard (after its commit, or at its start after a crash) */
+                if (strncmp(de->d_name, ".teep-undo-", 11) == 0 || strncmp(de->d_name, ".teep-added-", 12) == 0)
+                        continue;
+                else if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
                         n++;
                 else if (strstr(de->d_name, ".tmp"))
                         n++;

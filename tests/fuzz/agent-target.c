@@ -28,7 +28,7 @@
  * always does the same thing, whatever ran before it, and a crash reproduces from its file.
  *
  * The state directory is a scratch directory (on /dev/shm when there is one: the agent fsyncs
- * every commit); the blobs an input adds to manifests/ and payloads/ are removed now and then.
+ * every commit); the blobs an input adds to manifests/ are removed now and then.
  *
  * The keys are fixed test keys from the shared vectors (libteep/keys), so the corpus keeps
  * valid signatures across runs: the TAM key (tam_es256), the TC signer (trust_anchor) and the
@@ -71,10 +71,20 @@ typedef struct Entry {
         uint8_t sha[32];
 } Entry;
 
+/* What Installer1 keeps to undo the last change of a component (Restore, Discard): whether
+ * the component was there before, and what it was. */
+typedef struct Undo {
+        char *component;
+        bool had;
+        Entry was; /* when had (was.component unused) */
+} Undo;
+
 typedef struct Store {
         size_t n;
         Entry e[STORE_MAX];
         unsigned installs;
+        size_t n_undo;
+        Undo undo[STORE_MAX];
 } Store;
 
 static Store store, baseline_store;
@@ -82,6 +92,8 @@ static Store store, baseline_store;
 static void store_clear(Store *s) {
         for (size_t i = 0; i < s->n; i++)
                 free(s->e[i].component);
+        for (size_t i = 0; i < s->n_undo; i++)
+                free(s->undo[i].component);
         memset(s, 0, sizeof(*s));
 }
 
@@ -103,10 +115,52 @@ static ssize_t store_find(const Store *s, const char *component) {
         return -1;
 }
 
+static ssize_t undo_find(const Store *s, const char *component) {
+        for (size_t i = 0; i < s->n_undo; i++)
+                if (strcmp(s->undo[i].component, component) == 0)
+                        return (ssize_t)i;
+        return -1;
+}
+
+static void undo_drop(Store *s, size_t u) {
+        free(s->undo[u].component);
+        memmove(&s->undo[u], &s->undo[u + 1], (s->n_undo - u - 1) * sizeof(s->undo[0]));
+        s->n_undo--;
+}
+
+/* Just before a change of component: its undo record becomes what the store holds now (a
+ * newer change replaces an older record, as the installer's does). */
+static int undo_record(Store *s, const char *component) {
+        ssize_t u = undo_find(s, component), i = store_find(s, component);
+        char *name;
+
+        if (u >= 0)
+                undo_drop(s, (size_t)u);
+        if (s->n_undo >= STORE_MAX)
+                return -ENOSPC;
+        name = strdup(component);
+        if (!name)
+                return -ENOMEM;
+        u = (ssize_t)s->n_undo++;
+        s->undo[u] = (Undo){ .component = name, .had = i >= 0 };
+        if (i >= 0) {
+                s->undo[u].was = s->e[i];
+                s->undo[u].was.component = NULL;
+        }
+        return 0;
+}
+
+static void store_drop(Store *s, size_t i) {
+        free(s->e[i].component);
+        memmove(&s->e[i], &s->e[i + 1], (s->n - i - 1) * sizeof(s->e[0]));
+        s->n--;
+}
+
 static int fake_install(void *userdata, const char *component, int fd, uint64_t size, const uint8_t sha256[32]) {
         Store *s = userdata;
         uint8_t check[32], *data;
         ssize_t i, n;
+        int r;
 
         s->installs++;
         /* the agent's own invariants: a valid name, a sealed payload of the announced size */
@@ -131,13 +185,22 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
                 return -EIO;
         }
         teep_sha256(TEEP_BUF(data, size), check);
+        /* a store that fails midway: the agent must undo what this Update already changed */
+        if (size == strlen(FUZZ_AGENT_REFUSED_PAYLOAD) && memcmp(data, FUZZ_AGENT_REFUSED_PAYLOAD, size) == 0) {
+                free(data);
+                return -EIO;
+        }
         free(data);
         if (memcmp(check, sha256, 32) != 0)
                 return -EKEYREJECTED; /* the installer re-checks the digest; the agent must not get here */
         i = store_find(s, component);
+        if (i < 0 && s->n >= STORE_MAX)
+                return -ENOSPC;
+        /* a refused install leaves no record; one that goes ahead first keeps what it replaces */
+        r = undo_record(s, component);
+        if (r < 0)
+                return r;
         if (i < 0) {
-                if (s->n >= STORE_MAX)
-                        return -ENOSPC;
                 i = (ssize_t)s->n++;
                 s->e[i].component = strdup(component);
                 if (!s->e[i].component) {
@@ -153,12 +216,14 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
 static int fake_remove(void *userdata, const char *component) {
         Store *s = userdata;
         ssize_t i = store_find(s, component);
+        int r;
 
         if (i < 0)
                 return -ENOENT;
-        free(s->e[i].component);
-        memmove(&s->e[i], &s->e[i + 1], (s->n - (size_t)i - 1) * sizeof(s->e[0]));
-        s->n--;
+        r = undo_record(s, component);
+        if (r < 0)
+                return r;
+        store_drop(s, (size_t)i);
         return 0;
 }
 
@@ -182,7 +247,52 @@ static int fake_list(void *userdata, AgentStoreEntry **ret, size_t *ret_n) {
         return 0;
 }
 
-static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list };
+/* Installer1.Restore: the component as it was before its last change (back, or gone); 0 also
+ * when there is nothing to undo. */
+static int fake_restore(void *userdata, const char *component) {
+        Store *s = userdata;
+        ssize_t u = undo_find(s, component), i;
+
+        if (u < 0)
+                return 0;
+        i = store_find(s, component);
+        if (s->undo[u].had) {
+                if (i < 0) {
+                        char *name = strdup(component);
+                        if (!name)
+                                return -ENOMEM; /* the record stays: a later Restore may still do it */
+                        if (s->n >= STORE_MAX) {
+                                free(name);
+                                return -ENOSPC;
+                        }
+                        i = (ssize_t)s->n++;
+                        s->e[i].component = name;
+                }
+                s->e[i].size = s->undo[u].was.size;
+                memcpy(s->e[i].sha, s->undo[u].was.sha, 32);
+        } else if (i >= 0)
+                store_drop(s, (size_t)i);
+        undo_drop(s, (size_t)u);
+        return 0;
+}
+
+/* Installer1.Discard: drop the undo records of components (n == 0: all of them). */
+static int fake_discard(void *userdata, const char *const *components, size_t n, bool wait) {
+        Store *s = userdata;
+
+        (void)wait; /* in-process: done before it returns either way */
+        if (n == 0)
+                while (s->n_undo > 0)
+                        undo_drop(s, s->n_undo - 1);
+        for (size_t k = 0; k < n; k++) {
+                ssize_t u = undo_find(s, components[k]);
+                if (u >= 0)
+                        undo_drop(s, (size_t)u);
+        }
+        return 0;
+}
+
+static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list, fake_restore, fake_discard };
 
 /* The fetcher serves one URI (FUZZ_AGENT_PAYLOAD_URI); everything else is unreachable. */
 static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {
@@ -364,13 +474,13 @@ int fuzz_agent_envelope(const char *component, uint64_t seq, const char *payload
 
 static Agent *agent;
 static AgentState baseline;
-/* the baseline's blobs (manifests/H.suit, payloads/H): an input that replaces the baseline TC
+/* the baseline's blobs (manifests/H.suit; images are the installer's alone): an input that replaces the baseline TC
  * lets the agent collect them; reset() puts them back */
 static struct {
         char path[400];
         uint8_t *data;
         size_t len;
-} blobs[2];
+} blobs[1];
 static char scratch[256];
 static unsigned inputs_since_sweep;
 
@@ -399,6 +509,24 @@ void fuzz_targets_agent_cleanup(void) {
         scratch[0] = '\0';
 }
 
+/* After every message: a commit, whether it went through or was undone, leaves no undo record
+ * behind (Discard), and, unless a journal is still open, the store holds exactly the TCs the
+ * state lists (an install the store refused was undone through Restore). */
+static void check_store(void) {
+        if (store.n_undo != 0)
+                FAIL("%zu undo record(s) left after a message (first: %s)", store.n_undo, store.undo[0].component);
+        if (agent->state.n_journal != 0)
+                return;
+        if (store.n != agent->state.n_tcs)
+                FAIL("the store holds %zu TC(s), the state lists %zu", store.n, agent->state.n_tcs);
+        for (size_t i = 0; i < agent->state.n_tcs; i++) {
+                const AgentTc *tc = &agent->state.tcs[i];
+                ssize_t k = store_find(&store, tc->component);
+                if (k < 0 || memcmp(store.e[k].sha, tc->sha256, 32) != 0)
+                        FAIL("the state lists %s, the store %s", tc->component, k < 0 ? "does not hold it" : "another image");
+        }
+}
+
 /* Run one signed message through the agent; abort on results the agent promises never to give. */
 static void process(const uint8_t *msg, size_t len) {
         uint8_t *out = NULL;
@@ -422,6 +550,7 @@ static void process(const uint8_t *msg, size_t len) {
                 teep_message_free(m);
         }
         free(out);
+        check_store();
 }
 
 /* The same state for every input. */
@@ -443,11 +572,11 @@ static void reset(void) {
                         write_file(blobs[i].path, blobs[i].data, blobs[i].len);
 }
 
-/* Blobs (manifests/, payloads/) that the baseline does not reference: content-addressed, so the
+/* Blobs (manifests/) that the baseline does not reference: content-addressed, so the
  * baseline's own stay valid; every other one came from an input and is garbage now. */
 static void sweep(void) {
-        static const char *const dirs[] = { "manifests", "payloads" };
-        for (size_t k = 0; k < 2; k++) {
+        static const char *const dirs[] = { "manifests" };
+        for (size_t k = 0; k < ELEMENTSOF(dirs); k++) {
                 char path[400];
                 DIR *d;
                 struct dirent *de;
@@ -565,7 +694,6 @@ static void setup(void) {
                 char hex[65];
                 snprintf(blobs[0].path, sizeof(blobs[0].path), "%s/manifests/%s.suit", state,
                          hexstr(baseline.tcs[0].manifest_hash, 32, hex));
-                snprintf(blobs[1].path, sizeof(blobs[1].path), "%s/payloads/%s", state, hexstr(baseline.tcs[0].sha256, 32, hex));
                 for (size_t i = 0; i < ELEMENTSOF(blobs); i++)
                         if (read_full_file(blobs[i].path, 1 << 20, &blobs[i].data, &blobs[i].len) < 0)
                                 FAIL("cannot read the baseline's %s", blobs[i].path);

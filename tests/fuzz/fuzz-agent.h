@@ -12,6 +12,8 @@
 #define FUZZ_AGENT_TAM_URI "http://tam.fuzz/tam"
 #define FUZZ_AGENT_PAYLOAD_URI "https://tam.fuzz/payloads/tc.bin"
 #define FUZZ_AGENT_URI_PAYLOAD "the payload behind the URI"
+/* an image the fake store refuses to install (-EIO): the agent's undo path (Restore) */
+#define FUZZ_AGENT_REFUSED_PAYLOAD "an image the store refuses"
 /* installed in the baseline (seq 1) */
 #define FUZZ_AGENT_COMPONENT "TEEP-Device/SecureFS/8d82573a-926d-4754-9353-32dc29997f74/ta"
 /* requested in the baseline, not installed */

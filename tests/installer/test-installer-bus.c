@@ -169,6 +169,16 @@ static int do_call(void *userdata) {
                         r = sd_bus_message_append(m, "s", c->component);
         } else if (strcmp(c->method, "List") == 0) {
                 r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "List");
+        } else if (strcmp(c->method, "Restore") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Restore");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", c->component);
+        } else if (strcmp(c->method, "Discard") == 0) {
+                /* one component, or all ("") */
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Discard");
+                if (r >= 0)
+                        r = c->component[0] ? sd_bus_message_append(m, "as", 1, c->component)
+                                            : sd_bus_message_append(m, "as", 0);
         } else if (strcmp(c->method, "Get") == 0) {
                 r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Properties", "Get");
                 if (r >= 0)
@@ -195,6 +205,16 @@ static int do_call(void *userdata) {
         } else if (strcmp(c->method, "List") == 0) {
                 if (read_list(reply, c) < 0)
                         return 7;
+        } else if (strcmp(c->method, "Restore") == 0) {
+                const char *what;
+                if (sd_bus_message_read(reply, "s", &what) < 0)
+                        return 9;
+                snprintf(c->file, sizeof(c->file), "%s", what);
+        } else if (strcmp(c->method, "Discard") == 0) {
+                uint32_t n;
+                if (sd_bus_message_read(reply, "u", &n) < 0)
+                        return 10;
+                snprintf(c->file, sizeof(c->file), "%" PRIu32, n);
         } else if (strcmp(c->method, "Get") == 0) {
                 const char *v;
                 if (sd_bus_message_read(reply, "v", "s", &v) < 0)
@@ -398,10 +418,125 @@ Test(installer, install_list_replace_remove_round_trip) {
         cr_assert_str_eq(c->file, "default");
 }
 
+static unsigned undo_records(void) {
+        DIR *d = opendir(store_dir());
+        struct dirent *de;
+        unsigned n = 0;
+
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, ".teep-undo-", 11) == 0 || strncmp(de->d_name, ".teep-added-", 12) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void assert_store_file(const char *file, const uint8_t want[32]) {
+        char path[1024];
+        uint8_t got[32];
+
+        snprintf(path, sizeof(path), "%s/%s", store_dir(), file);
+        sha256_file(path, got);
+        cr_assert_arr_eq(got, want, 32, "%s", file);
+}
+
+/* Restore and Discard on the bus; undo records survive the installer's own restart (it is
+ * bus-activated and exits when idle, while the agent may still need them). */
+Test(installer, restore_and_discard) {
+        uint8_t v1[32], v2[32];
+        const char *p1 = make_payload("undo-1", 3000, 1, v1), *p2 = make_payload("undo-2", 5000, 2, v2);
+        char path[1024];
+        pid_t pid;
+        Call *c;
+
+        c = install_call(draft_component, p1, 3000, v1);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        c = simple_call("Discard", "");
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "1", "the added marker of the first install");
+        cr_assert_eq(undo_records(), 0);
+
+        c = install_call(draft_component, p2, 5000, v2);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(undo_records(), 1);
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 1, "an undo record is not a TC");
+        cr_assert_arr_eq(c->entries[0].sha256, v2, 32);
+
+        /* kill -9 the installer; the next one keeps the record */
+        pid = start_installer();
+        cr_assert_eq(kill(pid, SIGKILL), 0);
+        for (int w = 0; w < 500 && kill(pid, 0) == 0 && !stack_proc_status_has(pid, "State:\tZ"); w++)
+                usleep(10000);
+        cr_assert_neq(start_installer(), pid);
+        cr_assert_eq(undo_records(), 1, "a new installer dropped the undo record");
+
+        c = simple_call("Restore", draft_component);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "previous");
+        assert_store_file(draft_file, v1);
+        c = simple_call("Restore", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "none");
+        assert_store_file(draft_file, v1);
+
+        /* a remove undone */
+        c = simple_call("Remove", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        snprintf(path, sizeof(path), "%s/%s", store_dir(), draft_file);
+        cr_assert_eq(access(path, F_OK), -1);
+        c = simple_call("Restore", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "previous");
+        assert_store_file(draft_file, v1);
+
+        /* a first install undone */
+        c = install_call("fresh", p2, 5000, v2);
+        cr_assert_eq(as_agent(c), 0);
+        c = simple_call("Restore", "fresh");
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "removed");
+        snprintf(path, sizeof(path), "%s/fresh", store_dir());
+        cr_assert_eq(access(path, F_OK), -1);
+
+        /* Discard of one component; hostile names refused */
+        c = install_call(draft_component, p2, 5000, v2);
+        cr_assert_eq(as_agent(c), 0);
+        c = simple_call("Discard", "../escape");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.InvalidComponent");
+        cr_assert_eq(undo_records(), 1);
+        c = simple_call("Discard", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "1");
+        cr_assert_eq(undo_records(), 0);
+        c = simple_call("Restore", draft_component);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "none");
+        assert_store_file(draft_file, v2);
+        cr_assert_eq(temporaries(), 0);
+
+        /* a component no file name can hold was never installed: nothing to undo or discard
+         * (the agent undoes the very Install that was refused for it) */
+        {
+                char longname[520];
+                memset(longname, 'a', 511);
+                longname[255] = '/';
+                longname[511] = '\0';
+                c = simple_call("Restore", longname);
+                cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+                cr_assert_str_eq(c->file, "none");
+                c = simple_call("Discard", longname);
+                cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+                cr_assert_str_eq(c->file, "0");
+        }
+}
+
 Test(installer, only_the_agent_uid_may_call) {
         uint8_t sha[32];
         const char *payload = make_payload("payload", 5000, 1, sha);
-        static const char *const methods[] = { "Install", "Remove", "List", "Get", "Ping" };
+        static const char *const methods[] = { "Install", "Remove", "List", "Get", "Ping", "Restore", "Discard" };
         struct {
                 const char *who;
                 uid_t uid;

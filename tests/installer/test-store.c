@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -569,4 +571,300 @@ Test(store, optee_stale_record_of_another_component_does_not_block) {
         cr_assert_str_eq(e[0].component, draft_component, "the record names the new owner");
         store_entries_free(e, n);
         store_free(s);
+}
+
+/* ---- undo records (store_restore(), store_discard()) ---- */
+
+static bool exists_in_store(const char *name) {
+        char path[1024];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        return lstat(path, &st) == 0;
+}
+
+static unsigned count_undo_records(void) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (store_name_is_undo(de->d_name))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void target(Store *s, const char *component, StoreTarget *t, char undo[STORE_UNDO_NAME_SIZE],
+                   char added[STORE_UNDO_NAME_SIZE]) {
+        cr_assert_eq(store_target(s, component, t), 0);
+        cr_assert_eq(store_undo_names(t->file, undo, added), 0);
+}
+
+Test(store, undo_on_replace_then_restore) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        StoreTarget t = {};
+        StoreEntry *e = NULL;
+        uint8_t v1[32], v2[32];
+        size_t n = 0;
+
+        install_ok(s, draft_component, 70000, 1, v1);
+        target(s, draft_component, &t, undo, added);
+        cr_assert_str_eq(undo, STORE_UNDO_PREFIX "TEEP-Device+SecureFS+8d82573a-926d-4754-9353-32dc29997f74+ta");
+        cr_assert(exists_in_store(added), "a first install records that it added the file");
+        cr_assert_not(exists_in_store(undo));
+
+        install_ok(s, draft_component, 12345, 2, v2);
+        cr_assert(file_has(t.file, v2));
+        cr_assert(file_has(undo, v1), "the undo record is the previous file");
+        cr_assert_not(exists_in_store(added), "one record per file: the newer change replaced it");
+        cr_assert_eq(count_undo_records(), 1);
+
+        /* never listed, never installed */
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(e[0].component, draft_component);
+        cr_assert_arr_eq(e[0].sha256, v2, 32);
+        store_entries_free(e, n);
+        /* and left alone by the start-up clean-up */
+        cr_assert_eq(store_clean(s), 0);
+        cr_assert(file_has(undo, v1));
+
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v1), "v1 is back");
+        cr_assert_eq(count_undo_records(), 0);
+        cr_assert_eq(count_temporaries(), 0);
+        cr_assert_eq(store_restore(s, &t), 0, "nothing left to undo");
+        cr_assert(file_has(t.file, v1));
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, undo_of_a_first_install_removes_it) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        StoreTarget t = {};
+        uint8_t v[32];
+
+        install_ok(s, "new/tc", 1000, 4, v);
+        target(s, "new/tc", &t, undo, added);
+        cr_assert_eq(store_restore(s, &t), 2);
+        cr_assert_not(exists_in_store(t.file));
+        cr_assert_eq(count_undo_records(), 0);
+        cr_assert_eq(store_restore(s, &t), 0);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, undo_of_a_remove_puts_it_back) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        StoreTarget t = {};
+        uint8_t v[32];
+        char *before, *after;
+
+        install_ok(s, "gone/tc", 3000, 5, v);
+        target(s, "gone/tc", &t, undo, added);
+        cr_assert_eq(store_discard(s, &t), 1, "the added marker");
+        cr_assert_eq(store_discard(s, &t), 0);
+
+        cr_assert_eq(store_remove(s, &t), 0);
+        cr_assert_not(exists_in_store(t.file));
+        cr_assert(file_has(undo, v));
+
+        /* a refused remove changes nothing, the undo record included */
+        before = snapshot();
+        {
+                StoreTarget other = {};
+                cr_assert_eq(store_target(s, "never/installed", &other), 0);
+                cr_assert_eq(store_remove(s, &other), -ENOENT);
+                store_target_done(&other);
+        }
+        after = snapshot();
+        cr_assert_str_eq(after, before);
+        free(before);
+        free(after);
+
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v));
+        cr_assert_eq(count_undo_records(), 0);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, refused_install_keeps_the_undo_record) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        StoreTarget t = {};
+        uint8_t v1[32], v2[32], v3[32];
+        char *before, *after;
+        int fd;
+
+        install_ok(s, "r/tc", 100, 1, v1);
+        install_ok(s, "r/tc", 200, 2, v2);
+        target(s, "r/tc", &t, undo, added);
+        cr_assert(file_has(undo, v1));
+        before = snapshot();
+        fd = payload_fd(300, 3, v3);
+        v3[0] ^= 1;
+        cr_assert_eq(store_install(s, &t, fd, 300, v3, NULL), -EKEYREJECTED);
+        close(fd);
+        after = snapshot();
+        cr_assert_str_eq(after, before, "a refusal changed the store");
+        free(before);
+        free(after);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, discard_one_or_all) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE];
+        StoreTarget a = {}, b = {};
+        uint8_t v[32];
+
+        install_ok(s, "a", 10, 1, v);
+        install_ok(s, "a", 11, 2, v);
+        install_ok(s, "b", 12, 3, v);
+        install_ok(s, "c", 13, 4, v);
+        cr_assert_eq(count_undo_records(), 3);
+        target(s, "a", &a, undo, added);
+        cr_assert_eq(store_discard(s, &a), 1);
+        cr_assert_not(exists_in_store(undo));
+        cr_assert_eq(store_restore(s, &a), 0, "discarded: nothing to undo");
+        cr_assert(file_has("a", v) || exists_in_store("a"));
+        cr_assert_eq(store_discard(s, NULL), 2);
+        cr_assert_eq(count_undo_records(), 0);
+        target(s, "b", &b, undo, added);
+        cr_assert_eq(store_restore(s, &b), 0);
+        cr_assert(exists_in_store("b") && exists_in_store("c"), "discarding never touches a TC");
+        store_target_done(&a);
+        store_target_done(&b);
+        store_free(s);
+}
+
+/* A file name too long to carry the prefix: the record is named by the name's digest. */
+Test(store, undo_name_of_a_long_file_name) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE], component[256];
+        StoreTarget t = {};
+        uint8_t v1[32], v2[32];
+
+        memset(component, 'x', 250);
+        component[250] = '\0';
+        install_ok(s, component, 10, 1, v1);
+        install_ok(s, component, 20, 2, v2);
+        target(s, component, &t, undo, added);
+        cr_assert_leq(strlen(undo), STORE_FILE_NAME_MAX);
+        cr_assert_eq(strncmp(undo, STORE_UNDO_PREFIX "~", strlen(STORE_UNDO_PREFIX) + 1), 0, "%s", undo);
+        cr_assert(file_has(undo, v1));
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v1));
+        /* a hostile name never gets that far: the mapping refuses it */
+        cr_assert_eq(store_undo_names("../x", undo, added), -EINVAL);
+        cr_assert_eq(store_undo_names(".teep-undo-x", undo, added), -EINVAL);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, optee_undo_keeps_owner_records_right) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        char undo[STORE_UNDO_NAME_SIZE], added[STORE_UNDO_NAME_SIZE], record[600];
+        StoreTarget t = {};
+        StoreEntry *e = NULL;
+        uint8_t v1[32], v2[32];
+        size_t n = 0;
+
+        snprintf(record, sizeof(record), STORE_OWNER_PREFIX "%s", draft_uuid);
+        /* a first install undone: TA and record go */
+        install_ok(s, draft_component, 100, 1, v1);
+        target(s, draft_component, &t, undo, added);
+        cr_assert_eq(store_restore(s, &t), 2);
+        cr_assert_not(exists_in_store(t.file));
+        cr_assert_not(exists_in_store(record));
+
+        /* a replace undone */
+        install_ok(s, draft_component, 100, 1, v1);
+        install_ok(s, draft_component, 200, 2, v2);
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v1));
+        cr_assert(exists_in_store(record));
+
+        /* a remove undone: the record comes back with the TA */
+        cr_assert_eq(store_remove(s, &t), 0);
+        cr_assert_not(exists_in_store(record));
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v1));
+        cr_assert_eq(store_list(s, &e, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(e[0].component, draft_component);
+        store_entries_free(e, n);
+        cr_assert_eq(count_undo_records(), 0);
+        store_target_done(&t);
+        store_free(s);
+}
+
+/* kill -9 of an installing process at random instants: the name holds the old image or the new
+ * one, whole, every time; what is left (a temporary, an undo record) is cleaned or undone. */
+Test(store, kill_between_link_and_rename_leaves_old_or_new, .timeout = 120) {
+        enum { N = 256 * 1024, ROUNDS = 60 };
+        uint8_t v1[32], v2[32];
+        unsigned saw_old = 0, saw_new = 0;
+
+        {
+                Store *s = open_store(STORE_LAYOUT_DEFAULT);
+                install_ok(s, "k/tc", N, 1, v1);
+                /* as the agent does after each commit: the first install is not to be undone */
+                cr_assert_eq(store_discard(s, NULL), 1);
+                store_free(s);
+        }
+        close(payload_fd(N, 2, v2));
+        for (unsigned round = 0; round < ROUNDS; round++) {
+                pid_t pid = fork();
+                cr_assert_geq(pid, 0);
+                if (pid == 0) {
+                        Store *s = NULL;
+                        StoreTarget t = {};
+                        uint8_t d[32];
+
+                        if (store_open(dir, STORE_LAYOUT_DEFAULT, &s) < 0 || store_lock(s, 5000) < 0 ||
+                            store_target(s, "k/tc", &t) < 0)
+                                _exit(2);
+                        for (unsigned k = 0;; k++) {
+                                int fd = payload_fd(N, 1 + (k & 1), d);
+                                if (store_install(s, &t, fd, N, d, NULL) < 0)
+                                        _exit(3);
+                                close(fd);
+                        }
+                }
+                /* 0.2..8 ms in: before, in and after the link/rename of several installs */
+                usleep((useconds_t)(((unsigned)rand() % 8000u) + 200u));
+                cr_assert_eq(kill(pid, SIGKILL), 0);
+                {
+                        int status;
+                        cr_assert_eq(waitpid(pid, &status, 0), pid);
+                        cr_assert(WIFSIGNALED(status), "the child stopped by itself (%d)", status);
+                }
+                bool old = file_has("k+tc", v1), neu = file_has("k+tc", v2);
+                cr_assert(old || neu, "round %u: the name holds neither image", round);
+                saw_old += old;
+                saw_new += neu;
+                {
+                        /* the next installer: cleans temporaries, keeps the undo record; a
+                         * Restore then yields the other image or the same one, whole */
+                        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+                        StoreTarget t = {};
+                        cr_assert_geq(store_clean(s), 0);
+                        cr_assert_eq(count_temporaries(), 0);
+                        cr_assert_eq(store_target(s, "k/tc", &t), 0);
+                        cr_assert_geq(store_restore(s, &t), 0);
+                        cr_assert(file_has("k+tc", v1) || file_has("k+tc", v2), "round %u: restore tore the file", round);
+                        cr_assert_eq(count_undo_records(), 0);
+                        store_target_done(&t);
+                        store_free(s);
+                }
+        }
+        cr_log_info("kill -9 rounds: %u left v1, %u left v2", saw_old, saw_new);
 }

@@ -239,6 +239,11 @@ static int snap_one(const char *path, const struct stat *st, int type, struct FT
         char line[4400], digest[65] = "-";
         const char *base = path + f->base;
 
+        /* the installer's undo records (.teep-undo-*, .teep-added-*) are not installed state: they
+         * live from a change until the agent's Discard, which it does not wait for */
+        if (strcmp(snap_tag, "tc") == 0 && f->level > 0 &&
+            (strncmp(base, ".teep-undo-", 11) == 0 || strncmp(base, ".teep-added-", 12) == 0))
+                return 0;
         if (type == FTW_F && file_sha256_hex(path, digest) < 0)
                 snprintf(digest, sizeof(digest), "unreadable");
         if (strcmp(snap_tag, "tc") == 0 && f->level > 0 &&
