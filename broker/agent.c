@@ -81,6 +81,7 @@ static int on_get_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                                 log_info("agent %s is there: %zu TC(s) installed, %zu request(s)",
                                          b->agent.version ?: "?", b->agent.n_tcs, b->agent.n_requests);
                         b->agent.known = true;
+                        b->agent_stale = false;
                         emit_agent_changed(b, changed);
                 }
         } else
@@ -115,7 +116,10 @@ int broker_agent_refresh(Broker *b, sd_bus_slot **slot, AgentRefreshFn callback,
 
 /* Our own copy only follows the agent; a refresh of our own (no one waits for it). */
 static void refresh_mirror(Broker *b) {
-        int r = broker_agent_refresh(b, &b->agent_refresh_slot, NULL, NULL);
+        int r;
+
+        b->agent_stale = true;
+        r = broker_agent_refresh(b, &b->agent_refresh_slot, NULL, NULL);
         if (r < 0)
                 log_warning("cannot ask the agent for its properties: %s", strerror(-r));
 }

@@ -18,6 +18,8 @@ typedef struct Broker Broker;
 typedef struct Job Job;
 typedef struct Session Session;
 typedef struct Fetch Fetch;
+typedef struct RouteBatch RouteBatch;
+typedef struct CallerCache CallerCache;
 
 /* Limits a local user cannot push past (each job costs an agent call and some memory). */
 #define BROKER_MAX_JOBS 4096          /* unfinished, all users */
@@ -34,9 +36,16 @@ typedef struct Fetch Fetch;
  * downloads included; the bus's own reply timeout may cut it shorter. */
 #define BROKER_AGENT_CALL_TIMEOUT_USEC (30ull * 1000000ull)
 #define BROKER_AGENT_PROCESS_TIMEOUT_USEC (600ull * 1000000ull)
-/* Agent1.RequestTA/UnrequestTA calls in flight at once; more jobs wait in the broker (the bus caps
- * a connection's pending replies: dbus-daemon's max_replies_per_connection, 128 on a system bus). */
+/* Agent1.RequestTAMany/UnrequestTA calls in flight at once; more jobs wait in the broker (the bus
+ * caps a connection's pending replies: dbus-daemon's max_replies_per_connection, 128 on a system bus). */
 #define BROKER_MAX_AGENT_ROUTE_CALLS 64
+/* RequestTA jobs in one Agent1.RequestTAMany call (the agent takes at most 256) */
+#define BROKER_MAX_ROUTE_BATCH 256
+
+/* A job's Progress and TamURI are announced at most this often (State and Result at once). */
+#define BROKER_PROGRESS_COALESCE_USEC (200ull * 1000ull)
+
+#define BROKER_JOB_HASH_SIZE 1024
 
 #define BROKER_JOB_PATH_PREFIX "/org/teepkit/Broker1/job"
 /* A job failed because the TAM did not deliver what was asked for (see the agent's log). */
@@ -68,6 +77,7 @@ struct Job {
         char *component;    /* NULL for a policy check */
         char *requester;
         uid_t uid;          /* the caller's */
+        char *creator;      /* the caller's unique bus name: JobFinished goes there (NULL: none) */
         char **tam_uris;    /* the caller's suggestions (NULL-terminated, may be NULL) */
         char *tam_uri;      /* the TAM the agent chose */
         bool was_installed; /* component installed when the job started (unrequest) */
@@ -82,13 +92,40 @@ struct Job {
         bool covered;
         int policy_list;    /* policy checks: 0 none, 1 the running round, 2 waiting for the next */
         sd_bus_slot *slot;  /* our pending call to the agent */
-        bool routing;       /* slot is its RequestTA/UnrequestTA call (counted in n_agent_routes) */
-        bool deferred;      /* waits for a free route call (BROKER_MAX_AGENT_ROUTE_CALLS) */
+        bool routing;       /* waits for the agent's route answer (counted in n_agent_routes): queued
+                             * in route_queue, in a RequestTAMany batch, or slot is its UnrequestTA */
+        bool route_queued;  /* in route_queue, not sent yet */
+        RouteBatch *batch;  /* the RequestTAMany call carrying it */
+        size_t batch_index;
+        unsigned dirty;     /* JOB_PROP_* changed since the last PropertiesChanged (in dirty_jobs) */
         sd_event_source *linger;
 
         LIST_FIELDS(Job, jobs);
         LIST_FIELDS(Job, session);
         LIST_FIELDS(Job, policy);
+        LIST_FIELDS(Job, route);
+        LIST_FIELDS(Job, dirty);
+        LIST_FIELDS(Job, unfinished);
+        Job *hash_next;     /* Broker.job_hash chain */
+};
+
+/* Job properties that emit PropertiesChanged (Job.dirty) */
+enum {
+        JOB_PROP_STATE = 1u << 0,
+        JOB_PROP_PROGRESS = 1u << 1,
+        JOB_PROP_TAM_URI = 1u << 2,
+        JOB_PROP_RESULT = 1u << 3, /* Result, ErrorName, ErrorMessage */
+        /* announced once the bus is drained; the others every BROKER_PROGRESS_COALESCE_USEC */
+        JOB_PROPS_AT_ONCE = JOB_PROP_STATE | JOB_PROP_RESULT,
+};
+
+/* One Agent1.RequestTAMany call in flight; jobs[i] is NULL once that job went away. */
+struct RouteBatch {
+        Broker *broker;
+        sd_bus_slot *slot;
+        size_t n;
+        LIST_FIELDS(RouteBatch, batches);
+        Job *jobs[];
 };
 
 /* One per TAM URI with work. A "run" is one TEEP/HTTP session: empty POST ... 204. */
@@ -123,10 +160,25 @@ struct Broker {
         sd_bus_slot *agent_match_refused;
         sd_bus_slot *agent_match_owner;
         sd_bus_slot *agent_refresh_slot;
+        bool agent_stale;         /* the mirror may have missed a change: a GetAll is on its way */
 
-        Job *jobs;
+        Job *jobs;                /* oldest first */
+        Job *jobs_tail;
+        unsigned n_jobs;          /* all job objects, finished ones lingering included */
         unsigned n_jobs_unfinished;
-        unsigned n_agent_routes;  /* route calls in flight (Job.routing) */
+        Job *unfinished_jobs;     /* the jobs not finished yet (Job.unfinished) */
+        Job *job_hash[BROKER_JOB_HASH_SIZE]; /* by id % size: job objects looked up by path */
+        unsigned n_agent_routes;  /* jobs waiting for their route answer (Job.routing) */
+        unsigned n_agent_calls;   /* RequestTAMany/UnrequestTA calls in flight */
+        Job *route_queue;         /* jobs to send to the agent once the bus is drained */
+        Job *route_queue_tail;
+        RouteBatch *batches;
+        sd_event_source *route_flush;
+        Job *dirty_jobs;          /* jobs with changes to announce (Job.dirty) */
+        unsigned dirty_props;     /* Broker1 properties to announce (BROKER_PROP_*) */
+        sd_event_source *emit_flush;
+        sd_event_source *emit_timer;  /* Progress/TamURI changes (BROKER_PROGRESS_COALESCE_USEC) */
+        CallerCache *callers;     /* who the recent callers are (broker-bus.c) */
         uint32_t next_job_id;
         Session *sessions;
         uint64_t n_sessions_started;
@@ -156,11 +208,20 @@ Broker *broker_free(Broker *b);
 int broker_start(Broker *b);
 /* Fail what is still running (SIGTERM) and flush the bus. */
 void broker_stop(Broker *b);
-/* Emit PropertiesChanged on /org/teepkit/Broker1 for the given NULL-terminated names. */
+/* PropertiesChanged on /org/teepkit/Broker1 for the given NULL-terminated names, and for the
+ * jobs' changes: collected while the bus has messages queued, then one signal per object. */
 void broker_emit_changed(Broker *b, const char *const *names);
+/* Send what is collected now (before a signal that must come after it). */
+void broker_emit_flush(Broker *b);
+/* Mark a job's properties changed (JOB_PROP_*). */
+void broker_job_changed(Job *j, unsigned props);
+void broker_job_forget(Job *j);
+/* Send j's changes (and props) and the broker's now: job_finish, before Finished. */
+void broker_emit_job_now(Job *j, unsigned props);
 
 /* ---- broker-bus.c: the public Broker1 interface and PayloadFetcher1 ---- */
 int broker_bus_register(Broker *b);
+void broker_callers_free(Broker *b);
 
 /* ---- agent.c: calls to org.teepkit.Agent1 and the mirror of its properties ---- */
 int broker_agent_watch(Broker *b);
@@ -206,6 +267,8 @@ int job_start(Job *j);
 void job_evaluate(Job *j, bool via_session);
 
 int broker_job_register(Broker *b);
+/* broker_free: drop the RequestTAMany calls still in flight */
+void job_route_batches_free(Broker *b);
 
 /* ---- session.c ---- */
 /* Hand a job whose request the agent has recorded to the session for uri (created, and

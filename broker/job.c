@@ -65,16 +65,6 @@ bool job_state_transition_is_valid(JobState from, JobState to) {
 
 static void job_route_done(Job *j);
 
-static void job_emit(Job *j, const char *const *names) {
-        Broker *b = j->broker;
-        int r;
-
-        if (!b->bus)
-                return;
-        r = sd_bus_emit_properties_changed_strv(b->bus, j->path, TEEP_BROKER_JOB_INTERFACE, (char **)names);
-        if (r < 0)
-                log_debug("job %" PRIu32 ": cannot emit PropertiesChanged: %s", j->id, strerror(-r));
-}
 
 int job_new(Broker *b, JobKind kind, const char *component, char *const *tam_uris, const char *requester,
             uid_t uid, Job **ret) {
@@ -113,19 +103,27 @@ int job_new(Broker *b, JobKind kind, const char *component, char *const *tam_uri
         /* Finished jobs linger so that a client can still read their result; a client making
          * jobs faster than they expire must not grow the broker without bound: past
          * BROKER_MAX_JOB_OBJECTS the oldest finished job goes early. */
-        {
-                Job *k, *oldest_final = NULL;
-                size_t n_all = 0;
-                LIST_FOREACH(jobs, k, b->jobs) {
-                        n_all++;
-                        if (!oldest_final && job_state_is_final(k->state))
-                                oldest_final = k;
-                }
-                if (n_all >= BROKER_MAX_JOB_OBJECTS && oldest_final)
-                        job_free(oldest_final);
+        if (b->n_jobs >= BROKER_MAX_JOB_OBJECTS) {
+                Job *k;
+                LIST_FOREACH(jobs, k, b->jobs)
+                        if (job_state_is_final(k->state)) {
+                                job_free(k);
+                                break;
+                        }
         }
-        LIST_APPEND(jobs, b->jobs, j);
+        /* appended at the tail: the list stays oldest first, in O(1) */
+        j->jobs_next = NULL;
+        j->jobs_prev = b->jobs_tail;
+        if (b->jobs_tail)
+                b->jobs_tail->jobs_next = j;
+        else
+                b->jobs = j;
+        b->jobs_tail = j;
+        b->n_jobs++;
         b->n_jobs_unfinished++;
+        LIST_PREPEND(unfinished, b->unfinished_jobs, j);
+        j->hash_next = b->job_hash[j->id % BROKER_JOB_HASH_SIZE];
+        b->job_hash[j->id % BROKER_JOB_HASH_SIZE] = j;
 
         log_info("job %" PRIu32 ": %s%s%s by %s", j->id, job_kind_to_string(kind), component ? " " : "",
                  component ?: "", requester);
@@ -147,15 +145,28 @@ Job *job_free(Job *j) {
         b = j->broker;
         session_detach(j);
         policy_round_detach(j);
+        job_route_done(j);
+        broker_job_forget(j);
         if (j->jobs_next || j->jobs_prev || b->jobs == j) {
+                if (b->jobs_tail == j)
+                        b->jobs_tail = j->jobs_prev;
                 LIST_REMOVE(jobs, b->jobs, j);
-                if (!job_state_is_final(j->state))
+                b->n_jobs--;
+                if (!job_state_is_final(j->state)) {
                         b->n_jobs_unfinished--;
+                        LIST_REMOVE(unfinished, b->unfinished_jobs, j);
+                }
+                for (Job **p = &b->job_hash[j->id % BROKER_JOB_HASH_SIZE]; *p; p = &(*p)->hash_next)
+                        if (*p == j) {
+                                *p = j->hash_next;
+                                break;
+                        }
         }
         sd_bus_slot_unref(j->slot);
         sd_event_source_disable_unref(j->linger);
         free(j->component);
         free(j->requester);
+        free(j->creator);
         for (size_t i = 0; j->tam_uris && j->tam_uris[i]; i++)
                 free(j->tam_uris[i]);
         free(j->tam_uris);
@@ -170,10 +181,25 @@ Job *job_free(Job *j) {
 }
 
 Job *broker_find_job(Broker *b, const char *path) {
+        const char *p = path;
+        uint32_t id = 0;
         Job *j;
 
-        LIST_FOREACH(jobs, j, b->jobs)
-                if (strcmp(j->path, path) == 0)
+        /* BROKER_JOB_PATH_PREFIX "/" id, as job_new() writes it (no leading zeros) */
+        if (strncmp(p, BROKER_JOB_PATH_PREFIX "/", strlen(BROKER_JOB_PATH_PREFIX "/")) != 0)
+                return NULL;
+        p += strlen(BROKER_JOB_PATH_PREFIX "/");
+        if (*p < '1' || *p > '9')
+                return NULL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (id > (UINT32_MAX - 9) / 10)
+                        return NULL;
+                id = id * 10 + (uint32_t)(*p - '0');
+        }
+        if (*p)
+                return NULL;
+        for (j = b->job_hash[id % BROKER_JOB_HASH_SIZE]; j; j = j->hash_next)
+                if (j->id == id)
                         return j;
         return NULL;
 }
@@ -182,8 +208,8 @@ unsigned broker_count_unfinished_jobs(Broker *b, uid_t uid) {
         unsigned n = 0;
         Job *j;
 
-        LIST_FOREACH(jobs, j, b->jobs)
-                if (j->uid == uid && !job_state_is_final(j->state))
+        LIST_FOREACH(unfinished, j, b->unfinished_jobs)
+                if (j->uid == uid)
                         n++;
         return n;
 }
@@ -191,10 +217,11 @@ unsigned broker_count_unfinished_jobs(Broker *b, uid_t uid) {
 int job_set_state(Job *j, JobState s) {
         if (j->state == s)
                 return 0;
-        if (!job_state_transition_is_valid(j->state, s))
+        /* a final state only through job_finish(): Finished, the counts, the linger */
+        if (!job_state_transition_is_valid(j->state, s) || job_state_is_final(s))
                 return -EINVAL;
         j->state = s;
-        job_emit(j, (const char *const[]){ "State", NULL });
+        broker_job_changed(j, JOB_PROP_STATE);
         return 1;
 }
 
@@ -206,7 +233,7 @@ void job_set_progress(Job *j, unsigned progress) {
         if (progress <= j->progress)
                 return;
         j->progress = progress;
-        job_emit(j, (const char *const[]){ "Progress", NULL });
+        broker_job_changed(j, JOB_PROP_PROGRESS);
 }
 
 void job_set_tam_uri(Job *j, const char *uri) {
@@ -219,7 +246,7 @@ void job_set_tam_uri(Job *j, const char *uri) {
                 return;
         free(j->tam_uri);
         j->tam_uri = s;
-        job_emit(j, (const char *const[]){ "TamURI", NULL });
+        broker_job_changed(j, JOB_PROP_TAM_URI);
 }
 
 bool job_tried(const Job *j, const char *uri) {
@@ -250,9 +277,8 @@ static int job_finish(Job *j, JobState final, const char *result, const char *er
                 return -EALREADY;
         session_detach(j);
         policy_round_detach(j);
-        j->slot = sd_bus_slot_unref(j->slot);
-        j->deferred = false;
         job_route_done(j);
+        j->slot = sd_bus_slot_unref(j->slot);
 
         free(j->result);
         free(j->error_name);
@@ -263,6 +289,7 @@ static int job_finish(Job *j, JobState final, const char *result, const char *er
         j->state = final;
         j->progress = 100;
         b->n_jobs_unfinished--;
+        LIST_REMOVE(unfinished, b->unfinished_jobs, j);
 
         if (final == JOB_SUCCEEDED)
                 log_info("job %" PRIu32 ": %s%s%s by %s: %s", j->id, job_kind_to_string(j->kind),
@@ -271,12 +298,27 @@ static int job_finish(Job *j, JobState final, const char *result, const char *er
                 log_warning("job %" PRIu32 ": %s%s%s by %s failed: %s: %s", j->id, job_kind_to_string(j->kind),
                             j->component ? " " : "", j->component ?: "", j->requester, error_name, error_message);
 
-        job_emit(j, (const char *const[]){ "State", "Progress", "Result", "ErrorName", "ErrorMessage", NULL });
+        /* the job's last PropertiesChanged, and the broker's, before Finished */
+        broker_emit_job_now(j, JOB_PROP_STATE | JOB_PROP_PROGRESS | JOB_PROP_RESULT);
         if (b->bus) {
                 r = sd_bus_emit_signal(b->bus, j->path, TEEP_BROKER_JOB_INTERFACE, "Finished", "sss", result,
                                        error_name ?: "", error_message ?: "");
                 if (r < 0)
                         log_debug("job %" PRIu32 ": cannot emit Finished: %s", j->id, strerror(-r));
+        }
+        if (b->bus && j->creator) {
+                /* the same, addressed to the connection that made the job: a client with many
+                 * jobs among many clients gets its own outcomes, not everyone's */
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+                r = sd_bus_message_new_signal(b->bus, &sig, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "JobFinished");
+                if (r >= 0)
+                        r = sd_bus_message_set_destination(sig, j->creator);
+                if (r >= 0)
+                        r = sd_bus_message_append(sig, "osss", j->path, result, error_name ?: "", error_message ?: "");
+                if (r >= 0)
+                        r = sd_bus_send(b->bus, sig, NULL);
+                if (r < 0)
+                        log_debug("job %" PRIu32 ": cannot send JobFinished: %s", j->id, strerror(-r));
         }
         if (b->event && !b->stopping) {
                 r = sd_event_add_time_relative(b->event, &j->linger, CLOCK_MONOTONIC, BROKER_JOB_LINGER_USEC, 0,
@@ -317,16 +359,11 @@ static void on_refreshed(Broker *b, const sd_bus_error *error, void *userdata) {
         job_evaluate(j, false);
 }
 
-static int on_agent_route(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Job *j = userdata;
+/* The agent's answer to j's RequestTA or UnrequestTA: an error, or the TAM to contact ("": none). */
+static void job_route_answer(Job *j, const sd_bus_error *e, const char *uri) {
         Broker *b = j->broker;
-        const sd_bus_error *e;
-        const char *uri;
         int r;
 
-        j->slot = sd_bus_slot_unref(j->slot);
-        job_route_done(j);
-        e = sd_bus_message_get_error(m);
         if (e) {
                 const char *name = broker_agent_error_name(e);
                 if (strcmp(name, TEEP_ERROR_AGENT_UNAVAILABLE) == 0)
@@ -334,92 +371,285 @@ static int on_agent_route(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                                  e->message ?: e->name);
                 else
                         job_fail(j, name, "%s", e->message ?: e->name);
-                return 0;
-        }
-        r = sd_bus_message_read(m, "s", &uri);
-        if (r < 0) {
-                job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "The agent's answer does not parse: %s", strerror(-r));
-                return 0;
+                return;
         }
         if (*uri == '\0') {
-                /* Nothing to contact a TAM for; what that means depends on the agent's state. */
+                /* Nothing to contact a TAM for; what that means depends on the agent's state. The
+                 * agent announces every change of it (PropertiesChanged) before it answers, and the
+                 * bus keeps its messages in order: a mirror that follows its signals is as new as
+                 * the answer. Only a mirror not known to follow them is read again. */
+                if (b->agent.known && !b->agent_stale) {
+                        job_evaluate(j, false);
+                        return;
+                }
                 r = broker_agent_refresh(b, &j->slot, on_refreshed, j);
                 if (r < 0)
                         job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "Cannot read the agent's state: %s", strerror(-r));
-                return 0;
+                return;
         }
         if (!tam_uri_is_valid(uri)) {
                 job_fail(j, TEEP_ERROR_NO_TAM, "The agent named a TAM URI the broker cannot use: '%.200s'", uri);
-                return 0;
+                return;
         }
         job_set_tam_uri(j, uri);
         job_set_progress(j, 10);
         r = session_attach(b, uri, j);
         if (r < 0)
                 job_fail(j, TEEP_ERROR_FAILED, "Cannot start a session with %s: %s", uri, strerror(-r));
+}
+
+/* UnrequestTA's answer (one call per job) */
+static int on_agent_route(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Job *j = userdata;
+        const char *uri = "";
+
+        job_route_done(j);
+        j->slot = sd_bus_slot_unref(j->slot);
+        if (!sd_bus_message_get_error(m) && sd_bus_message_read(m, "s", &uri) < 0) {
+                job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "The agent's answer does not parse.");
+                return 0;
+        }
+        job_route_answer(j, sd_bus_message_get_error(m), uri);
         return 0;
 }
 
-int job_start(Job *j) {
-        Broker *b = j->broker;
+static void route_queue_remove(Broker *b, Job *j) {
+        if (b->route_queue_tail == j)
+                b->route_queue_tail = j->route_prev;
+        LIST_REMOVE(route, b->route_queue, j);
+}
+
+static RouteBatch *route_batch_free(RouteBatch *batch) {
+        if (!batch)
+                return NULL;
+        for (size_t i = 0; i < batch->n; i++)
+                if (batch->jobs[i])
+                        batch->jobs[i]->batch = NULL;
+        LIST_REMOVE(batches, batch->broker->batches, batch);
+        sd_bus_slot_unref(batch->slot);
+        free(batch);
+        return NULL;
+}
+
+void job_route_batches_free(Broker *b) {
+        while (b->batches)
+                route_batch_free(b->batches);
+}
+
+static void route_schedule(Broker *b);
+
+/* RequestTAMany's answer: a(sss), one (tam_uri, error_name, error_message) per job, in order. */
+static int on_agent_route_many(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        RouteBatch *batch = userdata;
+        Broker *b = batch->broker;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        sd_bus_error bad = SD_BUS_ERROR_MAKE_CONST(TEEP_ERROR_AGENT_UNAVAILABLE, "The agent's answer does not parse.");
+        int r = 0;
+
+        b->n_agent_calls--;
+        if (!e)
+                r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(sss)");
+        for (size_t i = 0; i < batch->n; i++) {
+                Job *j = batch->jobs[i];
+                const char *uri = "", *ename = "", *emsg = "";
+
+                if (!e && r >= 0) {
+                        r = sd_bus_message_read(m, "(sss)", &uri, &ename, &emsg);
+                        if (r == 0)
+                                r = -EBADMSG; /* fewer answers than requests */
+                }
+                if (!j)
+                        continue; /* gone meanwhile */
+                batch->jobs[i] = NULL;
+                j->batch = NULL;
+                job_route_done(j);
+                if (e)
+                        job_route_answer(j, e, "");
+                else if (r < 0)
+                        job_route_answer(j, &bad, "");
+                else if (*ename) {
+                        sd_bus_error ie = SD_BUS_ERROR_MAKE_CONST(ename, emsg);
+                        job_route_answer(j, &ie, "");
+                } else
+                        job_route_answer(j, NULL, uri);
+        }
+        route_batch_free(batch);
+        route_schedule(b);
+        return 0;
+}
+
+/* Send the RequestTA jobs at the head of the route queue as one RequestTAMany call. */
+static int route_send_batch(Broker *b) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        RouteBatch *batch;
+        size_t n = 0;
+        Job *j;
         int r;
 
-        if (j->kind != JOB_POLICY_CHECK && b->n_agent_routes >= BROKER_MAX_AGENT_ROUTE_CALLS) {
-                /* a burst of requests: it stays queued until a call returns (job_route_done) */
-                j->deferred = true;
-                return 0;
+        LIST_FOREACH(route, j, b->route_queue) {
+                if (j->kind != JOB_REQUEST || n >= BROKER_MAX_ROUTE_BATCH)
+                        break;
+                n++;
         }
-        switch (j->kind) {
-        case JOB_REQUEST:
-                r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
-                                                   TEEP_AGENT_INTERFACE, "RequestTA");
+        batch = calloc(1, sizeof(*batch) + n * sizeof(Job *));
+        if (!batch)
+                return -ENOMEM;
+        batch->broker = b;
+        r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE,
+                                           "RequestTAMany");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssas)");
+        j = b->route_queue;
+        for (size_t i = 0; r >= 0 && i < n; i++, j = j->route_next) {
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_STRUCT, "ssas");
                 if (r >= 0)
                         r = sd_bus_message_append(m, "ss", j->requester, j->component);
                 if (r >= 0)
                         r = sd_bus_message_append_strv(m, j->tam_uris);
-                break;
-        case JOB_UNREQUEST:
-                j->was_installed = agent_cache_has_tc(&b->agent, j->component);
-                r = sd_bus_message_new_method_call(b->bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
-                                                   TEEP_AGENT_INTERFACE, "UnrequestTA");
                 if (r >= 0)
-                        r = sd_bus_message_append(m, "ss", j->requester, j->component);
-                break;
+                        r = sd_bus_message_close_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_call_async(b->bus, &batch->slot, m, on_agent_route_many, batch,
+                                      BROKER_AGENT_CALL_TIMEOUT_USEC);
+        if (r < 0) {
+                free(batch);
+                /* those jobs fail; the rest of the queue goes on */
+                for (size_t i = 0; i < n; i++) {
+                        j = b->route_queue;
+                        job_route_done(j);
+                        job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "Cannot call the TEEP agent: %s", strerror(-r));
+                }
+                return 0;
+        }
+        LIST_PREPEND(batches, b->batches, batch);
+        b->n_agent_calls++;
+        for (size_t i = 0; i < n; i++) {
+                j = b->route_queue;
+                route_queue_remove(b, j);
+                j->route_queued = false;
+                j->batch = batch;
+                j->batch_index = i;
+                batch->jobs[batch->n++] = j;
+        }
+        return 0;
+}
+
+static int route_send_unrequest(Broker *b) {
+        Job *j = b->route_queue;
+        int r;
+
+        route_queue_remove(b, j);
+        j->route_queued = false;
+        j->was_installed = agent_cache_has_tc(&b->agent, j->component);
+        r = broker_agent_call(b, &j->slot, "UnrequestTA", BROKER_AGENT_CALL_TIMEOUT_USEC, on_agent_route, j, "ss",
+                              j->requester, j->component);
+        if (r < 0) {
+                job_route_done(j);
+                return job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "Cannot call the TEEP agent: %s", strerror(-r));
+        }
+        b->n_agent_calls++;
+        return 0;
+}
+
+/*
+ * The route queue goes to the agent once the bus has nothing more queued for us (an idle-priority
+ * event source): every RequestTA that arrived meanwhile rides one RequestTAMany call — one
+ * message each way and one state save at the agent for a burst of requests. UnrequestTA keeps
+ * its own call, in queue order.
+ */
+static void route_flush(Broker *b) {
+        while (b->route_queue && b->n_agent_calls < BROKER_MAX_AGENT_ROUTE_CALLS && !b->stopping) {
+                if (b->route_queue->kind == JOB_REQUEST) {
+                        if (route_send_batch(b) < 0)
+                                break; /* out of memory: the next call's answer tries again */
+                } else
+                        (void)route_send_unrequest(b);
+        }
+        session_kick_held(b);
+}
+
+static int on_route_flush(sd_event_source *s, void *userdata) {
+        route_flush(userdata);
+        return 0;
+}
+
+static void route_schedule(Broker *b) {
+        int r;
+
+        if (!b->route_queue)
+                return;
+        if (!b->event) {
+                route_flush(b);
+                return;
+        }
+        if (!b->route_flush) {
+                r = sd_event_add_defer(b->event, &b->route_flush, on_route_flush, b);
+                if (r >= 0)
+                        r = sd_event_source_set_priority(b->route_flush, SD_EVENT_PRIORITY_IDLE);
+                if (r >= 0)
+                        (void)sd_event_source_set_description(b->route_flush, "agent-route");
+                if (r < 0) {
+                        b->route_flush = sd_event_source_disable_unref(b->route_flush);
+                        route_flush(b);
+                        return;
+                }
+        }
+        if (sd_event_source_set_enabled(b->route_flush, SD_EVENT_ONESHOT) < 0)
+                route_flush(b);
+}
+
+int job_start(Job *j) {
+        Broker *b = j->broker;
+
+        switch (j->kind) {
+        case JOB_REQUEST:
+        case JOB_UNREQUEST:
+                /* to the agent with whatever else arrives in this turn of the event loop */
+                j->routing = true;
+                j->route_queued = true;
+                b->n_agent_routes++;
+                j->route_next = NULL;
+                j->route_prev = b->route_queue_tail;
+                if (b->route_queue_tail)
+                        b->route_queue_tail->route_next = j;
+                else
+                        b->route_queue = j;
+                b->route_queue_tail = j;
+                route_schedule(b);
+                return 0;
         case JOB_POLICY_CHECK:
                 /* rounds of RequestPolicyCheck calls, shared by the checks asked for meanwhile */
                 policy_round_add(j);
                 return 0;
         default:
-                r = -EINVAL;
+                return job_fail(j, TEEP_ERROR_FAILED, "Unknown job kind.");
         }
-        if (r >= 0)
-                r = sd_bus_call_async(b->bus, &j->slot, m, on_agent_route, j, BROKER_AGENT_CALL_TIMEOUT_USEC);
-        if (r < 0)
-                return job_fail(j, TEEP_ERROR_AGENT_UNAVAILABLE, "Cannot call the TEEP agent: %s", strerror(-r));
-        j->routing = true;
-        b->n_agent_routes++;
-        return 0;
 }
 
-/* j's route call is over (answered, or dropped with the job): start the oldest deferred job. */
+/* j no longer waits for its route answer (answered, or dropped with the job). */
 static void job_route_done(Job *j) {
         Broker *b = j->broker;
-        Job *k, *next = NULL;
 
         if (!j->routing)
                 return;
         j->routing = false;
         b->n_agent_routes--;
+        if (j->route_queued) {
+                route_queue_remove(b, j);
+                j->route_queued = false;
+        } else if (j->batch) {
+                j->batch->jobs[j->batch_index] = NULL;
+                j->batch = NULL;
+        } else if (j->slot) {
+                /* its UnrequestTA call, dropped with it */
+                b->n_agent_calls--;
+                route_schedule(b);
+        }
         if (b->stopping)
                 return;
-        LIST_FOREACH(jobs, k, b->jobs)
-                if (k->deferred && !job_state_is_final(k->state) && (!next || k->id < next->id))
-                        next = k;
-        if (next) {
-                next->deferred = false;
-                (void)job_start(next);
-        }
         session_kick_held(b);
 }
 

@@ -24,9 +24,11 @@
 static void session_start(Session *s);
 
 /* A burst of requests (a package manager, many apps at once) should ride one run, not one run
- * per handful: while RequestTA/UnrequestTA calls are still on their way to the agent, a run that
- * could start waits for them — at most this long, so a steady stream cannot hold it back. */
-#define SESSION_HOLD_MAX_USEC (1000ull * 1000ull)
+ * per handful: while RequestTA/UnrequestTA calls are still on their way to the agent (a batch
+ * answers within milliseconds), a run that could start waits for them — at most this long, so a
+ * steady stream cannot hold it back: requests that come later join the run before the agent
+ * answers the TAM's first message, or the follow-up run. */
+#define SESSION_HOLD_MAX_USEC (20ull * 1000ull)
 
 static uint64_t now_monotonic_usec(void) {
         struct timespec ts;
@@ -167,13 +169,13 @@ int session_attach(Broker *b, const char *uri, Job *j) {
         if (s->running && s->query_answered) {
                 /* too late for this run's QueryResponse: the follow-up run serves it */
                 j->covered = false;
-                LIST_APPEND(session, s->waiting, j);
+                LIST_PREPEND(session, s->waiting, j);
                 (void)job_set_state(j, JOB_QUEUED);
                 log_debug("job %" PRIu32 " waits for the next session with %s", j->id, uri);
                 return 0;
         }
         j->covered = true;
-        LIST_APPEND(session, s->covered, j);
+        LIST_PREPEND(session, s->covered, j);
         if (s->running) {
                 (void)job_set_state(j, JOB_RUNNING);
                 job_set_progress(j, 20);
@@ -226,7 +228,7 @@ static void session_run_end(Session *s) {
                                 continue;
                         }
                         j->covered = true;
-                        LIST_APPEND(session, s->covered, j);
+                        LIST_PREPEND(session, s->covered, j);
                 }
                 if (s->covered) {
                         if (!session_hold(s))

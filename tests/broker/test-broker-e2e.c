@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
@@ -724,6 +725,273 @@ Test(broker_e2e, a_hundred_concurrent_requests_for_ten_tcs_share_sessions) {
         /* the TAM saw exactly those sessions */
         connects = count_lines_with(stack_path(&stack, "log/tam.log"), "msg=connect");
         cr_assert_eq(connects, started, "TAM saw %u sessions, the broker started %u", connects, started);
+        broker_exits_cleanly();
+}
+
+/* ---- JobFinished: a job's outcome addressed to its maker ---- */
+
+typedef struct Seen {
+        char path[128];
+        char job_finished[128];  /* JobFinished's job, "" until seen */
+        char result[64];
+        unsigned n_job_finished, n_finished;
+} Seen;
+
+static int seen_job_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Seen *s = userdata;
+        const char *job, *result, *name, *message;
+
+        if (sd_bus_message_read(m, "osss", &job, &result, &name, &message) < 0)
+                return 0;
+        s->n_job_finished++;
+        snprintf(s->job_finished, sizeof(s->job_finished), "%s", job);
+        snprintf(s->result, sizeof(s->result), "%s", result);
+        return 0;
+}
+
+static int seen_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Seen *s = userdata;
+        if (*s->path && strcmp(sd_bus_message_get_path(m) ?: "", s->path) == 0)
+                s->n_finished++;
+        return 0;
+}
+
+static int pump_until(sd_bus *bus, const unsigned *counter, time_t end) {
+        while (*counter == 0 && time(NULL) < end) {
+                int r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        (void)sd_bus_wait(bus, 200000);
+        }
+        return *counter ? 0 : -ETIMEDOUT;
+}
+
+static int job_finished_to_maker_only(void *userdata) {
+        const char *component = userdata;
+        sd_bus *maker = NULL, *other = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        Seen a = {}, o = {};
+        const char *path;
+        time_t end = time(NULL) + 120;
+
+        if (sd_bus_open_system(&maker) < 0 || sd_bus_open_system(&other) < 0)
+                return 10;
+        /* both have the rule; only the maker may receive it */
+        if (sd_bus_match_signal(maker, NULL, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                "JobFinished", seen_job_finished, &a) < 0 ||
+            sd_bus_match_signal(other, NULL, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                "JobFinished", seen_job_finished, &o) < 0 ||
+            sd_bus_match_signal(other, NULL, TEEP_BROKER_BUS_NAME, NULL, TEEP_BROKER_JOB_INTERFACE, "Finished",
+                                seen_finished, &o) < 0)
+                return 11;
+        if (sd_bus_call_method(maker, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "RequestTA", &e,
+                               &reply, "sasa{sv}", component, 0, 0) < 0 ||
+            sd_bus_message_read(reply, "o", &path) < 0) {
+                fprintf(stderr, "RequestTA: %s\n", e.message ?: "?");
+                return 12;
+        }
+        snprintf(a.path, sizeof(a.path), "%s", path);
+        snprintf(o.path, sizeof(o.path), "%s", path);
+        sd_bus_message_unref(reply);
+        if (pump_until(maker, &a.n_job_finished, end) < 0) {
+                fprintf(stderr, "the maker got no JobFinished\n");
+                return 13;
+        }
+        if (strcmp(a.job_finished, a.path) != 0 || strcmp(a.result, "installed") != 0) {
+                fprintf(stderr, "JobFinished for %s: %s, wanted %s: installed\n", a.job_finished, a.result, a.path);
+                return 14;
+        }
+        /* the broadcast Finished went out first: once the other connection has it, a
+         * JobFinished for it would have arrived too */
+        if (pump_until(other, &o.n_finished, end) < 0) {
+                fprintf(stderr, "the other connection got no Finished\n");
+                return 15;
+        }
+        while (sd_bus_process(other, NULL) > 0)
+                ;
+        if (o.n_job_finished != 0) {
+                fprintf(stderr, "another connection received the maker's JobFinished\n");
+                return 16;
+        }
+        if (a.n_job_finished != 1) {
+                fprintf(stderr, "the maker got %u JobFinished\n", a.n_job_finished);
+                return 17;
+        }
+        sd_bus_flush_close_unref(maker);
+        sd_bus_flush_close_unref(other);
+        return 0;
+}
+
+Test(broker_e2e, job_finished_goes_to_the_maker_only) {
+        int r = run_as(APP, job_finished_to_maker_only, stack.demo_component);
+        cr_assert_eq(r, 0, "step %d failed (see stderr)", r);
+        broker_exits_cleanly();
+}
+
+/* ---- Agent1.RequestTAMany: the broker's batch of RequestTA calls ---- */
+
+typedef struct ManyArgs {
+        const char *component;
+        char answers[4][3][256]; /* uri, error name, error message per item */
+        size_t n_answers;
+        char limit_error[256];
+        char requests[8][2][128]; /* (component, requester) the agent holds afterwards */
+        size_t n_requests;
+} ManyArgs;
+
+static int many_append(sd_bus_message *m, const char *requester, const char *component) {
+        int r = sd_bus_message_open_container(m, SD_BUS_TYPE_STRUCT, "ssas");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ss", requester, component);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, NULL);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+static int request_ta_many_as_broker(void *userdata) {
+        ManyArgs *a = userdata;
+        sd_bus *bus = NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *uri, *name, *msg, *component, *requester;
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        /* four items: two good ones by different requesters, a bad component, a bad requester */
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE,
+                                           "RequestTAMany");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssas)");
+        if (r >= 0)
+                r = many_append(m, "uid:5001", a->component);
+        if (r >= 0)
+                r = many_append(m, "uid:5002", "../../etc/passwd");
+        if (r >= 0)
+                r = many_append(m, "no requester", a->component);
+        if (r >= 0)
+                r = many_append(m, "uid:5003", a->component);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_call(bus, m, 0, &e, &reply);
+        if (r < 0) {
+                fprintf(stderr, "RequestTAMany: %s\n", e.message ?: strerror(-r));
+                return 11;
+        }
+        m = sd_bus_message_unref(m);
+        if (sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "(sss)") < 0)
+                return 12;
+        while ((r = sd_bus_message_read(reply, "(sss)", &uri, &name, &msg)) > 0 && a->n_answers < 4) {
+                snprintf(a->answers[a->n_answers][0], 256, "%s", uri);
+                snprintf(a->answers[a->n_answers][1], 256, "%s", name);
+                snprintf(a->answers[a->n_answers][2], 256, "%s", msg);
+                a->n_answers++;
+        }
+        if (r < 0)
+                return 13;
+        reply = sd_bus_message_unref(reply);
+
+        /* past the limit (256 items): refused as a whole, nothing recorded */
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE,
+                                           "RequestTAMany");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssas)");
+        for (unsigned i = 0; r >= 0 && i < 257; i++) {
+                char req[32];
+                snprintf(req, sizeof(req), "uid:%u", 6000 + i);
+                r = many_append(m, req, a->component);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0) {
+                r = sd_bus_call(bus, m, 0, &e, NULL);
+                snprintf(a->limit_error, sizeof(a->limit_error), "%s", r < 0 ? e.name ?: "?" : "accepted");
+                sd_bus_error_free(&e);
+        }
+        m = sd_bus_message_unref(m);
+
+        r = sd_bus_get_property(bus, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, "Requests", &e, &reply,
+                                "a(ss)");
+        if (r < 0 || sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "(ss)") < 0)
+                return 14;
+        while ((r = sd_bus_message_read(reply, "(ss)", &component, &requester)) > 0 && a->n_requests < 8) {
+                snprintf(a->requests[a->n_requests][0], 128, "%s", component);
+                snprintf(a->requests[a->n_requests][1], 128, "%s", requester);
+                a->n_requests++;
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? 15 : 0;
+}
+
+static int request_ta_many_as_app(void *userdata) {
+        sd_bus *bus = NULL;
+        sd_bus_message *m = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE,
+                                           "RequestTAMany");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, SD_BUS_TYPE_ARRAY, "(ssas)");
+        if (r >= 0)
+                r = many_append(m, "uid:0", userdata);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r < 0)
+                return 11;
+        r = sd_bus_call(bus, m, 0, &e, NULL);
+        if (r >= 0 || !sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                fprintf(stderr, "Agent1.RequestTAMany by an app: %s\n", r >= 0 ? "allowed" : e.name);
+                return 12;
+        }
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+Test(broker_e2e, agent_request_ta_many_answers_each_request_on_its_own) {
+        /* run_as() forks: the child writes its findings into a shared mapping */
+        ManyArgs *ap = mmap(NULL, sizeof(ManyArgs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0), a;
+        bool mine1 = false, mine3 = false;
+
+        cr_assert_neq(ap, MAP_FAILED);
+        *ap = (ManyArgs){ .component = stack.demo_component };
+
+        cr_assert_eq(run_as(stack.uid_app, stack.gid_app, request_ta_many_as_app, stack.demo_component), 0,
+                     "an app reached Agent1.RequestTAMany (see stderr)");
+        cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_ta_many_as_broker, ap), 0,
+                     "RequestTAMany as the broker failed (see stderr)");
+        a = *ap;
+        munmap(ap, sizeof(ManyArgs));
+        cr_assert_eq(a.n_answers, 4, "one answer per request");
+        /* the good ones: the TAM to contact, no error */
+        cr_assert_str_eq(a.answers[0][0], stack.tam_uri);
+        cr_assert_str_eq(a.answers[0][1], "");
+        cr_assert_str_eq(a.answers[3][0], stack.tam_uri);
+        cr_assert_str_eq(a.answers[3][1], "");
+        /* the bad ones: named errors of their own */
+        cr_assert_str_eq(a.answers[1][0], "");
+        cr_assert_str_eq(a.answers[1][1], "org.teepkit.Error.InvalidComponent");
+        cr_assert_str_eq(a.answers[2][0], "");
+        cr_assert_neq(a.answers[2][1][0], '\0', "a bad requester was accepted");
+        cr_assert_str_eq(a.limit_error, "org.teepkit.Error.LimitExceeded");
+        /* each request belongs to its own requester; nothing else was recorded */
+        cr_assert_eq(a.n_requests, 2, "%zu requests recorded", a.n_requests);
+        for (size_t i = 0; i < a.n_requests; i++) {
+                cr_assert_str_eq(a.requests[i][0], stack.demo_component);
+                mine1 |= strcmp(a.requests[i][1], "uid:5001") == 0;
+                mine3 |= strcmp(a.requests[i][1], "uid:5003") == 0;
+        }
+        cr_assert(mine1 && mine3, "the requests are not owned by their requesters");
         broker_exits_cleanly();
 }
 

@@ -237,10 +237,10 @@ Test(job, coalescing_into_one_session_per_tam) {
         cr_assert_eq(session_attach(b, "http://127.0.0.1:9/tam", j4), 0);
         cr_assert(!j3->covered && !j4->covered);
         cr_assert_eq(j3->state, JOB_QUEUED);
-        cr_assert_eq(s->covered, j1);
-        cr_assert_eq(s->covered->session_next, j2);
-        cr_assert_null(j2->session_next);
-        cr_assert_eq(s->waiting, j3);
+        /* the lists' order means nothing (jobs are put in front: O(1) for a burst of 1000) */
+        cr_assert((s->covered == j1 && j1->session_next == j2) || (s->covered == j2 && j2->session_next == j1));
+        cr_assert_null(s->covered->session_next->session_next);
+        cr_assert((s->waiting == j3 && j3->session_next == j4) || (s->waiting == j4 && j4->session_next == j3));
         cr_assert_eq(b->n_sessions_started, 1, "no second session with the same TAM");
 
         /* another TAM gets its own session at once */
