@@ -8,6 +8,7 @@
  *   teep-bench install-loop --prefix P --count N --staging DIR --tcs DIR [--unrequest] [--cpu-pid PID]...
  *   teep-bench request COMPONENT...             (in order, each waited for; prints ns per request)
  *   teep-bench load --prefix P --tcs N --clients C --calls K --uid-base UID [--stop-pid PID]
+ *                   [--match maker|finished|job]
  *   teep-bench serve DIR PORT_FILE LIFETIME_SEC
  *   teep-bench fsync DIR N                     (median of N atomic 4 KiB file replaces in DIR)
  *
@@ -503,44 +504,177 @@ static int cmd_request(int argc, char **argv) {
 
 /* ---- load: C clients (each its own uid and bus connection), K RequestTA calls each ---- */
 
-/* One client: K calls, then wait for all K jobs. Exit 0 when every job ended installed or
- * already-installed. Jobs are watched per path; a job that ended before its match was added
- * is read from its Result property (jobs stay readable 30 s after they end). */
-static int load_client(const char *prefix, unsigned client, unsigned calls, unsigned n_tcs) {
-        Job *jobs = calloc(calls, sizeof(*jobs));
-        sd_bus *bus = bus_open();
-        int bad = 0;
+/*
+ * One client: its connection and its match are set up before the start (an app that needs a
+ * TC is on the bus already; the figure is about the calls), then K RequestTA calls: sent
+ * together, without waiting for each answer (--match maker and finished; one after the other
+ * with --match job), then wait for all K jobs; exit 0 when every job ended installed or
+ * already-installed. How it learns the outcomes (--match):
+ *
+ *   maker (default)  ONE rule on its connection, added before its first call: Broker1's
+ *                    JobFinished, which the broker addresses to the connection that made the
+ *                    job; filtered by path here. The bus delivers each outcome once, to its
+ *                    maker: per job a call, its reply and one signal.
+ *   finished         ONE rule for every job's Finished, filtered by path here: each client
+ *                    receives every client's outcomes (C deliveries per job).
+ *   job              a rule per job path added after the call, then Get(Result) (the job may
+ *                    have ended before the rule was in place); neither waits.
+ *
+ * An outcome for a path not known yet is remembered (recent ones, a bounded ring): the broker
+ * answers a call before it can finish the job, but a client that makes its calls
+ * asynchronously may see them the other way round.
+ */
+#define LOAD_EARLY_MAX 256
 
-        if (!jobs)
+typedef enum { LOAD_MATCH_MAKER, LOAD_MATCH_FINISHED, LOAD_MATCH_JOB } LoadMatch;
+
+typedef struct {
+        sd_bus *bus;
+        LoadMatch match;
+        Job *jobs;
+        unsigned n_jobs;     /* calls made so far (a job's path is "" until its call is answered) */
+        Job early[LOAD_EARLY_MAX];
+        unsigned n_early;
+        int failed_calls;
+} LoadClient;
+
+/* The answer to an asynchronous RequestTA: the job's path, and its outcome if it came first. */
+static void load_take_early(LoadClient *c, Job *j) {
+        for (unsigned e = 0; e < LOAD_EARLY_MAX && e < c->n_early; e++)
+                if (c->early[e].path[0] && strcmp(c->early[e].path, j->path) == 0) {
+                        *j = c->early[e];
+                        c->early[e].path[0] = '\0';
+                        return;
+                }
+}
+
+static int on_load_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        LoadClient *c = userdata;
+        const char *path = sd_bus_message_get_path(m), *result = NULL, *ename = NULL, *emsg = NULL;
+        Job *j = NULL;
+
+        if (sd_bus_message_is_signal(m, BROKER_IFACE, "JobFinished")) {
+                if (sd_bus_message_read(m, "osss", &path, &result, &ename, &emsg) < 0)
+                        return 0;
+        } else if (!path || sd_bus_message_read(m, "sss", &result, &ename, &emsg) < 0)
+                return 0;
+        for (unsigned k = 0; k < c->n_jobs && !j; k++)
+                if (!c->jobs[k].done && strcmp(c->jobs[k].path, path) == 0)
+                        j = &c->jobs[k];
+        if (!j) {
+                j = &c->early[c->n_early++ % LOAD_EARLY_MAX];
+                snprintf(j->path, sizeof(j->path), "%s", path);
+        }
+        snprintf(j->result, sizeof(j->result), "%s", result);
+        snprintf(j->error, sizeof(j->error), "%s%s%s", ename, *ename ? ": " : "", emsg);
+        j->done = true;
+        return 0;
+}
+
+typedef struct {
+        LoadClient *c;
+        Job *job;
+} LoadCall;
+
+static int on_request_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        LoadCall *call = userdata;
+        const char *path = NULL;
+
+        if (sd_bus_message_is_method_error(m, NULL) || sd_bus_message_read(m, "o", &path) < 0) {
+                const sd_bus_error *e = sd_bus_message_get_error(m);
+                fprintf(stderr, "teep-bench: RequestTA: %s\n", e && e->message ? e->message : "bad answer");
+                call->c->failed_calls++;
+                snprintf(call->job->result, sizeof(call->job->result), "call-failed");
+                call->job->done = true;
+                return 0;
+        }
+        snprintf(call->job->path, sizeof(call->job->path), "%s", path);
+        load_take_early(call->c, call->job);
+        return 0;
+}
+
+/* The answer to Get(Result): "" while the job runs (Finished will tell), else its result. */
+static int on_result(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Job *j = userdata;
+        const char *result = NULL;
+
+        if (j->done || sd_bus_message_is_method_error(m, NULL) || sd_bus_message_read(m, "v", "s", &result) < 0 ||
+            !*result)
+                return 0;
+        snprintf(j->result, sizeof(j->result), "%s", result);
+        j->done = true;
+        return 0;
+}
+
+/* Before the start: the connection and the match (a client that cannot is a failed client). */
+static LoadClient *load_client_open(unsigned calls, LoadMatch match) {
+        LoadClient *c = calloc(1, sizeof(*c));
+        int r = 0;
+
+        if (!c || !(c->jobs = calloc(calls, sizeof(Job))))
+                return NULL;
+        c->bus = bus_open();
+        c->match = match;
+        if (match == LOAD_MATCH_MAKER)
+                r = sd_bus_match_signal(c->bus, NULL, BROKER_NAME, BROKER_PATH, BROKER_IFACE, "JobFinished",
+                                        on_load_finished, c);
+        else if (match == LOAD_MATCH_FINISHED)
+                r = sd_bus_match_signal(c->bus, NULL, BROKER_NAME, NULL, JOB_IFACE, "Finished", on_load_finished, c);
+        return r < 0 ? NULL : c;
+}
+
+static int load_client(LoadClient *c, const char *prefix, unsigned client, unsigned calls, unsigned n_tcs) {
+        sd_bus *bus = c->bus;
+        bool per_job = c->match == LOAD_MATCH_JOB;
+        LoadCall *pending = calloc(calls, sizeof(*pending));
+        int bad = 0, r = 0;
+
+        if (!pending)
                 return 2;
-        for (unsigned k = 0; k < calls; k++) {
-                char component[256], *result = NULL;
-                int r;
+        if (!per_job) {
+                for (unsigned k = 0; k < calls; k++) {
+                        char component[256];
+
+                        snprintf(component, sizeof(component), "%s-%u", prefix, (client * calls + k) % n_tcs);
+                        pending[k] = (LoadCall){ .c = c, .job = &c->jobs[k] };
+                        r = sd_bus_call_method_async(bus, NULL, BROKER_NAME, BROKER_PATH, BROKER_IFACE, "RequestTA",
+                                                     on_request_reply, &pending[k], "sasa{sv}", component, 0, 0);
+                        if (r < 0)
+                                return 3;
+                        c->n_jobs = k + 1;
+                }
+        }
+        /* --match job: one call at a time, a match for its job's path, then its Result (it may
+         * have ended before the match was in place). Neither waits: the bus handles our AddMatch
+         * before it passes our Get on, so the Result read is taken after the match is in place. */
+        for (unsigned k = 0; per_job && k < calls; k++) {
+                char component[256];
 
                 snprintf(component, sizeof(component), "%s-%u", prefix, (client * calls + k) % n_tcs);
-                if (call_job(bus, "RequestTA", component, &jobs[k]) < 0)
+                if (call_job(bus, "RequestTA", component, &c->jobs[k]) < 0)
                         return 3;
-                r = sd_bus_match_signal(bus, NULL, BROKER_NAME, jobs[k].path, JOB_IFACE, "Finished", on_finished,
-                                        &jobs[k]);
+                c->n_jobs = k + 1;
+                r = sd_bus_match_signal_async(bus, NULL, BROKER_NAME, c->jobs[k].path, JOB_IFACE, "Finished",
+                                              on_finished, NULL, &c->jobs[k]);
+                if (r >= 0)
+                        r = sd_bus_call_method_async(bus, NULL, BROKER_NAME, c->jobs[k].path,
+                                                     "org.freedesktop.DBus.Properties", "Get", on_result, &c->jobs[k],
+                                                     "ss", JOB_IFACE, "Result");
                 if (r < 0)
                         return 3;
-                r = sd_bus_get_property_string(bus, BROKER_NAME, jobs[k].path, JOB_IFACE, "Result", NULL, &result);
-                if (r >= 0 && result && *result && !jobs[k].done) {
-                        snprintf(jobs[k].result, sizeof(jobs[k].result), "%s", result);
-                        jobs[k].done = true;
-                }
-                free(result);
         }
-        if (wait_jobs(bus, jobs, calls) < 0)
+        if (wait_jobs(bus, c->jobs, calls) < 0)
                 return 4;
         for (unsigned k = 0; k < calls; k++)
-                if (strcmp(jobs[k].result, "installed") != 0 && strcmp(jobs[k].result, "already-installed") != 0) {
-                        fprintf(stderr, "teep-bench: client %u job %s: %s %s\n", client, jobs[k].path, jobs[k].result,
-                                jobs[k].error);
+                if (strcmp(c->jobs[k].result, "installed") != 0 && strcmp(c->jobs[k].result, "already-installed") != 0) {
+                        fprintf(stderr, "teep-bench: client %u job %s: %s %s\n", client, c->jobs[k].path,
+                                c->jobs[k].result, c->jobs[k].error);
                         bad = 1;
                 }
+        free(pending);
         sd_bus_flush_close_unref(bus);
-        free(jobs);
+        free(c->jobs);
+        free(c);
         return bad ? 5 : 0;
 }
 
@@ -555,6 +689,7 @@ static int cmd_load(int argc, char **argv) {
         unsigned n_tcs = 0, clients = 0, calls = 0;
         uid_t uid_base = 0;
         pid_t stop_pid = 0, *kids;
+        LoadMatch match = LOAD_MATCH_MAKER;
         int go[2], ready[2], failed = 0;
         uint64_t t0;
 
@@ -571,7 +706,17 @@ static int cmd_load(int argc, char **argv) {
                         uid_base = (uid_t)strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--stop-pid") == 0 && i + 1 < argc)
                         stop_pid = (pid_t)strtol(argv[++i], NULL, 10);
-                else
+                else if (strcmp(argv[i], "--match") == 0 && i + 1 < argc) {
+                        i++;
+                        if (strcmp(argv[i], "maker") == 0)
+                                match = LOAD_MATCH_MAKER;
+                        else if (strcmp(argv[i], "finished") == 0)
+                                match = LOAD_MATCH_FINISHED;
+                        else if (strcmp(argv[i], "job") == 0)
+                                match = LOAD_MATCH_JOB;
+                        else
+                                die("load: --match maker|finished|job, not %s", argv[i]);
+                } else
                         die("load: unknown argument %s", argv[i]);
         }
         if (!prefix || n_tcs == 0 || clients == 0 || calls == 0 || uid_base == 0)
@@ -587,15 +732,19 @@ static int cmd_load(int argc, char **argv) {
                 if (pid == 0) {
                         char byte;
                         uid_t uid = uid_base + c;
+                        LoadClient *lc = NULL;
                         close(go[1]);
                         close(ready[0]);
-                        if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+                        alarm(JOB_TIMEOUT_USEC / 1000000ull + 90);
+                        if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0 ||
+                            !(lc = load_client_open(calls, match))) {
+                                (void)write(ready[1], "x", 1); /* the parent gives up */
                                 _exit(6);
+                        }
                         (void)write(ready[1], "r", 1);
                         if (read(go[0], &byte, 1) < 0) /* EOF: go */
                                 _exit(6);
-                        alarm(JOB_TIMEOUT_USEC / 1000000ull + 30);
-                        _exit(load_client(prefix, c, calls, n_tcs));
+                        _exit(load_client(lc, prefix, c, calls, n_tcs));
                 }
                 kids[c] = pid;
         }
@@ -603,8 +752,8 @@ static int cmd_load(int argc, char **argv) {
         close(ready[1]);
         for (unsigned c = 0; c < clients; c++) {
                 char byte;
-                if (read(ready[0], &byte, 1) != 1)
-                        die("a client did not start");
+                if (read(ready[0], &byte, 1) != 1 || byte != 'r')
+                        die("a client did not start (uid or bus connection)");
         }
         if (stop_pid > 0 && kill(stop_pid, SIGSTOP) < 0)
                 die("cannot stop %d: %m", (int)stop_pid);

@@ -53,6 +53,10 @@ int tam_key_load(const char *path, TeepKey **ret, char *errbuf, size_t errbuf_si
  */
 int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replace);
 
+/* true (the default): tam_write_file_atomic() fsyncs before its rename. teep-tam --no-sync
+ * clears it (bench/run: the TAM's disk is not the device's, and not what is measured). */
+extern bool tam_sync_writes;
+
 /* Lower-case hex of the key's RFC 9679 thumbprint into out (65 bytes). */
 int tam_key_thumbprint_hex(const TeepKey *key, char out[65]);
 

@@ -53,6 +53,7 @@ static void help(FILE *f) {
                 "  --timeout SEC           idle connection timeout (default %u)\n"
                 "  --session-timeout SEC   how long a session waits for the device (default %u)\n"
                 "  --allow-remote          allow a non-loopback --listen address\n"
+                "  --no-sync               no fsync of the device state files (benchmarks)\n"
                 "  --version, --help\n\n"
                 "See teep-tam(8).\n",
                 tam_fault_names(), LIFETIME_DEFAULT_SEC, TIMEOUT_DEFAULT_SEC,
@@ -157,6 +158,7 @@ int main(int argc, char **argv) {
                 ARG_TIMEOUT,
                 ARG_SESSION_TIMEOUT,
                 ARG_ALLOW_REMOTE,
+                ARG_NO_SYNC,
                 ARG_VERSION,
         };
         static const struct option options[] = {
@@ -179,6 +181,7 @@ int main(int argc, char **argv) {
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"session-timeout", required_argument, NULL, ARG_SESSION_TIMEOUT},
                 {"allow-remote", no_argument, NULL, ARG_ALLOW_REMOTE},
+                {"no-sync", no_argument, NULL, ARG_NO_SYNC},
                 {"version", no_argument, NULL, ARG_VERSION},
                 {"help", no_argument, NULL, 'h'},
                 {},
@@ -300,6 +303,9 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_ALLOW_REMOTE:
                         allow_remote = true;
+                        break;
+                case ARG_NO_SYNC:
+                        tam_sync_writes = false;
                         break;
                 case ARG_VERSION:
                         printf("teep-tam %s\n", PACKAGE_VERSION);
