@@ -144,13 +144,16 @@ static void draw_progress(Wait *w) {
         w->drew = true;
 }
 
+/* Broker1.JobFinished(o job, s result, s error_name, s error_message): the outcome of a job
+ * this connection made, addressed to it alone (not every job's broadcast Finished). One that
+ * arrives during the method call waits in sd-bus's queue until the path is known. */
 static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Wait *w = userdata;
-        const char *result, *name, *message;
+        const char *path, *result, *name, *message;
 
-        if (!w->o->path || strcmp(sd_bus_message_get_path(m) ?: "", w->o->path) != 0)
+        if (sd_bus_message_read(m, "osss", &path, &result, &name, &message) < 0)
                 return 0;
-        if (sd_bus_message_read(m, "sss", &result, &name, &message) < 0)
+        if (!w->o->path || strcmp(path, w->o->path) != 0)
                 return 0;
         if (set_str(&w->o->result, result) < 0 || set_str(&w->o->error_name, name) < 0 ||
             set_str(&w->o->error_message, message) < 0 ||
@@ -222,12 +225,9 @@ int ctl_call_and_wait(sd_bus *bus, sd_bus_message *m, const JobWaitOptions *opts
         uint64_t deadline = opts->timeout_usec ? now_usec() + opts->timeout_usec : UINT64_MAX;
         int r;
 
-        /* Matches first: a job can finish before the method call returns. */
-        r = sd_bus_match_signal(bus, &s1, TEEP_BROKER_BUS_NAME, NULL, TEEP_BROKER_JOB_INTERFACE, "Finished",
+        /* The outcome's match first: a job can finish before the method call returns. */
+        r = sd_bus_match_signal(bus, &s1, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "JobFinished",
                                 on_finished, &w);
-        if (r >= 0)
-                r = sd_bus_match_signal(bus, &s2, TEEP_BROKER_BUS_NAME, NULL, "org.freedesktop.DBus.Properties",
-                                        "PropertiesChanged", on_job_changed, &w);
         if (r >= 0)
                 r = sd_bus_match_signal(bus, &s3, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                         "org.freedesktop.DBus", "NameOwnerChanged", on_owner_changed, &w);
@@ -239,6 +239,15 @@ int ctl_call_and_wait(sd_bus *bus, sd_bus_message *m, const JobWaitOptions *opts
         r = ctl_call_no_block(bus, m, &o.path);
         if (r != 0)
                 return r;
+        /* Progress of this job only (a rule for every job's PropertiesChanged would wake every
+         * teepctl for everyone's jobs); what changed before the rule is in the GetAll below. */
+        r = sd_bus_match_signal(bus, &s2, TEEP_BROKER_BUS_NAME, o.path, "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged", on_job_changed, &w);
+        if (r < 0) {
+                fprintf(stderr, "teepctl: cannot subscribe to the job's signals: %s\n", strerror(-r));
+                job_outcome_done(&o);
+                return EXIT_FAILURE;
+        }
 
         /* Where is it now? (It may be finished already, e.g. "already-installed".) */
         r = sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, o.path, "org.freedesktop.DBus.Properties", "GetAll", &e,
