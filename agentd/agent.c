@@ -527,8 +527,12 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                 ret_uri[i] = NULL;
         }
         r = agent_state_copy(&next, &a->state);
-        if (r < 0)
+        if (r < 0) {
+                /* every call fails with it: callers answer each item from ret_r */
+                for (size_t i = 0; i < n; i++)
+                        ret_r[i] = r;
                 return r;
+        }
         for (size_t i = 0; i < n; i++) {
                 /* a call that fails leaves next as it was (request_apply changes it last) */
                 ret_r[i] = request_apply(a, &next, &calls[i], &changed, &ret_uri[i]);
