@@ -435,7 +435,7 @@ static void sign_tc(const char *out, const char *verb, unsigned seq, const char 
 TestSuite(two_tams, .fini = down_two, .timeout = 240);
 
 Test(two_tams, a_tam_may_not_replace_or_unlink_what_another_installed) {
-        _cleanup_free_ char *out = NULL, *err = NULL, *log = NULL, *before = NULL, *after = NULL, *state = NULL;
+        _cleanup_free_ char *out = NULL, *err = NULL, *log = NULL, *before = NULL, *after = NULL;
         const char *argv[8];
         char uri2[256], conf[400], tcs2[600];
         const char *why = NULL;

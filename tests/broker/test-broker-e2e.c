@@ -1207,7 +1207,6 @@ static int concurrent_checks(void *userdata) {
 }
 
 Test(broker_e2e, policy_checks_at_the_same_time_all_reach_the_tam) {
-        _cleanup_free_ char *log = NULL;
         unsigned rounds;
         int r;
 

@@ -621,7 +621,7 @@ Test(installer, mismatches_leave_the_store_unchanged) {
 Test(installer, hostile_names_are_refused) {
         static const char *const hostile[] = {
                 "..", ".", "../etc/passwd", "a/../../b", "/etc/passwd", "a//b", "a/", "", "a b", "a\\b",
-                "a\tb", "a\x01" "b", "0x6162", "0xZZ", "a/./b", "..\\..",
+                "a\tb", "a\001b", "0x6162", "0xZZ", "a/./b", "..\\..",
                 /* valid identifiers whose file name would be over 255 bytes */
                 "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
         };

@@ -342,7 +342,6 @@ Test(tam, requests_it_cannot_serve_end_the_exchange) {
 Test(tam, removals) {
         _cleanup_free_ uint8_t *ea = NULL, *eb = NULL, *eu = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL,
                                *d1 = NULL, *d2 = NULL, *c4 = NULL, *d4 = NULL;
-        _cleanup_free_ char *state = NULL;
         _cleanup_(teep_message_freep) TeepMessage *qr = NULL, *resp = NULL, *up = NULL;
         TeepBuf unlink_env;
         Http q, u, s;

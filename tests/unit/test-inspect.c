@@ -30,6 +30,7 @@ static char *slurp(const char *path) {
 }
 
 /* Run `teepctl inspect ARGS` (ARGS is shell text; vector paths via %V). */
+static Run inspect(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static Run inspect(const char *fmt, ...) {
         char args[2048], cmd[4096], outp[] = "/tmp/teepctl-out-XXXXXX", errp[] = "/tmp/teepctl-err-XXXXXX";
         const char *teepctl = getenv("TEEPCTL");
@@ -255,7 +256,7 @@ Test(inspect, input_forms_and_usage_errors) {
         cr_expect_eq(r.status, 66);
         run_free(&r);
 
-        r = inspect("");
+        r = inspect("%s", "");
         cr_expect_eq(r.status, 64);
         run_free(&r);
 
