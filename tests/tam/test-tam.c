@@ -3,6 +3,9 @@
 
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -14,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tam-util.h"
 #include "tam-world.h"
 #include "teep-eat.h"
 
@@ -870,4 +874,41 @@ Test(tam, refuses_bad_command_lines) {
                 cr_assert_eq(r.status, 65, "%d: %s", r.status, r.err);
                 run_done(&r);
         }
+}
+
+/* teep-tam --no-sync (tam_sync_writes false): the same atomic replace, only without the fsync.
+ * What a benchmark's TAM writes must still be whole, in place, with its mode, and leave no
+ * temporary file behind; and writing without replace still refuses an existing file. */
+Test(tam, state_files_are_whole_without_sync) {
+        char dir[] = "/tmp/teep-tam-nosync-XXXXXX", path[300];
+        struct stat st;
+        FILE *f;
+        char buf[64] = "";
+        DIR *d;
+        struct dirent *de;
+        unsigned n = 0;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/device.state", dir);
+        tam_sync_writes = false;
+        cr_assert_eq(tam_write_file_atomic(path, "first\n", 6, 0644, true), 0);
+        cr_assert_eq(tam_write_file_atomic(path, "second\n", 7, 0640, true), 0);
+        cr_assert_eq(tam_write_file_atomic(path, "third\n", 6, 0644, false), -EEXIST);
+        tam_sync_writes = true;
+        f = fopen(path, "r");
+        cr_assert_not_null(f);
+        cr_assert_eq(fread(buf, 1, sizeof(buf) - 1, f), 7);
+        fclose(f);
+        cr_assert_str_eq(buf, "second\n");
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0640);
+        d = opendir(dir);
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        cr_assert_eq(n, 1, "only the file itself: no temporary file left");
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(rmdir(dir), 0);
 }
