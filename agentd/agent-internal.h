@@ -241,9 +241,10 @@ size_t agent_find_tam(const Agent *a, const char *uri);
 
 /* Commit a state: write it, then make it current. */
 int agent_save_state(Agent *a, const AgentState *s);
-/* Write these exact bytes back as the state file (takes text): an undone Update puts back the
- * file it found, resolved journal and all, so a refused Update changes no byte. */
-int agent_restore_state_file(Agent *a, char *text, size_t len, bool has_journal);
+/* Write these exact bytes as the state file (takes text; agent_save_state() serializes first).
+ * An undone Update writes back the file it found, resolved journal and all, so that a refused
+ * Update changes no byte. */
+int agent_write_state_text(Agent *a, char *text, size_t len, bool has_journal);
 
 /* message.c: sign and send helpers */
 /* The kid for messages to TAM index tam. */

@@ -214,27 +214,7 @@ int agent_pending(const Agent *a, const char ***ret) {
 
 /* ---- state ---- */
 
-int agent_save_state(Agent *a, const AgentState *s) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        int r;
-
-        r = agent_state_serialize(s, &text, &len);
-        if (r < 0)
-                return r;
-        r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
-        if (r < 0)
-                return log_error_errno(r, "cannot write %s: %s", a->state_path, strerror(-r));
-        free(a->state_text);
-        a->state_text = TAKE_PTR(text);
-        a->state_text_len = len;
-        a->state_file_has_journal = s->n_journal > 0;
-        /* every state written is a->state or built from it: the deferred requests are in it */
-        a->state_dirty = false;
-        return 0;
-}
-
-int agent_restore_state_file(Agent *a, char *text, size_t len, bool has_journal) {
+int agent_write_state_text(Agent *a, char *text, size_t len, bool has_journal) {
         int r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
         if (r < 0) {
                 free(text);
@@ -244,8 +224,21 @@ int agent_restore_state_file(Agent *a, char *text, size_t len, bool has_journal)
         a->state_text = text;
         a->state_text_len = len;
         a->state_file_has_journal = has_journal;
+        /* every state written is a->state, built from it, or (an undo) what was on disk before
+         * any deferred request: the deferred requests are in it */
         a->state_dirty = false;
         return 0;
+}
+
+int agent_save_state(Agent *a, const AgentState *s) {
+        char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        r = agent_state_serialize(s, &text, &len);
+        if (r < 0)
+                return r;
+        return agent_write_state_text(a, text, len, s->n_journal > 0);
 }
 
 int agent_flush_state(Agent *a) {

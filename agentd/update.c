@@ -1281,7 +1281,7 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                         }
                 }
                 if (k >= 0 && found)
-                        k = agent_restore_state_file(a, TAKE_PTR(found), found_len, found_journal);
+                        k = agent_write_state_text(a, TAKE_PTR(found), found_len, found_journal);
                 else if (k >= 0)
                         k = agent_save_state(a, &a->state); /* what the Update found, written plain */
                 if (k < 0) {
