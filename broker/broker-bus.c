@@ -67,82 +67,22 @@ static int caller_identify(sd_bus_message *m, uid_t *ret_uid, char **ret_unit, s
         return 0;
 }
 
-/*
- * Who recent callers are, by unique bus name. Asking the bus costs a synchronous round trip to
- * the bus daemon (GetConnectionCredentials) and two reads of /proc, while the event loop waits;
- * a client that makes many calls is asked about once. A unique name is never given to another
- * connection while the bus runs, and a connection's uid is fixed when it connects, so an entry
- * never goes stale; the cache only forgets (oldest first) to stay small.
- */
-#define CALLER_CACHE_SIZE 128
-
-typedef struct CallerEntry {
-        char *sender;
-        uid_t uid;
-        char *unit;
-} CallerEntry;
-
-struct CallerCache {
-        CallerEntry e[CALLER_CACHE_SIZE];
-        unsigned next;
-};
-
-void broker_callers_free(Broker *b) {
-        if (!b->callers)
-                return;
-        for (size_t i = 0; i < CALLER_CACHE_SIZE; i++) {
-                free(b->callers->e[i].sender);
-                free(b->callers->e[i].unit);
-        }
-        free(b->callers);
-        b->callers = NULL;
-}
-
-static const CallerEntry *caller_cache_find(Broker *b, const char *sender) {
-        if (!b->callers || !sender)
-                return NULL;
-        for (size_t i = 0; i < CALLER_CACHE_SIZE; i++)
-                if (b->callers->e[i].sender && strcmp(b->callers->e[i].sender, sender) == 0)
-                        return &b->callers->e[i];
-        return NULL;
-}
-
-static void caller_cache_add(Broker *b, const char *sender, uid_t uid, const char *unit) {
-        CallerEntry *e;
-        char *s, *u = NULL;
-
-        if (!sender || sender[0] != ':') /* unique names only */
-                return;
-        if (!b->callers && !(b->callers = calloc(1, sizeof(CallerCache))))
-                return;
-        s = strdup(sender);
-        if (!s || (unit && !(u = strdup(unit)))) {
-                free(s);
-                return;
-        }
-        e = &b->callers->e[b->callers->next];
-        b->callers->next = (b->callers->next + 1) % CALLER_CACHE_SIZE;
-        free(e->sender);
-        free(e->unit);
-        *e = (CallerEntry){ .sender = s, .uid = uid, .unit = u };
-}
-
-static int caller_identify_cached(Broker *b, sd_bus_message *m, uid_t *ret_uid, char **ret_unit,
-                                  sd_bus_error *error) {
-        const char *sender = sd_bus_message_get_sender(m);
-        const CallerEntry *e = caller_cache_find(b, sender);
+/* caller_identify(), remembered per connection (bus_sender_cache_get(): a unique name's
+ * credentials never change, and asking costs a round trip to the bus daemon and two reads of
+ * /proc while the event loop waits). */
+static int caller_identify_cached(sd_bus_message *m, uid_t *ret_uid, char **ret_unit, sd_bus_error *error) {
+        const char *unit = NULL;
         int r;
 
-        if (e) {
+        if (bus_sender_cache_get(m, true, ret_uid, &unit)) {
                 *ret_unit = NULL;
-                if (e->unit && !(*ret_unit = strdup(e->unit)))
+                if (unit && !(*ret_unit = strdup(unit)))
                         return -ENOMEM;
-                *ret_uid = e->uid;
                 return 0;
         }
         r = caller_identify(m, ret_uid, ret_unit, error);
         if (r >= 0)
-                caller_cache_add(b, sender, *ret_uid, *ret_unit);
+                bus_sender_cache_put(m, *ret_uid, true, *ret_unit);
         return r;
 }
 
@@ -155,7 +95,7 @@ static int create_job(Broker *b, sd_bus_message *m, JobKind kind, const char *co
 
         if (b->stopping)
                 return sd_bus_error_setf(error, TEEP_ERROR_BUSY, "teep-brokerd is stopping; try again later.");
-        r = caller_identify_cached(b, m, &uid, &unit, error);
+        r = caller_identify_cached(m, &uid, &unit, error);
         if (r < 0)
                 return r;
         r = requester_derive(uid, unit, o->requester, &requester, error);

@@ -53,7 +53,6 @@ Broker *broker_free(Broker *b) {
         sd_event_source_disable_unref(b->route_flush);
         sd_event_source_disable_unref(b->emit_flush);
         sd_event_source_disable_unref(b->emit_timer);
-        broker_callers_free(b);
         if (b->bus)
                 sd_bus_flush_close_unref(b->bus);
         transport_free(b->transport);

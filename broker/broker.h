@@ -19,7 +19,6 @@ typedef struct Job Job;
 typedef struct Session Session;
 typedef struct Fetch Fetch;
 typedef struct RouteBatch RouteBatch;
-typedef struct CallerCache CallerCache;
 
 /* Limits a local user cannot push past (each job costs an agent call and some memory). */
 #define BROKER_MAX_JOBS 4096          /* unfinished, all users */
@@ -178,7 +177,6 @@ struct Broker {
         unsigned dirty_props;     /* Broker1 properties to announce (BROKER_PROP_*) */
         sd_event_source *emit_flush;
         sd_event_source *emit_timer;  /* Progress/TamURI changes (BROKER_PROGRESS_COALESCE_USEC) */
-        CallerCache *callers;     /* who the recent callers are (broker-bus.c) */
         uint32_t next_job_id;
         Session *sessions;
         uint64_t n_sessions_started;
@@ -221,7 +219,6 @@ void broker_emit_job_now(Job *j, unsigned props);
 
 /* ---- broker-bus.c: the public Broker1 interface and PayloadFetcher1 ---- */
 int broker_bus_register(Broker *b);
-void broker_callers_free(Broker *b);
 
 /* ---- agent.c: calls to org.teepkit.Agent1 and the mirror of its properties ---- */
 int broker_agent_watch(Broker *b);

@@ -48,56 +48,95 @@ int teep_resolve_user(const char *name_or_uid, uid_t *ret_uid, gid_t *ret_gid) {
 }
 
 /*
- * The sender's uid by unique name, remembered. With dbus-daemon, sd-bus learns a sender's uid
- * with a synchronous GetConnectionCredentials call per query: a round trip through the bus for
- * every method call and every property read (a GetAll of five properties was five of them).
- * What makes remembering it sound: dbus-daemon records a connection's credentials when it
- * connects and they never change, and a unique name (":1.42") is never given to a second
- * connection during the life of a bus (the bus id tells buses apart, so a test process with two
- * buses, or a daemon reconnected to a restarted bus, never mixes them up). Small and bounded:
- * the internal interfaces have one or two peers.
+ * Who a sender is, by unique name, remembered. With dbus-daemon, sd-bus learns a sender's
+ * credentials with a synchronous GetConnectionCredentials call per query: a round trip through
+ * the bus for every method call and every property read (a GetAll of five properties was five of
+ * them), the event loop waiting. What makes remembering it sound: dbus-daemon records a
+ * connection's credentials when it connects and they never change, and a unique name (":1.42")
+ * is never given to a second connection during the life of a bus (the bus id tells buses apart,
+ * so a test process with two buses, or a daemon reconnected to a restarted bus, never mixes them
+ * up). Bounded: the oldest entry makes room; the broker's clients are the many callers.
  */
-#define SENDER_CACHE_SIZE 8
+#define SENDER_CACHE_SIZE 128
 static struct {
         sd_id128_t bus_id;
         char name[64];
         uid_t uid;
+        bool has_unit; /* the caller's unit was asked (bus_sender_cache_put()) */
+        char *unit;    /* then: the unit, or NULL for none */
 } sender_cache[SENDER_CACHE_SIZE];
 static unsigned sender_cache_next;
 
-static bool sender_cache_find(sd_id128_t bus_id, const char *name, uid_t *ret) {
-        for (unsigned i = 0; i < SENDER_CACHE_SIZE; i++)
+/* The cache key of m's sender; -EINVAL when it has none (not a unique name that fits, no bus id). */
+static int sender_key(sd_bus_message *m, sd_id128_t *ret_bus_id, const char **ret_name) {
+        const char *sender = sd_bus_message_get_sender(m);
+
+        /* only unique names that fit; a well-known name could change hands */
+        if (!sender || sender[0] != ':' || strlen(sender) >= sizeof(sender_cache[0].name) ||
+            sd_bus_get_bus_id(sd_bus_message_get_bus(m), ret_bus_id) < 0 || sd_id128_is_null(*ret_bus_id))
+                return -EINVAL;
+        *ret_name = sender;
+        return 0;
+}
+
+static ssize_t sender_cache_find(sd_id128_t bus_id, const char *name) {
+        for (size_t i = 0; i < SENDER_CACHE_SIZE; i++)
                 if (sender_cache[i].name[0] && sd_id128_equal(sender_cache[i].bus_id, bus_id) &&
-                    strcmp(sender_cache[i].name, name) == 0) {
-                        *ret = sender_cache[i].uid;
-                        return true;
-                }
-        return false;
+                    strcmp(sender_cache[i].name, name) == 0)
+                        return (ssize_t)i;
+        return -1;
+}
+
+bool bus_sender_cache_get(sd_bus_message *m, bool need_unit, uid_t *ret_uid, const char **ret_unit) {
+        sd_id128_t bus_id;
+        const char *name;
+        ssize_t i;
+
+        if (sender_key(m, &bus_id, &name) < 0 || (i = sender_cache_find(bus_id, name)) < 0 ||
+            (need_unit && !sender_cache[i].has_unit))
+                return false;
+        *ret_uid = sender_cache[i].uid;
+        if (ret_unit)
+                *ret_unit = sender_cache[i].unit;
+        return true;
+}
+
+void bus_sender_cache_put(sd_bus_message *m, uid_t uid, bool has_unit, const char *unit) {
+        sd_id128_t bus_id;
+        const char *name;
+        char *u = NULL;
+        ssize_t i;
+
+        if (sender_key(m, &bus_id, &name) < 0 || (has_unit && unit && !(u = strdup(unit))))
+                return;
+        i = sender_cache_find(bus_id, name);
+        if (i < 0) {
+                i = (ssize_t)(sender_cache_next++ % SENDER_CACHE_SIZE);
+                sender_cache[i].bus_id = bus_id;
+                (void)snprintf(sender_cache[i].name, sizeof(sender_cache[i].name), "%s", name);
+                sender_cache[i].has_unit = false;
+        } else if (sender_cache[i].has_unit && !has_unit) {
+                return; /* what we know already includes the unit */
+        }
+        free(sender_cache[i].unit);
+        sender_cache[i].uid = uid;
+        sender_cache[i].has_unit = has_unit;
+        sender_cache[i].unit = u;
 }
 
 int bus_sender_uid(sd_bus_message *m, uid_t *ret) {
         sd_bus_creds *creds = NULL;
-        const char *sender = sd_bus_message_get_sender(m);
-        sd_id128_t bus_id = SD_ID128_NULL;
-        bool cacheable;
         int r;
 
-        /* only unique names that fit; a well-known name could change hands */
-        cacheable = sender && sender[0] == ':' && strlen(sender) < sizeof(sender_cache[0].name) &&
-                    sd_bus_get_bus_id(sd_bus_message_get_bus(m), &bus_id) >= 0 && !sd_id128_is_null(bus_id);
-        if (cacheable && sender_cache_find(bus_id, sender, ret))
+        if (bus_sender_cache_get(m, false, ret, NULL))
                 return 0;
         r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
         if (r < 0)
                 return r;
         r = sd_bus_creds_get_euid(creds, ret);
         sd_bus_creds_unref(creds);
-        if (r >= 0 && cacheable) {
-                unsigned i = sender_cache_next++ % SENDER_CACHE_SIZE;
-                sender_cache[i].bus_id = bus_id;
-                (void)snprintf(sender_cache[i].name, sizeof(sender_cache[i].name), "%s", sender);
-                sender_cache[i].uid = *ret;
-        }
+        if (r >= 0)
+                bus_sender_cache_put(m, *ret, false, NULL);
         return r;
 }
 

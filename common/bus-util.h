@@ -2,6 +2,7 @@
 /* bus-util.h: what every teepkit bus service does the same way — names, errors, who is calling */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
@@ -41,8 +42,15 @@
 /* "teep-broker" or a decimal uid → uid (and primary gid if ret_gid). -ESRCH if unknown. */
 int teep_resolve_user(const char *name_or_uid, uid_t *ret_uid, gid_t *ret_gid);
 
-/* The sender's effective uid, from the bus's own credentials (never from message arguments). */
+/* The sender's effective uid, from the bus's own credentials (never from message arguments);
+ * remembered per unique name (bus-util.c says why that is sound). */
 int bus_sender_uid(sd_bus_message *m, uid_t *ret);
+
+/* The same cache for a caller's identity with its unit (the broker's requesters): get answers
+ * true when the sender is known (with need_unit: known with its unit, which may be NULL for
+ * none; the string stays valid until the next put); put remembers what the bus said. */
+bool bus_sender_cache_get(sd_bus_message *m, bool need_unit, uid_t *ret_uid, const char **ret_unit);
+void bus_sender_cache_put(sd_bus_message *m, uid_t uid, bool has_unit, const char *unit);
 
 /*
  * Refuse a caller whose uid is not allowed: sets org.teepkit.Error.AccessDenied naming the
