@@ -47,6 +47,7 @@ typedef struct Daemon {
         size_t n_pending;
         sd_event_source *flush;  /* idle-priority: runs once the bus has nothing queued */
         sd_event_source *save;   /* idle-priority: the state write of answered (Un)RequestTA calls */
+        sd_event_source *bus_drain; /* bus_attach_event() */
 } Daemon;
 
 /* ---- errors ---- */
@@ -797,7 +798,7 @@ int main(int argc, char *argv[]) {
 
         r = sd_bus_add_object_vtable(d.bus, NULL, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, agent_vtable, &d);
         if (r >= 0)
-                r = sd_bus_attach_event(d.bus, d.event, SD_EVENT_PRIORITY_NORMAL);
+                r = bus_attach_event(d.bus, d.event, &d.bus_drain);
         if (r < 0) {
                 log_error("cannot publish %s: %s", TEEP_AGENT_PATH, strerror(-r));
                 goto finish;
@@ -845,6 +846,7 @@ finish:
         }
         d.flush = sd_event_source_unref(d.flush);
         d.save = sd_event_source_unref(d.save);
+        d.bus_drain = sd_event_source_disable_unref(d.bus_drain);
         if (d.bus)
                 sd_bus_flush_close_unref(d.bus);
         d.bus = NULL;

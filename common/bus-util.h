@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 
 /* Well-known names and paths (docs/design.md). */
 #define TEEP_BROKER_BUS_NAME "org.teepkit.Broker1"
@@ -66,7 +67,11 @@ int bus_require_sender_uid(sd_bus_message *m, uid_t allowed, sd_bus_error *error
 int bus_error_set_teep(sd_bus_error *error, int errno_value, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-/* Open the system bus (honours DBUS_SYSTEM_BUS_ADDRESS), attach it to event, request name.
- * Logs and returns -errno on failure. */
-struct sd_event;
-int bus_open_and_request_name(struct sd_event *event, const char *name, sd_bus **ret);
+/* Open the system bus (honours DBUS_SYSTEM_BUS_ADDRESS), attach it to event with
+ * bus_attach_event() (*ret_drain as there), request name. Logs and returns -errno on failure. */
+int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret, sd_event_source **ret_drain);
+
+/* sd_bus_attach_event(), and a post source that processes every message already queued after
+ * each iteration (bus-util.c says why). The caller keeps *ret_drain (NULL if it could not be
+ * made) and drops it with sd_event_source_disable_unref() before the bus. */
+int bus_attach_event(sd_bus *bus, sd_event *event, sd_event_source **ret_drain);

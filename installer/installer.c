@@ -44,6 +44,7 @@ typedef struct Installer {
         sd_bus *bus;
         sd_bus_slot *slot;
         sd_event_source *idle;
+        sd_event_source *bus_drain; /* bus_attach_event() */
         Store *store;
         uid_t agent_uid;
         uint64_t idle_usec;
@@ -57,6 +58,7 @@ static void settings_done(Settings *s) {
 static void installer_done(Installer *i) {
         i->idle = sd_event_source_unref(i->idle);
         i->slot = sd_bus_slot_unref(i->slot);
+        i->bus_drain = sd_event_source_disable_unref(i->bus_drain);
         i->bus = sd_bus_flush_close_unref(i->bus);
         i->event = sd_event_unref(i->event);
         i->store = store_free(i->store);
@@ -666,7 +668,7 @@ static int run(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
 
-        r = bus_open_and_request_name(i.event, TEEP_INSTALLER_BUS_NAME, &i.bus);
+        r = bus_open_and_request_name(i.event, TEEP_INSTALLER_BUS_NAME, &i.bus, &i.bus_drain);
         if (r < 0)
                 return EXIT_FAILURE;
         /* If the bus goes away there is nobody left to serve. */
