@@ -9,6 +9,7 @@
 #include "broker.h"
 #include "bus-util.h"
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "macro.h"
 #include "options.h"
@@ -26,26 +27,17 @@ static void strv_freep(char ***p) {
  * /proc/PID/cgroup; the pid could be reused between the bus's answer and our read, so the unit
  * is used only when the process we read still has the uid the bus reported.
  */
-static int caller_identify(sd_bus_message *m, uid_t *ret_uid, char **ret_unit, sd_bus_error *error) {
+static int caller_unit(uid_t uid, pid_t pid, char **ret_unit) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
         const char *unit = NULL, *user_unit = NULL, *session = NULL;
-        uid_t uid;
-        pid_t pid;
-        int r;
+        uid_t now;
 
         *ret_unit = NULL;
-        r = sd_bus_query_sender_creds(m,
-                                      SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT |
-                                              SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_SESSION | SD_BUS_CREDS_AUGMENT,
-                                      &c);
-        if (r >= 0)
-                r = sd_bus_creds_get_euid(c, &uid);
-        if (r < 0)
-                /* fail closed: a request nobody can own is refused */
-                return sd_bus_error_setf(error, TEEP_ERROR_ACCESS_DENIED,
-                                         "Cannot tell who is calling (%s); refusing the request.", strerror(-r));
-        *ret_uid = uid;
-
+        if (pid <= 0 ||
+            sd_bus_creds_new_from_pid(&c, pid, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT |
+                                                       SD_BUS_CREDS_SESSION) < 0 ||
+            sd_bus_creds_get_euid(c, &now) < 0 || now != uid)
+                return 0; /* gone, or not the caller any more: no unit, the uid decides */
         if (sd_bus_creds_get_unit(c, &unit) < 0)
                 unit = NULL;
         if (sd_bus_creds_get_user_unit(c, &user_unit) < 0)
@@ -54,17 +46,28 @@ static int caller_identify(sd_bus_message *m, uid_t *ret_uid, char **ret_unit, s
                 session = NULL;
         if (!requester_unit_is_system_service(unit, user_unit, session))
                 return 0;
-        if (sd_bus_creds_get_pid(c, &pid) >= 0) {
-                _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *again = NULL;
-                uid_t now;
-                if (sd_bus_creds_new_from_pid(&again, pid, SD_BUS_CREDS_EUID) >= 0 &&
-                    sd_bus_creds_get_euid(again, &now) >= 0 && now == uid) {
-                        *ret_unit = strdup(unit);
-                        if (!*ret_unit)
-                                return -ENOMEM;
-                }
-        }
-        return 0;
+        *ret_unit = strdup(unit);
+        return *ret_unit ? 0 : -ENOMEM;
+}
+
+/* The same, asking the bus daemon and waiting for it: for callers caller_lookup_start() could not
+ * take (no unique name, too many lookups at once, a cache that forgot them meanwhile). */
+static int caller_identify(sd_bus_message *m, uid_t *ret_uid, char **ret_unit, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
+        pid_t pid = 0;
+        int r;
+
+        *ret_unit = NULL;
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID, &c);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(c, ret_uid);
+        if (r < 0)
+                /* fail closed: a request nobody can own is refused */
+                return sd_bus_error_setf(error, TEEP_ERROR_ACCESS_DENIED,
+                                         "Cannot tell who is calling (%s); refusing the request.", strerror(-r));
+        if (sd_bus_creds_get_pid(c, &pid) < 0)
+                pid = 0;
+        return caller_unit(*ret_uid, pid, ret_unit);
 }
 
 /* caller_identify(), remembered per connection (bus_sender_cache_get(): a unique name's
@@ -84,6 +87,175 @@ static int caller_identify_cached(sd_bus_message *m, uid_t *ret_uid, char **ret_
         if (r >= 0)
                 bus_sender_cache_put(m, *ret_uid, true, *ret_unit);
         return r;
+}
+
+/*
+ * A connection's first call does not wait for the bus daemon: its credentials are asked for
+ * with an asynchronous GetConnectionCredentials, the call (and any other that connection makes
+ * meanwhile, in their order) waits in a CallerLookup, and the answer puts them in the cache and
+ * runs the calls again from the start, now with a cache hit. A burst of new clients then costs
+ * the broker no round trip each while its loop stands still (load: 100 new connections at once).
+ */
+/* One connection's calls waiting: above the jobs one uid may have unfinished
+ * (BROKER_MAX_JOBS_PER_UID), so only calls that would be refused anyway are refused (Busy). */
+#define CALLER_LOOKUP_MAX_CALLS 1024
+#define CALLER_LOOKUPS_MAX 256       /* connections waiting at once; more wait synchronously */
+
+typedef struct PendingCall {
+        sd_bus_message *m;
+        sd_bus_message_handler_t handler;
+} PendingCall;
+
+struct CallerLookup {
+        Broker *broker;
+        char *sender;
+        sd_bus_slot *slot;
+        PendingCall *calls;
+        unsigned n_calls, n_allocated;
+        LIST_FIELDS(CallerLookup, lookups);
+};
+
+static void caller_lookup_free(CallerLookup *l) {
+        if (!l)
+                return;
+        LIST_REMOVE(lookups, l->broker->caller_lookups, l);
+        l->broker->n_caller_lookups--;
+        sd_bus_slot_unref(l->slot);
+        for (unsigned i = 0; i < l->n_calls; i++)
+                sd_bus_message_unref(l->calls[i].m);
+        free(l->calls);
+        free(l->sender);
+        free(l);
+}
+
+void broker_caller_lookups_free(Broker *b) {
+        while (b->caller_lookups) {
+                CallerLookup *l = b->caller_lookups;
+                for (unsigned i = 0; i < l->n_calls; i++)
+                        (void)sd_bus_reply_method_errorf(l->calls[i].m, TEEP_ERROR_BUSY,
+                                                         "teep-brokerd is stopping; try again later.");
+                caller_lookup_free(l);
+        }
+}
+
+/* Run a waiting call as sd-bus would have: an error set or returned becomes its answer. */
+static void caller_call_run(Broker *b, const PendingCall *p) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_message_rewind(p->m, true);
+        if (r >= 0)
+                r = p->handler(p->m, b, &error);
+        if (sd_bus_error_is_set(&error))
+                (void)sd_bus_reply_method_error(p->m, &error);
+        else if (r < 0)
+                (void)sd_bus_reply_method_errno(p->m, r, NULL);
+}
+
+static int on_caller_credentials(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        CallerLookup *l = userdata;
+        Broker *b = l->broker;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        _cleanup_free_ char *unit = NULL;
+        bool have_uid = false;
+        uint32_t uid = 0, pid = 0;
+        int r = 0;
+
+        if (l->n_calls == 0) { /* its first call could not be kept (out of memory) */
+                caller_lookup_free(l);
+                return 0;
+        }
+        /* a{sv}: UnixUserID and ProcessID are what we read; anything else is skipped */
+        if (!e)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (!e && r >= 0) {
+                const char *key;
+                r = sd_bus_message_enter_container(reply, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r >= 0 && strcmp(key, "UnixUserID") == 0) {
+                        r = sd_bus_message_read(reply, "v", "u", &uid);
+                        have_uid = r >= 0;
+                } else if (r >= 0 && strcmp(key, "ProcessID") == 0)
+                        r = sd_bus_message_read(reply, "v", "u", &pid);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (e || r < 0 || !have_uid) {
+                log_warning("cannot tell who %s is (%s); refusing its %u call(s)", l->sender,
+                            e ? (e->message ?: e->name) : r < 0 ? strerror(-r) : "no UnixUserID", l->n_calls);
+                for (unsigned i = 0; i < l->n_calls; i++)
+                        (void)sd_bus_reply_method_errorf(l->calls[i].m, TEEP_ERROR_ACCESS_DENIED,
+                                                         "Cannot tell who is calling; refusing the request.");
+                caller_lookup_free(l);
+                return 0;
+        }
+        r = caller_unit((uid_t)uid, (pid_t)pid, &unit);
+        if (r < 0) {
+                for (unsigned i = 0; i < l->n_calls; i++)
+                        (void)sd_bus_reply_method_errno(l->calls[i].m, r, NULL);
+                caller_lookup_free(l);
+                return 0;
+        }
+        bus_sender_cache_put(l->calls[0].m, (uid_t)uid, true, unit);
+        /* The calls run again, in their order; caller_known_or_wait() lets them through (the
+         * cache has the caller now, and should it not, create_job() asks synchronously). */
+        b->caller_rerun = true;
+        for (unsigned i = 0; i < l->n_calls; i++)
+                caller_call_run(b, &l->calls[i]);
+        b->caller_rerun = false;
+        caller_lookup_free(l);
+        return 0;
+}
+
+/* 0: the caller is known (or must be asked for synchronously), go on; 1: the call waits for
+ * its caller's credentials and is answered later; <0: an error for the call. */
+static int caller_known_or_wait(Broker *b, sd_bus_message *m, sd_bus_message_handler_t handler, sd_bus_error *error) {
+        const char *sender = sd_bus_message_get_sender(m);
+        CallerLookup *l;
+        uid_t uid;
+        int r;
+
+        if (b->caller_rerun || bus_sender_cache_get(m, true, &uid, NULL) || !sender || sender[0] != ':')
+                return 0;
+        LIST_FOREACH(lookups, l, b->caller_lookups)
+                if (strcmp(l->sender, sender) == 0)
+                        break;
+        if (!l) {
+                if (b->n_caller_lookups >= CALLER_LOOKUPS_MAX)
+                        return 0;
+                l = calloc(1, sizeof(*l));
+                if (!l || !(l->sender = strdup(sender))) {
+                        free(l);
+                        return -ENOMEM;
+                }
+                l->broker = b;
+                LIST_PREPEND(lookups, b->caller_lookups, l);
+                b->n_caller_lookups++;
+                r = sd_bus_call_method_async(b->bus, &l->slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                             "org.freedesktop.DBus", "GetConnectionCredentials",
+                                             on_caller_credentials, l, "s", sender);
+                if (r < 0) {
+                        caller_lookup_free(l);
+                        return 0; /* ask synchronously then */
+                }
+        }
+        if (l->n_calls >= CALLER_LOOKUP_MAX_CALLS)
+                return sd_bus_error_setf(error, TEEP_ERROR_BUSY,
+                                         "%u calls are waiting already; wait for their answers.", l->n_calls);
+        if (l->n_calls == l->n_allocated) {
+                unsigned n = l->n_allocated ? 2 * l->n_allocated : 8;
+                PendingCall *c = reallocarray(l->calls, n, sizeof(*c));
+                if (!c)
+                        return -ENOMEM;
+                l->calls = c;
+                l->n_allocated = n;
+        }
+        l->calls[l->n_calls++] = (PendingCall){ .m = sd_bus_message_ref(m), .handler = handler };
+        return 1;
 }
 
 static int create_job(Broker *b, sd_bus_message *m, JobKind kind, const char *component, char **tam_uris,
@@ -152,6 +324,10 @@ static int method_request_ta(sd_bus_message *m, void *userdata, sd_bus_error *er
         size_t n = 0;
         int r;
 
+        r = caller_known_or_wait(b, m, method_request_ta, error);
+        if (r != 0)
+                return r;
+
         r = sd_bus_message_read(m, "s", &component);
         if (r < 0)
                 return r;
@@ -180,6 +356,10 @@ static int method_unrequest_ta(sd_bus_message *m, void *userdata, sd_bus_error *
         const char *component;
         int r;
 
+        r = caller_known_or_wait(b, m, method_unrequest_ta, error);
+        if (r != 0)
+                return r;
+
         r = sd_bus_message_read(m, "s", &component);
         if (r < 0)
                 return r;
@@ -196,6 +376,10 @@ static int method_request_policy_check(sd_bus_message *m, void *userdata, sd_bus
         Broker *b = userdata;
         _cleanup_(broker_options_done) BrokerOptions o = {};
         int r;
+
+        r = caller_known_or_wait(b, m, method_request_policy_check, error);
+        if (r != 0)
+                return r;
 
         r = broker_options_read(m, &o, error);
         if (r < 0)

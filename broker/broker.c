@@ -53,6 +53,8 @@ Broker *broker_free(Broker *b) {
         sd_event_source_disable_unref(b->route_flush);
         sd_event_source_disable_unref(b->emit_flush);
         sd_event_source_disable_unref(b->emit_timer);
+        sd_event_source_disable_unref(b->bus_drain);
+        broker_caller_lookups_free(b); /* their calls hold references on the bus */
         if (b->bus)
                 sd_bus_flush_close_unref(b->bus);
         transport_free(b->transport);
@@ -252,7 +254,7 @@ int broker_start(Broker *b) {
                 return log_error_errno(r, "cannot connect to the system bus (%s): %s",
                                        getenv("DBUS_SYSTEM_BUS_ADDRESS") ?: "default address", strerror(-r));
         (void)sd_bus_set_description(b->bus, "teep-brokerd");
-        r = sd_bus_attach_event(b->bus, b->event, SD_EVENT_PRIORITY_NORMAL);
+        r = bus_attach_event(b->bus, b->event, &b->bus_drain);
         if (r < 0)
                 return log_error_errno(r, "cannot attach the bus to the event loop: %s", strerror(-r));
 
@@ -282,6 +284,7 @@ void broker_stop(Broker *b) {
                 return;
         b->stopping = true;
         broker_fetches_abort(b);
+        broker_caller_lookups_free(b); /* the calls waiting for their caller are answered */
         LIST_FOREACH_SAFE(jobs, j, n, b->jobs)
                 if (!job_state_is_final(j->state))
                         job_fail(j, TEEP_ERROR_FAILED, "teep-brokerd is stopping.");

@@ -19,6 +19,7 @@ typedef struct Job Job;
 typedef struct Session Session;
 typedef struct Fetch Fetch;
 typedef struct RouteBatch RouteBatch;
+typedef struct CallerLookup CallerLookup;
 
 /* Limits a local user cannot push past (each job costs an agent call and some memory). */
 #define BROKER_MAX_JOBS 4096          /* unfinished, all users */
@@ -176,6 +177,7 @@ struct Broker {
         Job *dirty_jobs;          /* jobs with changes to announce (Job.dirty) */
         unsigned dirty_props;     /* Broker1 properties to announce (BROKER_PROP_*) */
         sd_event_source *emit_flush;
+        sd_event_source *bus_drain;   /* bus_attach_event() */
         sd_event_source *emit_timer;  /* Progress/TamURI changes (BROKER_PROGRESS_COALESCE_USEC) */
         uint32_t next_job_id;
         Session *sessions;
@@ -183,6 +185,9 @@ struct Broker {
         uint64_t last_policy_check;  /* CLOCK_REALTIME µs */
         Fetch *fetches;
         unsigned n_fetches;
+        CallerLookup *caller_lookups; /* new callers whose credentials are on their way (broker-bus.c) */
+        unsigned n_caller_lookups;
+        bool caller_rerun;            /* running the calls a lookup held (on_caller_credentials()) */
 
         /* Policy checks run in rounds (HTTP-15 §5.6): Agent1.RequestPolicyCheck names one TAM
          * after the other until it answers "", each TAM gets a session. One round at a time;
@@ -202,6 +207,8 @@ struct Broker {
 /* ---- broker.c ---- */
 int broker_new(sd_event *event, const BrokerConfig *config, Broker **ret);
 Broker *broker_free(Broker *b);
+/* Answer (Busy) and drop the calls still waiting for their caller's credentials (broker-bus.c). */
+void broker_caller_lookups_free(Broker *b);
 /* Connect to the bus, publish the objects, take the name, watch the agent. */
 int broker_start(Broker *b);
 /* Fail what is still running (SIGTERM) and flush the bus. */

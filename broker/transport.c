@@ -22,6 +22,7 @@ struct Transport {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
+        sd_event_source *timer_now; /* libcurl's "now" (0 ms): a defer, no timer to program */
         char *ca_file;
         char *user_agent;
         long connect_timeout_ms;
@@ -78,12 +79,20 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Transport *t = userdata;
+static void timeout_fired(Transport *t) {
         int running = 0;
 
         (void)curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         transport_dispatch_done(t);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        timeout_fired(userdata);
+        return 0;
+}
+
+static int on_timer_now(sd_event_source *s, void *userdata) {
+        timeout_fired(userdata);
         return 0;
 }
 
@@ -132,13 +141,25 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         int r;
 
         if (timeout_ms < 0)
-                return sd_event_source_set_enabled(t->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+                return sd_event_source_set_enabled(t->timer, SD_EVENT_OFF) < 0 ||
+                                       sd_event_source_set_enabled(t->timer_now, SD_EVENT_OFF) < 0
+                               ? -1
+                               : 0;
         /* libcurl must not be re-entered from this callback: even "now" (0 ms) goes through
-         * the loop. */
+         * the loop, as a defer source (libcurl asks for "now" several times per exchange, and
+         * each time the kernel's timer would be programmed and cleared again). */
+        if (timeout_ms == 0) {
+                r = sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(t->timer_now, SD_EVENT_ONESHOT);
+                return r < 0 ? -1 : 0;
+        }
         r = sd_event_now(t->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
                 return -1;
-        r = sd_event_source_set_time(t->timer, now + (uint64_t)timeout_ms * 1000u + 1);
+        r = sd_event_source_set_enabled(t->timer_now, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_source_set_time(t->timer, now + (uint64_t)timeout_ms * 1000u + 1);
         if (r >= 0)
                 r = sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
         return r < 0 ? -1 : 0;
@@ -172,6 +193,13 @@ int transport_new(sd_event *event, const TransportConfig *cfg, Transport **ret) 
         }
         (void)sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
         (void)sd_event_source_set_description(t->timer, "curl-timer");
+        r = sd_event_add_defer(event, &t->timer_now, on_timer_now, t);
+        if (r < 0) {
+                transport_free(t);
+                return r;
+        }
+        (void)sd_event_source_set_enabled(t->timer_now, SD_EVENT_OFF);
+        (void)sd_event_source_set_description(t->timer_now, "curl-timer-now");
 
         t->multi = curl_multi_init();
         if (!t->multi)
@@ -197,6 +225,7 @@ Transport *transport_free(Transport *t) {
         if (t->multi)
                 curl_multi_cleanup(t->multi);
         sd_event_source_disable_unref(t->timer);
+        sd_event_source_disable_unref(t->timer_now);
         sd_event_unref(t->event);
         free(t->ca_file);
         free(t->user_agent);
