@@ -80,9 +80,10 @@ int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode);
 /* A sealed memfd holding data (for Installer1.Install). */
 int memfd_from_data(const char *name, const void *data, size_t len);
-/* Like write_file_atomic_at() but without fsync: the caller makes it durable (syncfs) before
- * anything durable refers to it. */
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* Like write_file_atomic_at() but without the directory's fsync, and without the file's unless
+ * sync_file: the caller makes the rest durable (an fsync of the directory once for several
+ * files, or syncfs) before anything durable refers to it. */
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file);
 /* 1 and the size when fd is a memfd sealed against write, grow and shrink; 0 when not; -errno. */
 int sealed_memfd_size(int fd, uint64_t *ret_size);
 /* SHA-256 of the first len bytes of fd, read in chunks with pread (the offset stays). */
@@ -97,6 +98,7 @@ int fd_equals(int fd, uint64_t len, const uint8_t *data, size_t data_len);
 #define AGENT_UNAUTH_ERRORS_PER_MINUTE 10
 #define AGENT_MAX_REQUESTS 4096
 #define AGENT_MAX_REQUESTS_PER_REQUESTER 1024 /* so that one user cannot take every slot (docs/limits.md) */
+#define AGENT_SYNCFS_COPIES 8 /* an Update with more manifest copies syncs them with one syncfs() (update.c) */
 #define AGENT_MAX_TCS 4096 /* installed TCs: an Update that would exceed it fails (docs/limits.md) */
 #define AGENT_MAX_KEYS 64
 

@@ -16,6 +16,7 @@
 #include "teep-component.h"
 
 #define STATE_FILE "state"
+#define STATE_SPARE ".state.spare" /* write_file_swap_at(): an older state, never read */
 #define STATE_MAX (16 * 1024 * 1024)
 
 uint64_t agent_now_usec(void) {
@@ -215,7 +216,7 @@ int agent_pending(const Agent *a, const char ***ret) {
 /* ---- state ---- */
 
 int agent_write_state_text(Agent *a, char *text, size_t len, bool has_journal) {
-        int r = write_file_atomic_at(a->state_fd, STATE_FILE, text, len, 0600);
+        int r = write_file_swap_at(a->state_fd, STATE_FILE, STATE_SPARE, text, len, 0600, true);
         if (r < 0) {
                 free(text);
                 return log_error_errno(r, "cannot write %s: %s", a->state_path, strerror(-r));

@@ -18,7 +18,8 @@
 
 #define FD_CHUNK (256 * 1024) /* streaming reads of a payload: what the agent holds of it at once */
 
-static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync) {
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file,
+                        bool sync_dir) {
         _cleanup_close_ int fd = -1;
         char tmp[300];
         uint64_t rnd = 0;
@@ -36,7 +37,7 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
         r = loop_write(fd, data, len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
-        if (r >= 0 && sync && fsync(fd) < 0)
+        if (r >= 0 && sync_file && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
                 r = -errno;
@@ -45,17 +46,17 @@ static int write_atomic(int dirfd, const char *name, const void *data, size_t le
                 return r;
         }
         /* the rename is durable only once the directory is */
-        if (sync && fsync(dirfd) < 0)
+        if (sync_dir && fsync(dirfd) < 0)
                 return -errno;
         return 0;
 }
 
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_atomic(dirfd, name, data, len, mode, true);
+        return write_atomic(dirfd, name, data, len, mode, true, true);
 }
 
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        return write_atomic(dirfd, name, data, len, mode, false);
+int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file) {
+        return write_atomic(dirfd, name, data, len, mode, sync_file, false);
 }
 
 int sealed_memfd_size(int fd, uint64_t *ret_size) {

@@ -208,19 +208,30 @@ int agent_state_add_journal(AgentState *s, AgentJournalOp op, const AgentTc *tc)
         return 0;
 }
 
+/* An array of n elements of size, or NULL for none; false when out of memory. */
+static bool alloc_copy_array(void **ret, size_t n, size_t size) {
+        *ret = NULL;
+        return n == 0 || (*ret = calloc(n, size));
+}
+
+/* The lists of src hold no duplicates (every agent_state_add_*() and agent_state_note_seen()
+ * looks first, and agent_state_parse() goes through them): each is copied as it is, in one
+ * allocation and without those lookups, so a copy costs O(n), not O(n²) — it is taken for
+ * every change (a journal, each answered request), with up to AGENT_MAX_TCS components and
+ * thousands of requests. */
 int agent_state_copy(AgentState *dst, const AgentState *src) {
         AgentState n = {};
         int r = 0;
 
+        if (!alloc_copy_array((void **)&n.tcs, src->n_tcs, sizeof(AgentTc)) ||
+            !alloc_copy_array((void **)&n.reqs, src->n_reqs, sizeof(AgentRequest)) ||
+            !alloc_copy_array((void **)&n.unneeded, src->n_unneeded, sizeof(char *)) ||
+            !alloc_copy_array((void **)&n.seen, src->n_seen, sizeof(AgentSeen)) ||
+            !alloc_copy_array((void **)&n.journal, src->n_journal, sizeof(AgentJournal)))
+                r = -ENOMEM;
         for (size_t i = 0; i < src->n_tcs && r >= 0; i++)
-                r = agent_state_add_tc(&n, &src->tcs[i]);
-        /* src holds no duplicates: the requests (thousands under load, copied for every change)
-         * go in without agent_state_add_request()'s lookup and one-by-one growth */
-        if (r >= 0 && src->n_reqs > 0) {
-                n.reqs = calloc(src->n_reqs, sizeof(AgentRequest));
-                if (!n.reqs)
-                        r = -ENOMEM;
-        }
+                if ((r = agent_tc_copy(&n.tcs[i], &src->tcs[i])) >= 0)
+                        n.n_tcs++;
         for (size_t i = 0; i < src->n_reqs && r >= 0; i++) {
                 AgentRequest q = { .component = strdup(src->reqs[i].component),
                                    .requester = strdup(src->reqs[i].requester) };
@@ -232,11 +243,21 @@ int agent_state_copy(AgentState *dst, const AgentState *src) {
                         n.reqs[n.n_reqs++] = q;
         }
         for (size_t i = 0; i < src->n_unneeded && r >= 0; i++)
-                r = agent_state_add_unneeded(&n, src->unneeded[i]);
+                if ((n.unneeded[i] = strdup(src->unneeded[i])))
+                        n.n_unneeded++;
+                else
+                        r = -ENOMEM;
         for (size_t i = 0; i < src->n_seen && r >= 0; i++)
-                r = agent_state_note_seen(&n, src->seen[i].component, src->seen[i].seq);
+                if ((n.seen[i].component = strdup(src->seen[i].component))) {
+                        n.seen[i].seq = src->seen[i].seq;
+                        n.n_seen++;
+                } else
+                        r = -ENOMEM;
         for (size_t i = 0; i < src->n_journal && r >= 0; i++)
-                r = agent_state_add_journal(&n, src->journal[i].op, &src->journal[i].tc);
+                if ((r = agent_tc_copy(&n.journal[i].tc, &src->journal[i].tc)) >= 0) {
+                        n.journal[i].op = src->journal[i].op;
+                        n.n_journal++;
+                }
         if (r < 0) {
                 agent_state_done(&n);
                 return r;

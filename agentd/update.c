@@ -1045,20 +1045,25 @@ static int sub_dir(Agent *a, const char *name) {
         return open_private_dir_at(a->state_fd, name, 0700);
 }
 
-/* A copy in dir/name, written without fsync: the caller syncs the file system once for all
- * copies (commit(), step 1). Returns 1 when written, 0 when it was there already. */
-static int store_blob(Agent *a, const char *dir, const char *name, const uint8_t *data, size_t len) {
-        _cleanup_close_ int dfd = -1;
+/* A copy in dfd/name, its directory entry not synced (the caller does that once for all copies),
+ * nor its bytes unless sync_file. Returns 1 when written, 0 when it was there already. */
+static int store_blob(int dfd, const char *name, const uint8_t *data, size_t len, bool sync_file) {
         struct stat st;
         int r;
 
-        dfd = sub_dir(a, dir);
-        if (dfd < 0)
-                return dfd;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-            (uint64_t)st.st_size == len)
-                return 0; /* content-addressed: already there */
-        r = write_file_unsynced_at(dfd, name, data, len, 0600);
+            (uint64_t)st.st_size == len) {
+                /* content-addressed: already there, but maybe left over from a session that
+                 * crashed before its copy was synced */
+                _cleanup_close_ int fd = -1;
+                if (!sync_file)
+                        return 0;
+                fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 || fsync(fd) < 0)
+                        return -errno;
+                return 0;
+        }
+        r = write_file_unsynced_at(dfd, name, data, len, 0600, sync_file);
         return r < 0 ? r : 1;
 }
 
@@ -1188,26 +1193,33 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
 
         /* 1. our copies: the manifest (for evidence and uninstall), and no image: the rollback
          *    of a change is the installer's (its undo record of the file the change replaced,
-         *    Installer1.Restore). Written without an fsync each: nothing durable refers to them
-         *    until the journal (step 2) or the state (step 4) does, and one syncfs() below,
-         *    before the journal, makes all of them durable at once (files and their directory
-         *    entries): the same guarantee as an fsync of each file and each directory, with one
-         *    flush. A crash before it leaves copies that no state refers to (removed by the next
+         *    Installer1.Restore). Nothing durable refers to a copy until the journal (step 2) or
+         *    the state (step 4) does, so each is made durable, file and directory entry, before
+         *    the journal is written: an fsync of each copy and one of their directory. An Update
+         *    with more than AGENT_SYNCFS_COPIES copies writes them without an fsync each and
+         *    syncs the file system once instead (one flush, however many copies; but it also
+         *    waits for every other writer's dirty data there, hence only for big batches).
+         *    A crash before it leaves copies that no state refers to (removed by the next
          *    commit's garbage collection) and a store that was not touched yet. */
-        bool wrote = false;
-        for (size_t i = 0; i < n_ops && r >= 0; i++) {
-                char hex[65], name[80];
-                const Staged *st = ops[i].st;
-                if (ops[i].action != ACT_INSTALL)
-                        continue;
-                (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
-                r = store_blob(a, "manifests", name, st->stored, st->stored_len);
-                /* synced also when the copy was there already: it may be left over from a
-                 * session that crashed before its syncfs */
-                wrote = true;
+        size_t n_copies = 0;
+        for (size_t i = 0; i < n_ops; i++)
+                n_copies += ops[i].action == ACT_INSTALL;
+        if (n_copies > 0) {
+                _cleanup_close_ int mfd = -1;
+                bool use_syncfs = n_copies > AGENT_SYNCFS_COPIES;
+
+                mfd = r = sub_dir(a, "manifests");
+                for (size_t i = 0; i < n_ops && r >= 0; i++) {
+                        char hex[65], name[80];
+                        const Staged *st = ops[i].st;
+                        if (ops[i].action != ACT_INSTALL)
+                                continue;
+                        (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
+                        r = store_blob(mfd, name, st->stored, st->stored_len, !use_syncfs);
+                }
+                if (r >= 0 && (use_syncfs ? syncfs(mfd) : fsync(mfd)) < 0)
+                        r = -errno;
         }
-        if (r >= 0 && wrote && syncfs(a->state_fd) < 0)
-                r = -errno;
         if (r < 0) {
                 (void)snprintf(why, why_len, "cannot keep copies in the state directory: %s", strerror(-r));
                 goto out;

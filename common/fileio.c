@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* fileio.c: bounded whole-file reads and hex decoding */
+/* fileio.c: bounded whole-file reads, hex decoding, a state file rewritten through a spare */
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -166,5 +167,55 @@ int loop_write(int fd, const void *data, size_t len) {
                 p += n;
                 len -= (size_t)n;
         }
+        return 0;
+}
+
+int write_file_swap_at(int dirfd, const char *name, const char *spare, const void *data, size_t len, mode_t mode,
+                       bool sync) {
+        struct stat st;
+        int fd = -1, r = 0;
+
+        for (int attempt = 0; attempt < 2; attempt++) {
+                fd = openat(dirfd, spare, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+                if (fd < 0)
+                        return -errno;
+                if (fstat(fd, &st) < 0) {
+                        r = -errno;
+                        close(fd);
+                        return r;
+                }
+                if (S_ISREG(st.st_mode) && st.st_nlink == 1)
+                        break;
+                /* not a spare we made (another name for the same file would change with it):
+                 * away with it, and a new one */
+                close(fd);
+                fd = -1;
+                if (unlinkat(dirfd, spare, 0) < 0)
+                        return -errno;
+        }
+        if (fd < 0)
+                return -EEXIST;
+        if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = loop_write(fd, data, len); /* from offset 0: just opened */
+        if (r >= 0 && ftruncate(fd, (off_t)len) < 0)
+                r = -errno;
+        if (r >= 0 && sync && fdatasync(fd) < 0)
+                r = -errno;
+        close(fd);
+        if (r < 0)
+                return r;
+        if (renameat2(dirfd, spare, dirfd, name, RENAME_EXCHANGE) < 0) {
+                /* no name yet (the first write), or a file system that cannot exchange: the spare
+                 * becomes the name, and the next write makes a new spare */
+                if (errno != ENOENT && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+                        return -errno;
+                if (renameat(dirfd, spare, dirfd, name) < 0)
+                        return -errno;
+        }
+        /* the exchange is durable only once the directory is */
+        if (sync && fsync(dirfd) < 0)
+                return -errno;
         return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Read all of path ("-" = stdin) into a NUL-terminated buffer of at most max bytes.
@@ -39,3 +40,18 @@ int loop_write(int fd, const void *data, size_t len);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). Returns out. */
 char *hexstr(const uint8_t *p, size_t n, char *out);
+
+/*
+ * Write data to dirfd/name atomically through a spare file beside it (dirfd/spare, a name the
+ * caller keeps for it): the spare is rewritten in place and exchanged with name (renameat2
+ * RENAME_EXCHANGE), so the old file becomes the next spare. No inode is made or freed per write,
+ * unlike a temporary file renamed over the old one (a new inode each time, and the replaced
+ * one's eviction: its blocks freed, and discarded on a discard mount). The first write, and a
+ * file system that cannot exchange, rename the spare instead. With sync, the spare's bytes are
+ * on disk (fdatasync) before the exchange, and the directory (fsync) after it. The spare holds
+ * an older version: never read, never trusted; one with other links is replaced, not written
+ * through. Returns 0 or -errno.
+ */
+int write_file_swap_at(int dirfd, const char *name, const char *spare, const void *data, size_t len, mode_t mode,
+                       bool sync);
+

@@ -102,6 +102,9 @@ const TeepSyscall teep_seccomp_base[] = {
 const TeepSyscall teep_seccomp_writes[] = {
         { "renameat", "atomic replace: rename the written temporary file over the old one" },
         { "rename", "atomic replace (glibc's rename() on x86-64)" },
+        { "renameat2", "the agent's state file: its spare exchanged with it (RENAME_EXCHANGE, agentd/fsutil.c)" },
+        { "ftruncate", "the agent's state file: its spare, rewritten in place, cut to the new length" },
+        { "fdatasync", "the agent's state file: the spare's bytes reach the disk before the exchange" },
         { "unlinkat", "remove a temporary file, a TC or a payload" },
         { "unlink", "remove a file (glibc's unlink() on x86-64)" },
         { "mkdirat", "create the state directory's private subdirectories" },

@@ -192,7 +192,7 @@ int tam_device_state_save(const char *state_dir, const TamDeviceState *s) {
         }
         if (fclose(f) != 0)
                 return -ENOMEM;
-        r = tam_write_file_atomic(path, text, size, 0644, true);
+        r = tam_write_state_file(path, text, size, 0644);
         if (r < 0)
                 return log_error_errno(r, "Cannot write %s: %s", path, strerror(-r));
         return 0;
@@ -246,7 +246,7 @@ int tam_device_last_update_save(const char *state_dir, const char *thumbprint, c
         r = state_path(state_dir, thumbprint, ".last-update", &path);
         if (r < 0)
                 return r;
-        return tam_write_file_atomic(path, data, len, 0644, true);
+        return tam_write_state_file(path, data, len, 0644);
 }
 
 int tam_device_last_update_load(const char *state_dir, const char *thumbprint, uint8_t **ret,

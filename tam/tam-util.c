@@ -133,6 +133,32 @@ int tam_key_load(const char *path, TeepKey **ret, char *errbuf, size_t errbuf_si
 
 bool tam_sync_writes = true;
 
+int tam_write_state_file(const char *path, const void *data, size_t len, mode_t mode) {
+        _cleanup_free_ char *copy = strdup(path ?: ""), *spare = NULL;
+        _cleanup_close_ int dfd = -1;
+        const char *base;
+        char *slash;
+
+        if (!copy)
+                return -ENOMEM;
+        slash = strrchr(copy, '/');
+        if (slash) {
+                *slash = '\0';
+                base = slash + 1;
+                dfd = open(*copy ? copy : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        } else {
+                base = copy;
+                dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (!*base || strcmp(base, "-") == 0)
+                return -EINVAL;
+        if (dfd < 0)
+                return -errno;
+        if (asprintf(&spare, ".%s.spare", base) < 0)
+                return -ENOMEM;
+        return write_file_swap_at(dfd, base, spare, data, len, mode, tam_sync_writes);
+}
+
 int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replace) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;

@@ -52,8 +52,14 @@ int tam_key_load(const char *path, TeepKey **ret, char *errbuf, size_t errbuf_si
  * path "-" writes to standard output.
  */
 int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, bool replace);
+/* A file of the TAM's own state (per device: what it has installed, the last Update sent),
+ * replaced on every session: written through a spare beside it, ".NAME.spare", exchanged with
+ * it (write_file_swap_at()), synced unless tam_sync_writes is false. Not for files a user
+ * names (teep-manifest's outputs): those get no hidden neighbour. */
+int tam_write_state_file(const char *path, const void *data, size_t len, mode_t mode);
 
-/* true (the default): tam_write_file_atomic() fsyncs before its rename. teep-tam --no-sync
+/* true (the default): tam_write_file_atomic() fsyncs before its rename, tam_write_state_file()
+ * before its exchange and the directory after it. teep-tam --no-sync
  * clears it (bench/run: the TAM's disk is not the device's, and not what is measured). */
 extern bool tam_sync_writes;
 

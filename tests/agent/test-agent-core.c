@@ -2,10 +2,12 @@
 /* test-agent-core.c: the agent core against a TAM built on libteep: the full cycle, negotiation, evidence */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent-internal.h"
 #include "agent-test.h"
@@ -680,4 +682,42 @@ Test(agent, old_payload_copies_removed_once_per_start) {
         a3 = fx_update(&F, &b, 1, NULL, &raw3);
         cr_assert_eq(a3->type, TEEP_TYPE_SUCCESS);
         cr_assert_eq(count_payload_copies(F.state_dir), -1, "again at the first commit after a restart");
+}
+
+/* agent_state_copy() copies each list as it is (no lookups): the copy says the same, byte for
+ * byte, with every kind of entry present, owns its own strings, and stays usable. */
+Test(agent, state_copy_is_the_same_state) {
+        static const char text[] = "teep-agentd-state 1\n"
+                                   "tc a/one 3 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 10 "
+                                   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd - http://127.0.0.1:1/tam\n"
+                                   "tc b/two 1 bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb 20 "
+                                   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd id-2 -\n"
+                                   "req a/one uid:1000\n"
+                                   "req a/one package:foo\n"
+                                   "unneeded b/two\n"
+                                   "seen a/one 3\n"
+                                   "seen b/two 1\n"
+                                   "seen c/gone 9\n"
+                                   "journal install c/gone 9 cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc 30 "
+                                   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd - -\n";
+        AgentState st = {}, copy = {};
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        size_t la, lb, lc;
+
+        cr_assert_eq(agent_state_parse(text, strlen(text), &st), 0, "the fixture parses");
+        cr_assert(st.n_tcs == 2 && st.n_reqs == 2 && st.n_unneeded == 1 && st.n_seen == 3 && st.n_journal == 1);
+        cr_assert_eq(agent_state_serialize(&st, &a, &la), 0);
+        cr_assert_eq(agent_state_copy(&copy, &st), 0);
+        cr_assert_eq(agent_state_serialize(&copy, &b, &lb), 0);
+        cr_assert_eq(la, lb);
+        cr_assert_str_eq(a, b, "the copy serializes to the same bytes");
+        cr_assert_neq(copy.tcs[0].component, st.tcs[0].component, "own strings, not shared ones");
+        agent_state_done(&st); /* the copy outlives its source */
+        cr_assert_eq(agent_state_note_seen(&copy, "a/one", 5), 0);
+        cr_assert_eq(agent_state_note_seen(&copy, "d/new", 1), 0);
+        cr_assert_eq(copy.n_seen, 4, "an existing floor is raised, a new one added");
+        cr_assert_geq(agent_state_add_request(&copy, "uid:2", "b/two"), 0);
+        cr_assert_eq(agent_state_serialize(&copy, &c, &lc), 0);
+        cr_assert(strstr(c, "seen a/one 5\n") && strstr(c, "seen d/new 1\n") && strstr(c, "req b/two uid:2\n"), "%s", c);
+        agent_state_done(&copy);
 }

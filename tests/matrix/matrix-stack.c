@@ -244,6 +244,10 @@ static int snap_one(const char *path, const struct stat *st, int type, struct FT
         if (strcmp(snap_tag, "tc") == 0 && f->level > 0 &&
             (strncmp(base, ".teep-undo-", 11) == 0 || strncmp(base, ".teep-added-", 12) == 0))
                 return 0;
+        /* the agent's state spare (write_file_swap_at()) holds an older state, never read: what
+         * the agent knows is in its state file */
+        if (strcmp(snap_tag, "agent") == 0 && f->level == 1 && strcmp(base, ".state.spare") == 0)
+                return 0;
         if (type == FTW_F && file_sha256_hex(path, digest) < 0)
                 snprintf(digest, sizeof(digest), "unreadable");
         if (strcmp(snap_tag, "tc") == 0 && f->level > 0 &&

@@ -910,5 +910,28 @@ Test(tam, state_files_are_whole_without_sync) {
         closedir(d);
         cr_assert_eq(n, 1, "only the file itself: no temporary file left");
         cr_assert_eq(unlink(path), 0);
+
+        /* the per-session state files: through a hidden spare, whole, with their mode */
+        snprintf(path, sizeof(path), "%s/device.installed", dir);
+        tam_sync_writes = false;
+        cr_assert_eq(tam_write_state_file(path, "one\n", 4, 0644), 0);
+        cr_assert_eq(tam_write_state_file(path, "two, longer\n", 12, 0644), 0);
+        cr_assert_eq(tam_write_state_file(path, "3\n", 2, 0644), 0);
+        tam_sync_writes = true;
+        f = fopen(path, "r");
+        cr_assert_not_null(f);
+        memset(buf, 0, sizeof(buf));
+        cr_assert_eq(fread(buf, 1, sizeof(buf) - 1, f), 2, "cut to the new length");
+        fclose(f);
+        cr_assert_str_eq(buf, "3\n");
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mode & 07777, 0644);
+        snprintf(path, sizeof(path), "%s/.device.installed.spare", dir);
+        cr_assert_eq(stat(path, &st), 0, "the spare is kept for the next write");
+        cr_assert_eq(st.st_size, 12, "it holds the version before");
+        cr_assert_eq(unlink(path), 0);
+        snprintf(path, sizeof(path), "%s/device.installed", dir);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(tam_write_state_file("-", "x", 1, 0644), -EINVAL, "no spare for standard output");
         cr_assert_eq(rmdir(dir), 0);
 }
