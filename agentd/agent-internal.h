@@ -64,6 +64,8 @@ uint64_t agent_state_seen_seq(const AgentState *s, const char *component, bool *
 int agent_state_add_tc(AgentState *s, const AgentTc *tc);       /* replaces one with the same component */
 void agent_state_remove_tc(AgentState *s, const char *component);
 int agent_state_add_request(AgentState *s, const char *requester, const char *component);
+/* The same without the lookup: for a caller that knows it is not there (returns 1 or -ENOMEM). */
+int agent_state_append_request(AgentState *s, const char *requester, const char *component);
 void agent_state_remove_request(AgentState *s, size_t i);
 int agent_state_add_unneeded(AgentState *s, const char *component);
 void agent_state_remove_unneeded(AgentState *s, const char *component);

@@ -465,10 +465,92 @@ static char *choose_tam(const Agent *a, char *const *hints, const char *preferre
         return NULL;
 }
 
+/*
+ * The requests of a state by (requester, component), and how many each requester holds, for a
+ * batch of RequestTA: each lookup was a walk over every request (three per request: is it
+ * there, how many has this requester, and the add's own check), O(n²) for a burst of a
+ * thousand. Open addressing, at most half full, built once per batch and kept up to date as the
+ * batch adds requests (at the end of next->reqs).
+ */
+typedef struct RequestIndex {
+        uint32_t *pairs;  /* index into reqs + 1; 0 = empty */
+        uint32_t *owners; /* index of a request of that requester + 1 */
+        uint32_t *counts; /* its requests, beside owners */
+        size_t mask;
+} RequestIndex;
+
+static uint64_t fnv1a(uint64_t h, const char *s) {
+        for (; *s; s++)
+                h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+        return (h ^ 0xff) * 0x100000001b3ull; /* a separator: ("ab","c") is not ("a","bc") */
+}
+
+static void request_index_done(RequestIndex *x) {
+        free(x->pairs);
+        free(x->owners);
+        free(x->counts);
+        *x = (RequestIndex){};
+}
+
+static void request_index_add(RequestIndex *x, const AgentState *s, size_t i) {
+        const char *q = s->reqs[i].requester;
+        size_t h = (size_t)fnv1a(fnv1a(0xcbf29ce484222325ull, q), s->reqs[i].component) & x->mask;
+
+        while (x->pairs[h])
+                h = (h + 1) & x->mask;
+        x->pairs[h] = (uint32_t)i + 1;
+        h = (size_t)fnv1a(0xcbf29ce484222325ull, q) & x->mask;
+        while (x->owners[h] && strcmp(s->reqs[x->owners[h] - 1].requester, q) != 0)
+                h = (h + 1) & x->mask;
+        if (!x->owners[h])
+                x->owners[h] = (uint32_t)i + 1;
+        x->counts[h]++;
+}
+
+/* For s holding up to max requests. */
+static int request_index_build(RequestIndex *x, const AgentState *s, size_t max) {
+        size_t cap = 16;
+
+        while (cap < 2 * max)
+                cap *= 2;
+        *x = (RequestIndex){ .pairs = calloc(cap, sizeof(uint32_t)), .owners = calloc(cap, sizeof(uint32_t)),
+                             .counts = calloc(cap, sizeof(uint32_t)), .mask = cap - 1 };
+        if (!x->pairs || !x->owners || !x->counts) {
+                request_index_done(x);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < s->n_reqs; i++)
+                request_index_add(x, s, i);
+        return 0;
+}
+
+static bool request_index_has(const RequestIndex *x, const AgentState *s, const char *requester, const char *component) {
+        size_t h = (size_t)fnv1a(fnv1a(0xcbf29ce484222325ull, requester), component) & x->mask;
+
+        for (; x->pairs[h]; h = (h + 1) & x->mask) {
+                const AgentRequest *q = &s->reqs[x->pairs[h] - 1];
+                if (strcmp(q->component, component) == 0 && strcmp(q->requester, requester) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static size_t request_index_count(const RequestIndex *x, const AgentState *s, const char *requester) {
+        size_t h = (size_t)fnv1a(0xcbf29ce484222325ull, requester) & x->mask;
+
+        for (; x->owners[h]; h = (h + 1) & x->mask)
+                if (strcmp(s->reqs[x->owners[h] - 1].requester, requester) == 0)
+                        return x->counts[h];
+        return 0;
+}
+
 /* One RequestTA applied to next (a copy of the state that may already hold others of the same
- * batch). Sets *changed bits; *ret_uri gets the TAM to contact, NULL when already installed. */
-static int request_apply(Agent *a, AgentState *next, const AgentRequestCall *c, unsigned *changed, char **ret_uri) {
+ * batch), with the batch's index of next's requests (kept up to date here). Sets *changed bits;
+ * *ret_uri gets the TAM to contact, NULL when already installed. */
+static int request_apply(Agent *a, AgentState *next, RequestIndex *x, const AgentRequestCall *c, unsigned *changed,
+                         char **ret_uri) {
         _cleanup_free_ char *uri = NULL;
+        bool known;
         int r;
 
         if (!requester_valid(c->requester))
@@ -476,12 +558,11 @@ static int request_apply(Agent *a, AgentState *next, const AgentRequestCall *c, 
         r = component_valid(c->component);
         if (r < 0)
                 return r;
-        if (agent_state_find_request(next, c->requester, c->component) < 0) {
-                size_t mine = 0;
+        known = request_index_has(x, next, c->requester, c->component);
+        if (!known) {
+                size_t mine = request_index_count(x, next, c->requester);
                 if (next->n_reqs >= AGENT_MAX_REQUESTS)
                         return -E2BIG;
-                for (size_t i = 0; i < next->n_reqs; i++)
-                        mine += strcmp(next->reqs[i].requester, c->requester) == 0;
                 if (mine >= AGENT_MAX_REQUESTS_PER_REQUESTER)
                         return log_warning_errno(-E2BIG, "RequestTA by %s refused: it holds %zu requests already (limit %d)",
                                                  c->requester, mine, AGENT_MAX_REQUESTS_PER_REQUESTER);
@@ -497,11 +578,13 @@ static int request_apply(Agent *a, AgentState *next, const AgentRequestCall *c, 
                         return r;
         }
 
-        r = agent_state_add_request(next, c->requester, c->component);
-        if (r < 0)
-                return r;
-        if (r > 0)
+        if (!known) {
+                r = agent_state_append_request(next, c->requester, c->component);
+                if (r < 0)
+                        return r;
+                request_index_add(x, next, next->n_reqs - 1);
                 *changed |= AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
+        }
         if (agent_state_find_unneeded(next, c->component) >= 0) {
                 /* needed again before the TAM removed it */
                 agent_state_remove_unneeded(next, c->component);
@@ -527,9 +610,14 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                         ret_r[i] = r;
                 return r;
         }
-        for (size_t i = 0; i < n; i++) {
-                /* a call that fails leaves next as it was (request_apply changes it last) */
-                ret_r[i] = request_apply(a, &next, &calls[i], &changed, &ret_uri[i]);
+        {
+                RequestIndex x;
+                r = request_index_build(&x, &next, next.n_reqs + n);
+                for (size_t i = 0; i < n; i++)
+                        /* a call that fails leaves next as it was (request_apply changes it last) */
+                        ret_r[i] = r < 0 ? r : request_apply(a, &next, &x, &calls[i], &changed, &ret_uri[i]);
+                request_index_done(&x);
+                r = 0;
         }
         /* one durable write for the whole batch: what a burst of requests costs is one save */
         if (changed)
@@ -549,10 +637,22 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                 a->state = next;
         } else
                 agent_state_done(&next);
-        for (size_t i = 0; i < n; i++)
-                if (ret_r[i] >= 0)
-                        log_info("RequestTA %s by %s: %s", calls[i].component, calls[i].requester,
-                                 ret_uri[i] ? ret_uri[i] : "already installed");
+        /* one line a request; for a batch one line in all (the broker logs every job with its
+         * requester, and a burst of a thousand lines would cost more than the requests) */
+        {
+                size_t ok = 0, installed = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (ret_r[i] < 0)
+                                continue;
+                        ok++;
+                        installed += !ret_uri[i];
+                        log_full(n == 1 ? LOG_INFO : LOG_DEBUG, "RequestTA %s by %s: %s", calls[i].component,
+                                 calls[i].requester, ret_uri[i] ? ret_uri[i] : "already installed");
+                }
+                if (n > 1)
+                        log_info("RequestTAMany: %zu request(s), %zu recorded (%zu already installed), %zu refused", n,
+                                 ok, installed, n - ok);
+        }
         agent_notify(a, changed);
         return 0;
 }

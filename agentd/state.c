@@ -121,11 +121,15 @@ void agent_state_remove_tc(AgentState *s, const char *component) {
 }
 
 int agent_state_add_request(AgentState *s, const char *requester, const char *component) {
+        if (agent_state_find_request(s, requester, component) >= 0)
+                return 0;
+        return agent_state_append_request(s, requester, component);
+}
+
+int agent_state_append_request(AgentState *s, const char *requester, const char *component) {
         char *c, *q;
         int r;
 
-        if (agent_state_find_request(s, requester, component) >= 0)
-                return 0;
         r = grow((void **)&s->reqs, s->n_reqs, sizeof(AgentRequest));
         if (r < 0)
                 return r;

@@ -172,6 +172,7 @@ struct Broker {
         unsigned n_agent_calls;   /* RequestTAMany/UnrequestTA calls in flight */
         Job *route_queue;         /* jobs to send to the agent once the bus is drained */
         Job *route_queue_tail;
+        unsigned n_route_queued;  /* jobs in route_queue */
         RouteBatch *batches;
         sd_event_source *route_flush;
         Job *dirty_jobs;          /* jobs with changes to announce (Job.dirty) */

@@ -417,6 +417,7 @@ static void route_queue_remove(Broker *b, Job *j) {
         if (b->route_queue_tail == j)
                 b->route_queue_tail = j->route_prev;
         LIST_REMOVE(route, b->route_queue, j);
+        b->n_route_queued--;
 }
 
 static RouteBatch *route_batch_free(RouteBatch *batch) {
@@ -618,7 +619,13 @@ int job_start(Job *j) {
                 else
                         b->route_queue = j;
                 b->route_queue_tail = j;
-                route_schedule(b);
+                b->n_route_queued++;
+                /* a full batch goes at once: while calls keep coming the idle flush would wait
+                 * for the end of the burst, and the agent could work on this batch meanwhile */
+                if (b->n_route_queued >= BROKER_MAX_ROUTE_BATCH)
+                        route_flush(b);
+                else
+                        route_schedule(b);
                 return 0;
         case JOB_POLICY_CHECK:
                 /* rounds of RequestPolicyCheck calls, shared by the checks asked for meanwhile */

@@ -2,6 +2,7 @@
 /* test-agent-batch.c: RequestTA calls batched into one state save (agent_request_ta_many) */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,4 +77,42 @@ Test(batch, single_call_is_the_same_as_request_ta) {
         free(uri);
         cr_assert_lt(agent_request_ta(F.agent, "uid:1000", "not a component!", NULL, &uri), 0);
         cr_assert_eq(agent_requests(F.agent, &reqs), 1);
+}
+
+/* One batch past a requester's limit, with duplicates and requesters mixed: the index the batch
+ * keeps of the requests counts each requester's, so the limit falls at the same call as it
+ * would one call at a time, and a duplicate is never counted twice. */
+Test(batch, a_big_batch_keeps_the_per_requester_limit) {
+        enum { N = AGENT_MAX_REQUESTS_PER_REQUESTER + 8 };
+        static char names[N][40];
+        static AgentRequestCall calls[N + 2];
+        static int rs[N + 2];
+        static char *uris[N + 2];
+        const AgentRequest *reqs;
+        size_t ok = 0, refused = 0;
+
+        for (size_t i = 0; i < N; i++) {
+                snprintf(names[i], sizeof(names[i]), "batch/tc-%zu", i);
+                calls[i] = (AgentRequestCall){ .requester = "uid:7", .component = names[i] };
+        }
+        calls[N] = (AgentRequestCall){ .requester = "uid:7", .component = names[3] }; /* again: not new */
+        calls[N + 1] = (AgentRequestCall){ .requester = "uid:8", .component = names[N - 1] };
+        cr_assert_eq(agent_request_ta_many(F.agent, N + 2, calls, rs, uris), 0);
+        for (size_t i = 0; i < N; i++) {
+                if (i < AGENT_MAX_REQUESTS_PER_REQUESTER)
+                        cr_assert_eq(rs[i], 0, "call %zu: %d", i, rs[i]);
+                else
+                        cr_assert_eq(rs[i], -E2BIG, "call %zu is past the limit: %d", i, rs[i]);
+                ok += rs[i] == 0;
+                refused += rs[i] == -E2BIG;
+        }
+        cr_assert_eq(rs[N], 0, "a request it holds already is not refused by the limit");
+        cr_assert_eq(rs[N + 1], 0, "another requester has its own limit");
+        cr_assert_eq(ok, AGENT_MAX_REQUESTS_PER_REQUESTER);
+        cr_assert_eq(refused, 8);
+        cr_assert_eq(agent_requests(F.agent, &reqs), AGENT_MAX_REQUESTS_PER_REQUESTER + 1);
+        cr_assert(has_request("uid:8", names[N - 1]));
+        cr_assert_not(has_request("uid:7", names[N - 1]));
+        for (size_t i = 0; i < N + 2; i++)
+                free(uris[i]);
 }
