@@ -11,6 +11,7 @@
 
 #include "bus-util.h"
 #include "macro.h"
+#include "requests.h"
 
 void broker_options_done(BrokerOptions *o) {
         free(o->requester);
@@ -156,24 +157,6 @@ int requester_derive(uid_t uid, const char *system_unit, const char *option, cha
 }
 
 bool tam_uri_is_valid(const char *uri) {
-        const char *host;
-        size_t n;
-
-        if (!uri)
-                return false;
-        n = strlen(uri);
-        if (n == 0 || n > BROKER_MAX_URI_LEN)
-                return false;
-        if (strncasecmp(uri, "https://", 8) == 0)
-                host = uri + 8;
-        else if (strncasecmp(uri, "http://", 7) == 0)
-                host = uri + 7;
-        else
-                return false;
-        if (*host == '\0' || *host == '/' || *host == '?' || *host == '#')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if ((unsigned char)uri[i] <= 0x20 || (unsigned char)uri[i] >= 0x7f)
-                        return false;
-        return true;
+        /* one rule for TAM URIs from the bus and from requests.d (teepkit.requests(5)) */
+        return teep_requests_tam_uri_is_valid(uri);
 }

@@ -8,7 +8,7 @@
 
 /* Bounds on what a caller may hand us. */
 #define BROKER_MAX_TAM_URIS 16
-#define BROKER_MAX_URI_LEN 2048
+#define BROKER_MAX_URI_LEN 2048 /* = TEEP_REQUESTS_MAX_URI_LEN (common/requests.h), which decides */
 #define BROKER_MAX_COMPONENT_LEN 4096
 #define BROKER_MAX_PACKAGE_LEN 128
 
@@ -47,6 +47,6 @@ bool requester_unit_is_system_service(const char *unit, const char *user_unit, c
  */
 int requester_derive(uid_t uid, const char *system_unit, const char *option, char **ret, sd_bus_error *error);
 
-/* A TAM URI a caller may pass: http:// or https:// with a host, printable ASCII without
- * spaces, at most BROKER_MAX_URI_LEN bytes. */
+/* A TAM URI a caller may pass: http:// or https:// (any case) with a host, printable ASCII
+ * without spaces, at most BROKER_MAX_URI_LEN bytes; teep_requests_tam_uri_is_valid(). */
 bool tam_uri_is_valid(const char *uri);

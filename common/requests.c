@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,9 +60,10 @@ bool teep_requests_tam_uri_is_valid(const char *uri) {
 
         if (n == 0 || n > TEEP_REQUESTS_MAX_URI_LEN)
                 return false;
-        if (strncmp(uri, "http://", 7) == 0)
+        /* the scheme is case-insensitive (RFC 3986, 3.1) */
+        if (strncasecmp(uri, "http://", 7) == 0)
                 host = uri + 7;
-        else if (strncmp(uri, "https://", 8) == 0)
+        else if (strncasecmp(uri, "https://", 8) == 0)
                 host = uri + 8;
         else
                 return false;

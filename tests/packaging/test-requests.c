@@ -180,6 +180,7 @@ Test(requests_names, debian_package_names) {
 Test(requests_names, tam_uris) {
         cr_assert(teep_requests_tam_uri_is_valid("https://tam.example.com/tam"));
         cr_assert(teep_requests_tam_uri_is_valid("http://127.0.0.1:1234"));
+        cr_assert(teep_requests_tam_uri_is_valid("HTTPS://tam.example.com/tam"), "the scheme in any case");
         cr_assert(!teep_requests_tam_uri_is_valid("ftp://tam.example.com/"));
         cr_assert(!teep_requests_tam_uri_is_valid("https://"));
         cr_assert(!teep_requests_tam_uri_is_valid("https:///x"));
