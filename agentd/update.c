@@ -1110,11 +1110,43 @@ static int discard_undo(Agent *a, const Op *ops, size_t n_ops, bool wait) {
 
 /* Remove files in dir that the state no longer references (payloads/: every file: the rollback
  * copies of images that older versions kept there; nothing writes there any more). */
+static int cmp_sha256(const void *a, const void *b) {
+        return memcmp(a, b, 32);
+}
+
+/* 1 when name is "<64 hex>.suit" naming one of the n sorted hashes. */
+static int manifest_name_used(const char *name, const uint8_t (*hashes)[32], size_t n) {
+        uint8_t h[32];
+
+        if (n == 0 || strlen(name) != 64 + 5 || strcmp(name + 64, ".suit") != 0)
+                return 0; /* (bsearch() must not be given a NULL array, even of 0 elements) */
+        for (size_t i = 0; i < 32; i++) {
+                int hi = unhexchar(name[2 * i]), lo = unhexchar(name[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return 0;
+                h[i] = (uint8_t)(hi << 4 | lo);
+        }
+        return bsearch(h, hashes, n, 32, cmp_sha256) != NULL;
+}
+
+/* Remove every file in dir the state does not name: a manifest copy no installed TC refers to,
+ * or (payloads) everything. The installed TCs' manifest hashes are sorted once, so a store of
+ * n TCs and f files costs O((n + f) log n), not a hex string per pair. */
 static void collect_garbage(Agent *a, const char *dir, bool payloads) {
         _cleanup_close_ int dfd = -1;
+        _cleanup_free_ uint8_t (*hashes)[32] = NULL;
+        size_t n = payloads ? 0 : a->state.n_tcs;
         DIR *d;
         struct dirent *de;
 
+        if (n > 0) {
+                hashes = calloc(n, 32);
+                if (!hashes)
+                        return; /* the next commit tries again */
+                for (size_t i = 0; i < n; i++)
+                        memcpy(hashes[i], a->state.tcs[i].manifest_hash, 32);
+                qsort(hashes, n, 32, cmp_sha256);
+        }
         dfd = openat(a->state_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (dfd < 0)
                 return;
@@ -1123,19 +1155,11 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
                 return;
         dfd = -1;
         while ((de = readdir(d))) {
-                bool used = false;
-                char hex[65];
-
                 if (de->d_name[0] == '.')
                         continue;
-                for (size_t i = 0; i < a->state.n_tcs && !used && !payloads; i++) {
-                        const AgentTc *tc = &a->state.tcs[i];
-                        char n[80];
-
-                        (void)snprintf(n, sizeof(n), "%s.suit", hexstr(tc->manifest_hash, 32, hex));
-                        used = strcmp(de->d_name, n) == 0;
-                }
-                if (!used)
+                /* lower-case hex only: the name a copy is written under (store_blob()) */
+                if (!manifest_name_used(de->d_name, (const uint8_t (*)[32])hashes, n) ||
+                    strspn(de->d_name, "0123456789abcdef") != 64)
                         (void)unlinkat(dirfd(d), de->d_name, 0);
         }
         closedir(d);

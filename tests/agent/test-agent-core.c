@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-agent-core.c: the agent core against a TAM built on libteep: the full cycle, negotiation, evidence */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -720,4 +721,71 @@ Test(agent, state_copy_is_the_same_state) {
         cr_assert_eq(agent_state_serialize(&copy, &c, &lc), 0);
         cr_assert(strstr(c, "seen a/one 5\n") && strstr(c, "seen d/new 1\n") && strstr(c, "req b/two uid:2\n"), "%s", c);
         agent_state_done(&copy);
+}
+
+/* After a commit, manifests/ holds exactly the copies the installed TCs name: an unreferenced
+ * copy, a name in upper-case hex and anything else are removed (collect_garbage(), which looks
+ * names up in the sorted hashes). */
+static unsigned count_files(const char *dir, unsigned *ret_lower_hex_suit) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0, good = 0;
+
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.') {
+                        n++;
+                        good += strlen(de->d_name) == 69 && strspn(de->d_name, "0123456789abcdef") == 64 &&
+                                strcmp(de->d_name + 64, ".suit") == 0;
+                }
+        closedir(d);
+        *ret_lower_hex_suit = good;
+        return n;
+}
+
+Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
+        _cleanup_free_ uint8_t *e = NULL, *raw = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
+        char dir[512], path[1100], upper[300];
+        unsigned good = 0;
+        size_t len;
+        TeepBuf b;
+        FILE *f;
+
+        fx_install(&F, TEST_COMPONENT, 1, "one");
+        fx_install(&F, TEST_COMPONENT2, 1, "two");
+        (void)snprintf(dir, sizeof(dir), "%s/manifests", F.state_dir);
+        cr_assert_eq(count_files(dir, &good), 2);
+        cr_assert_eq(good, 2);
+        {
+                /* the upper-case twin of a copy in use */
+                DIR *d = opendir(dir);
+                struct dirent *de;
+                while ((de = readdir(d)))
+                        if (de->d_name[0] != '.')
+                                break;
+                cr_assert_not_null(de);
+                snprintf(upper, sizeof(upper), "%s", de->d_name);
+                for (char *p = upper; *p && *p != '.'; p++)
+                        *p = (char)toupper((unsigned char)*p);
+                closedir(d);
+        }
+        const char *strays[] = { upper, "0000000000000000000000000000000000000000000000000000000000000000.suit",
+                                 "junk", NULL };
+        for (size_t i = 0; strays[i]; i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, strays[i]);
+                f = fopen(path, "w");
+                cr_assert_not_null(f);
+                fputs("x", f);
+                fclose(f);
+        }
+        cr_assert_eq(count_files(dir, &good), 5);
+
+        /* any commit collects: here a newer version of the first TC (its old copy goes too) */
+        e = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)"one, v2", 7, NULL, NULL, NULL, &len);
+        b = TEEP_BUF(e, len);
+        ans = fx_update(&F, &b, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+        cr_assert_eq(count_files(dir, &good), 2, "only the two copies in use are left");
+        cr_assert_eq(good, 2);
 }
