@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,75 @@ int tam_device_keys_load(const char *dir, TamDeviceKeys **ret) {
                 return r;
         *ret = TAKE_PTR(k);
         return 0;
+}
+
+/* What the files of dir are now: name, inode, size and modification time of each regular,
+ * non-hidden one, in name order. */
+static int keys_dir_signature(const char *dir, char **ret, size_t *ret_len) {
+        struct dirent **names = NULL;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f;
+        int n;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        n = dir ? scandir(dir, &names, NULL, alphasort) : 0;
+        for (int i = 0; i < n; i++) {
+                struct stat st;
+                char *path = NULL;
+                if (names[i]->d_name[0] != '.' && asprintf(&path, "%s/%s", dir, names[i]->d_name) >= 0 &&
+                    stat(path, &st) == 0 && S_ISREG(st.st_mode))
+                        fprintf(f, "%s/%ju/%jd/%jd.%09ld\n", names[i]->d_name, (uintmax_t)st.st_ino,
+                                (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+                free(path);
+                free(names[i]);
+        }
+        free(names);
+        if (n < 0)
+                fprintf(f, "unreadable: %d\n", errno);
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        *ret_len = len;
+        return 0;
+}
+
+int tam_device_keys_cached(const char *dir, TamDeviceKeysCache *c, const TamDeviceKeys **ret) {
+        _cleanup_free_ char *sig = NULL;
+        TamDeviceKeys *keys = NULL;
+        size_t sig_len = 0;
+        int r;
+
+        r = keys_dir_signature(dir, &sig, &sig_len);
+        if (r < 0)
+                return r;
+        if (c->keys && c->signature && sig_len == c->signature_len && memcmp(sig, c->signature, sig_len) == 0) {
+                *ret = c->keys;
+                return 0;
+        }
+        /* a file changed between the signature and the load is seen again at the next call:
+         * its signature will not match this one */
+        r = tam_device_keys_load(dir, &keys);
+        if (r < 0)
+                return r;
+        tam_device_keys_free(c->keys);
+        free(c->signature);
+        c->keys = keys;
+        c->signature = TAKE_PTR(sig);
+        c->signature_len = sig_len;
+        c->loads++;
+        *ret = c->keys;
+        return 0;
+}
+
+void tam_device_keys_cache_done(TamDeviceKeysCache *c) {
+        tam_device_keys_free(c->keys);
+        free(c->signature);
+        *c = (TamDeviceKeysCache){};
 }
 
 int tam_device_keys_find(const TamDeviceKeys *k, const char *thumbprint) {

@@ -35,6 +35,20 @@ static inline void tam_device_keys_freep(TamDeviceKeys **k) {
 /* Index of the key with this thumbprint, or -ENOENT. */
 int tam_device_keys_find(const TamDeviceKeys *k, const char *thumbprint);
 
+/* The keys of dir as tam_device_keys_load() gives them, kept between messages: loaded again
+ * only when the directory's files (name, inode, size, modification time) differ from the last
+ * load. Each message used to parse every key file (and hash it for its thumbprint). */
+typedef struct TamDeviceKeysCache {
+        TamDeviceKeys *keys;
+        char *signature;
+        size_t signature_len;
+        unsigned loads; /* how many times the files were read (tests) */
+} TamDeviceKeysCache;
+
+/* *ret is the cache's: valid until the next call or tam_device_keys_cache_done(). */
+int tam_device_keys_cached(const char *dir, TamDeviceKeysCache *c, const TamDeviceKeys **ret);
+void tam_device_keys_cache_done(TamDeviceKeysCache *c);
+
 /* What the TAM believes a device has installed: updated when the device reports Success. */
 typedef struct TamInstalled {
         char *component; /* textual name of the TC's component id */

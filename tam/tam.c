@@ -55,6 +55,7 @@ struct Tam {
         TeepKey *keys[TAM_MAX_KEYS];
         size_t n_keys;
         char *tc_dir, *payload_dir, *device_keys_dir, *state_dir;
+        TamDeviceKeysCache device_keys; /* the keys of device_keys_dir, under lock */
         char **revoked;
         size_t n_revoked;
         TamMode mode;
@@ -150,6 +151,7 @@ Tam *tam_free(Tam *t) {
         free(t->tc_dir);
         free(t->payload_dir);
         free(t->device_keys_dir);
+        tam_device_keys_cache_done(&t->device_keys);
         free(t->state_dir);
         free(t->transcript_dir);
         free(t->extra_manifest);
@@ -1003,7 +1005,7 @@ static void on_result(Tam *t, const TeepMessage *m, const char *device, TamReply
 }
 
 static void process_message(Tam *t, const uint8_t *body, size_t len, TamStep *step, TamReply *reply) {
-        _cleanup_(tam_device_keys_freep) TamDeviceKeys *keys = NULL;
+        const TamDeviceKeys *keys = NULL; /* t->device_keys' (under t->lock) */
         _cleanup_(teep_message_freep) TeepMessage *m = NULL;
         TeepCoseMessage cose;
         TeepError err = {};
@@ -1034,7 +1036,7 @@ static void process_message(Tam *t, const uint8_t *body, size_t len, TamStep *st
                 return reply_status(reply, 400);
         }
 
-        r = tam_device_keys_load(t->device_keys_dir, &keys);
+        r = tam_device_keys_cached(t->device_keys_dir, &t->device_keys, &keys);
         if (r < 0) {
                 log_error("Cannot load the device keys: %s", strerror(-r));
                 return reply_status(reply, 500);

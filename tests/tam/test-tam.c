@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices.h"
+#include "macro.h"
 #include "tam-util.h"
 #include "tam-world.h"
 #include "teep-eat.h"
@@ -934,4 +936,61 @@ Test(tam, state_files_are_whole_without_sync) {
         cr_assert_eq(unlink(path), 0);
         cr_assert_eq(tam_write_state_file("-", "x", 1, 0644), -EINVAL, "no spare for standard output");
         cr_assert_eq(rmdir(dir), 0);
+}
+
+/* The device keys are read again only when the directory's files change. */
+static void write_key_file(const char *dir, const char *name, TeepKey *key) {
+        _cleanup_free_ char *pem = NULL;
+        char path[512];
+
+        cr_assert_eq(teep_key_export_pem(key, &pem), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        cr_assert_eq(tam_write_file_atomic(path, pem, strlen(pem), 0644, true), 0);
+}
+
+Test(tam, device_keys_are_read_again_only_when_their_files_change) {
+        char dir[] = "/tmp/teep-tam-keys-XXXXXX", path[512], tp[65];
+        TeepKey *k1 = NULL, *k2 = NULL, *k3 = NULL;
+        TamDeviceKeysCache c = {};
+        const TamDeviceKeys *keys = NULL, *again = NULL;
+
+        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_eq(teep_key_generate(&k1, TEEP_KEY_P256), 0);
+        cr_assert_eq(teep_key_generate(&k2, TEEP_KEY_P256), 0);
+        cr_assert_eq(teep_key_generate(&k3, TEEP_KEY_ED25519), 0);
+        write_key_file(dir, "a.pem", k1);
+
+        cr_assert_eq(tam_device_keys_cached(dir, &c, &keys), 0);
+        cr_assert_eq(keys->n, 1);
+        cr_assert_eq(c.loads, 1);
+        cr_assert_eq(tam_device_keys_cached(dir, &c, &again), 0);
+        cr_assert_eq(again, keys, "the same keys, not read again");
+        cr_assert_eq(c.loads, 1);
+
+        write_key_file(dir, "b.pem", k2); /* enrolled meanwhile */
+        cr_assert_eq(tam_device_keys_cached(dir, &c, &keys), 0);
+        cr_assert_eq(keys->n, 2);
+        cr_assert_eq(c.loads, 2);
+
+        write_key_file(dir, "a.pem", k3); /* replaced: another key under the same name */
+        cr_assert_eq(tam_device_keys_cached(dir, &c, &keys), 0);
+        cr_assert_eq(c.loads, 3);
+        cr_assert_eq(tam_key_thumbprint_hex(k3, tp), 0);
+        cr_assert_geq(tam_device_keys_find(keys, tp), 0, "the new key is the one found");
+        cr_assert_eq(tam_key_thumbprint_hex(k1, tp), 0);
+        cr_assert_eq(tam_device_keys_find(keys, tp), -ENOENT, "the old one is gone");
+
+        snprintf(path, sizeof(path), "%s/b.pem", dir);
+        cr_assert_eq(unlink(path), 0); /* withdrawn */
+        cr_assert_eq(tam_device_keys_cached(dir, &c, &keys), 0);
+        cr_assert_eq(keys->n, 1);
+        cr_assert_eq(c.loads, 4);
+
+        tam_device_keys_cache_done(&c);
+        snprintf(path, sizeof(path), "%s/a.pem", dir);
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(rmdir(dir), 0);
+        teep_key_free(k1);
+        teep_key_free(k2);
+        teep_key_free(k3);
 }
