@@ -85,7 +85,7 @@ int memfd_from_data(const char *name, const void *data, size_t len);
 /* Like write_file_atomic_at() but without the directory's fsync, and without the file's unless
  * sync_file: the caller makes the rest durable (an fsync of the directory once for several
  * files, or syncfs) before anything durable refers to it. */
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file);
+int write_file_nodirsync_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file);
 /* 1 and the size when fd is a memfd sealed against write, grow and shrink; 0 when not; -errno. */
 int sealed_memfd_size(int fd, uint64_t *ret_size);
 /* SHA-256 of the first len bytes of fd, read in chunks with pread (the offset stays). */

@@ -55,7 +55,7 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         return write_atomic(dirfd, name, data, len, mode, true, true);
 }
 
-int write_file_unsynced_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file) {
+int write_file_nodirsync_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync_file) {
         return write_atomic(dirfd, name, data, len, mode, sync_file, false);
 }
 

@@ -1063,7 +1063,7 @@ static int store_blob(int dfd, const char *name, const uint8_t *data, size_t len
                         return -errno;
                 return 0;
         }
-        r = write_file_unsynced_at(dfd, name, data, len, 0600, sync_file);
+        r = write_file_nodirsync_at(dfd, name, data, len, 0600, sync_file);
         return r < 0 ? r : 1;
 }
 
@@ -1108,17 +1108,17 @@ static int discard_undo(Agent *a, const Op *ops, size_t n_ops, bool wait) {
         return a->installer->discard(a->installer_userdata, names, n_ops, wait);
 }
 
-/* Remove files in dir that the state no longer references (payloads/: every file: the rollback
- * copies of images that older versions kept there; nothing writes there any more). */
 static int cmp_sha256(const void *a, const void *b) {
         return memcmp(a, b, 32);
 }
 
-/* 1 when name is "<64 hex>.suit" naming one of the n sorted hashes. */
+/* 1 when name is "<64 lower-case hex>.suit" (the name store_blob() writes a copy under) naming
+ * one of the n sorted hashes. */
 static int manifest_name_used(const char *name, const uint8_t (*hashes)[32], size_t n) {
         uint8_t h[32];
 
-        if (n == 0 || strlen(name) != 64 + 5 || strcmp(name + 64, ".suit") != 0)
+        if (n == 0 || strlen(name) != 64 + 5 || strspn(name, "0123456789abcdef") != 64 ||
+            strcmp(name + 64, ".suit") != 0)
                 return 0; /* (bsearch() must not be given a NULL array, even of 0 elements) */
         for (size_t i = 0; i < 32; i++) {
                 int hi = unhexchar(name[2 * i]), lo = unhexchar(name[2 * i + 1]);
@@ -1130,8 +1130,9 @@ static int manifest_name_used(const char *name, const uint8_t (*hashes)[32], siz
 }
 
 /* Remove every file in dir the state does not name: a manifest copy no installed TC refers to,
- * or (payloads) everything. The installed TCs' manifest hashes are sorted once, so a store of
- * n TCs and f files costs O((n + f) log n), not a hex string per pair. */
+ * or (payloads/) everything: the rollback copies of images that older versions kept there;
+ * nothing writes there any more. The installed TCs' manifest hashes are sorted once, so a
+ * store of n TCs and f files costs O((n + f) log n), not a hex string per pair. */
 static void collect_garbage(Agent *a, const char *dir, bool payloads) {
         _cleanup_close_ int dfd = -1;
         _cleanup_free_ uint8_t (*hashes)[32] = NULL;
@@ -1157,9 +1158,7 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.')
                         continue;
-                /* lower-case hex only: the name a copy is written under (store_blob()) */
-                if (!manifest_name_used(de->d_name, (const uint8_t (*)[32])hashes, n) ||
-                    strspn(de->d_name, "0123456789abcdef") != 64)
+                if (!manifest_name_used(de->d_name, (const uint8_t (*)[32])hashes, n))
                         (void)unlinkat(dirfd(d), de->d_name, 0);
         }
         closedir(d);
