@@ -43,6 +43,21 @@ static void undo_drop(FakeStore *s, size_t i) {
         s->n_undo--;
 }
 
+/* component now holds data (taken over), added or replacing what it held. */
+static void store_put(FakeStore *s, const char *component, uint8_t *data, size_t len, const uint8_t sha[32]) {
+        ssize_t i = store_find(s, component);
+
+        if (i < 0) {
+                cr_assert_lt(s->n, FAKE_MAX);
+                i = (ssize_t)s->n++;
+                s->e[i].component = strdup(component);
+        } else
+                free(s->e[i].data);
+        s->e[i].data = data;
+        s->e[i].len = len;
+        memcpy(s->e[i].sha, sha, 32);
+}
+
 /* Before a change of component: its undo record becomes what the store holds now. */
 static void undo_record(FakeStore *s, const char *component) {
         ssize_t u = undo_find(s, component), i = store_find(s, component);
@@ -68,7 +83,7 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
         FakeStore *s = userdata;
         uint8_t *data = malloc(size ? size : 1);
         uint8_t check[32];
-        ssize_t i, n;
+        ssize_t n;
 
         cr_assert(data);
         s->installs++;
@@ -88,16 +103,7 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
                 return -EKEYREJECTED;
         }
         undo_record(s, component);
-        i = store_find(s, component);
-        if (i < 0) {
-                cr_assert_lt(s->n, FAKE_MAX);
-                i = (ssize_t)s->n++;
-                s->e[i].component = strdup(component);
-        } else
-                free(s->e[i].data);
-        s->e[i].data = data;
-        s->e[i].len = size;
-        memcpy(s->e[i].sha, sha256, 32);
+        store_put(s, component, data, size, sha256);
         return 0;
 }
 
@@ -143,17 +149,9 @@ static int fake_restore(void *userdata, const char *component) {
         if (u < 0)
                 return 0; /* nothing to undo */
         i = store_find(s, component);
-        if (s->undo[u].had) {
-                if (i < 0) {
-                        cr_assert_lt(s->n, FAKE_MAX);
-                        i = (ssize_t)s->n++;
-                        s->e[i].component = strdup(component);
-                } else
-                        free(s->e[i].data);
-                s->e[i].data = TAKE_PTR(s->undo[u].data);
-                s->e[i].len = s->undo[u].len;
-                memcpy(s->e[i].sha, s->undo[u].sha, 32);
-        } else if (i >= 0) {
+        if (s->undo[u].had)
+                store_put(s, component, TAKE_PTR(s->undo[u].data), s->undo[u].len, s->undo[u].sha);
+        else if (i >= 0) {
                 free(s->e[i].component);
                 free(s->e[i].data);
                 memmove(&s->e[i], &s->e[i + 1], (s->n - (size_t)i - 1) * sizeof(s->e[0]));
