@@ -82,6 +82,8 @@ int read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret, size_t 
 int open_private_dir_at(int dirfd, const char *path, mode_t mode);
 /* A sealed memfd holding data (for Installer1.Install). */
 int memfd_from_data(const char *name, const void *data, size_t len);
+/* Seal a filled memfd against any change and rewind it for its reader: 0 or -errno. */
+int memfd_seal_and_rewind(int fd);
 /* Like write_file_atomic_at() but without the directory's fsync, and without the file's unless
  * sync_file: the caller makes the rest durable (an fsync of the directory once for several
  * files, or syncfs) before anything durable refers to it. */
@@ -93,9 +95,37 @@ int fd_sha256(int fd, uint64_t len, uint8_t ret[32]);
 /* 1 when the first len bytes of fd are data (of data_len bytes), 0 when not, -errno. */
 int fd_equals(int fd, uint64_t len, const uint8_t *data, size_t data_len);
 
+/* ---- payloads streamed through a pipe (stream.c) ---- */
+
+/* Every wait for a stream: at most stall_usec without progress, and nothing after deadline_usec
+ * (CLOCK_MONOTONIC). A broker that stops sending, or sends a byte a minute, is cut off. */
+typedef struct StreamLimits {
+        uint64_t stall_usec;
+        uint64_t deadline_usec;
+} StreamLimits;
+
+void stream_limits_init(StreamLimits *l, uint64_t stall_usec, uint64_t total_usec);
+/* Read len bytes, fewer only at the end of the stream: the count, or -ETIMEDOUT, -errno. */
+ssize_t stream_read(int fd, void *buf, size_t len, const StreamLimits *l);
+/* Read the stream into memory, at most cap bytes: *ret_ended tells whether it ended (false:
+ * cap bytes came and there may be more). */
+int stream_read_head(int fd, size_t cap, const StreamLimits *l, uint8_t **ret, size_t *ret_len, bool *ret_ended);
+/* head (already read from in_fd), then the rest of in_fd up to its end, into out_fd, hashed on
+ * the way. -EFBIG as soon as more than max bytes came; -ETIMEDOUT; -EPIPE when out_fd's reader
+ * left; -errno. */
+int stream_pump(int in_fd, int out_fd, const uint8_t *head, size_t head_len, uint64_t max, const StreamLimits *l,
+                uint64_t *ret_len, uint8_t ret_sha256[32]);
+/* The same into a sealed memfd of our own, rewound. */
+int stream_to_sealed_memfd(int in_fd, const uint8_t *head, size_t head_len, uint64_t max, const StreamLimits *l,
+                           int *ret_fd, uint64_t *ret_len, uint8_t ret_sha256[32]);
+
 /* ---- the agent ---- */
 
 #define AGENT_MAX_EXCHANGES 64
+/* payloads one Update may stage in the store at once (the installer's own limit is 16) */
+#define AGENT_MAX_STAGED 16
+/* a streamed payload up to this size is read into memory; a larger one is staged */
+#define AGENT_STREAM_INLINE_MAX (256u * 1024u)
 #define AGENT_EXCHANGE_LIFETIME_USEC (UINT64_C(6) * 3600 * 1000000) /* the TAM may take hours */
 #define AGENT_UNAUTH_ERRORS_PER_MINUTE 10
 #define AGENT_MAX_REQUESTS 4096
@@ -154,6 +184,10 @@ struct Agent {
         bool state_dirty;
         /* payloads/ (rollback copies of images older versions kept) emptied: once per start */
         bool old_payloads_gone;
+        /* payloads staged in the store during the Update being processed (update.c), each
+         * forgotten by one Installer1.Unstage when it ends, installed or not */
+        char stage_ids[AGENT_MAX_STAGED][33];
+        size_t n_stage_ids;
         /* the bytes of the state file as last written (agent_save_state()) */
         char *state_text;
         size_t state_text_len;

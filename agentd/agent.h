@@ -45,6 +45,18 @@ typedef struct AgentInstaller {
         /* Drop the undo records of components (n == 0: of all). wait: false to send the call and
          * not wait for its answer (a failure is only logged). Returns 0 or -errno. */
         int (*discard)(void *userdata, const char *const *components, size_t n, bool wait);
+        /* Streamed payloads (all three NULL in an installer that cannot stage: the agent then
+         * keeps a streamed payload in a sealed memfd of its own). A staged payload waits in the
+         * store, out of sight, until install() is given the descriptor stage_close() returned,
+         * which commits it without a copy.
+         * stage_open: begin staging at most max bytes under id (32 lowercase hex characters);
+         *   *ret_fd is where the agent writes them, closing it at the end.
+         * stage_close: after that close: a read-only descriptor of what the installer staged,
+         *   its size and SHA-256 as the installer counted them.
+         * unstage: forget ids (consumed or not), without waiting for the answer. */
+        int (*stage_open)(void *userdata, const char *id, uint64_t max, int *ret_fd);
+        int (*stage_close)(void *userdata, const char *id, int *ret_fd, uint64_t *ret_size, uint8_t ret_sha256[32]);
+        int (*unstage)(void *userdata, const char *const *ids, size_t n);
 } AgentInstaller;
 
 typedef struct AgentFetcher {
@@ -81,6 +93,8 @@ typedef struct AgentConfig {
         char *hwmodel;   /* NULL = DMI */
         char *hwversion; /* NULL = DMI */
         uint64_t max_payload_size;
+        uint64_t payload_stall_usec; /* a streamed payload that sends nothing this long is refused */
+        uint64_t payload_timeout_usec; /* and one that takes longer than this in all */
         char *key_uri;        /* KeyURI=pkcs11:...: the device key stays in a token; NULL = the key file */
         char *pkcs11_module;  /* PKCS11Module=: load only this module; NULL = p11-kit's configuration */
         char *pin_file;       /* PinFile=: the token's user PIN */
@@ -91,6 +105,8 @@ typedef struct AgentConfig {
 } AgentConfig;
 
 #define AGENT_DEFAULT_MAX_PAYLOAD (UINT64_C(64) * 1024 * 1024)
+#define AGENT_DEFAULT_PAYLOAD_STALL_USEC (UINT64_C(30) * 1000000)
+#define AGENT_DEFAULT_PAYLOAD_TIMEOUT_USEC (UINT64_C(600) * 1000000)
 
 void agent_config_init(AgentConfig *c);
 void agent_config_done(AgentConfig *c);

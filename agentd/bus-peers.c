@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* bus-peers.c: Installer1.Install/Remove/List/Restore/Discard and PayloadFetcher1.Fetch as the agent core's interfaces */
+/* bus-peers.c: Installer1.Install/Remove/List/Restore/Discard/Stage/Staged/Unstage and PayloadFetcher1.Fetch as the agent core's interfaces */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -218,12 +218,126 @@ static int bus_discard(void *userdata, const char *const *components, size_t n, 
         return 0;
 }
 
+static int on_stage_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* Staged() reports the same failure, and waits for it */
+        if (e)
+                log_warning("Installer1.Stage: %s", e->message ?: e->name);
+        return 0;
+}
+
+/* Installer1.Stage is sent, not waited for: the installer reads the pipe while we write it.
+ * Installer1.Staged, called after our end is closed, answers once it has read to the end. */
+static int bus_stage_open(void *userdata, const char *id, uint64_t max, int *ret_fd) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_close_ int rfd = -1, wfd = -1;
+        int p[2], r;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        rfd = p[0];
+        wfd = p[1];
+        (void)fcntl(wfd, F_SETPIPE_SZ, 1024 * 1024); /* fewer wake-ups; the default is 64 KiB */
+        /* only our end: a full pipe makes us wait in poll(), with the stall timeout */
+        if (fcntl(wfd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Stage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sht", id, rfd, max);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, NULL, m, on_stage_reply, NULL, INSTALL_TIMEOUT_USEC);
+        if (r >= 0)
+                r = sd_bus_flush(bus); /* out before we start writing: nobody reads the pipe until then */
+        if (r < 0) {
+                log_error("Installer1.Stage: %s", strerror(-r));
+                return r;
+        }
+        *ret_fd = TAKE_FD(wfd);
+        return 0;
+}
+
+static int bus_stage_close(void *userdata, const char *id, int *ret_fd, uint64_t *ret_size, uint8_t ret_sha256[32]) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        const void *sha;
+        size_t sha_len;
+        uint64_t size;
+        int fd, r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Staged");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", id);
+        if (r < 0)
+                return r;
+        /* answered once the installer has read to the end and written the last of it */
+        r = sd_bus_call(bus, m, INSTALL_TIMEOUT_USEC, &error, &reply);
+        if (r < 0) {
+                r = peer_errno(&error, r);
+                log_error("Installer1.Staged: %s", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        r = sd_bus_message_read(reply, "ht", &fd, &size);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &sha, &sha_len);
+        if (r < 0)
+                return r;
+        if (sha_len != 32)
+                return -EBADMSG;
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* the message owns its fd */
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        *ret_size = size;
+        memcpy(ret_sha256, sha, 32);
+        return 0;
+}
+
+static int on_unstage_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* a staged file left behind expires in the installer, or goes when it exits */
+        if (e)
+                log_warning("Installer1.Unstage: %s", e->message ?: e->name);
+        return 0;
+}
+
+static int bus_unstage(void *userdata, const char *const *ids, size_t n) {
+        sd_bus *bus = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &m, TEEP_INSTALLER_BUS_NAME, TEEP_INSTALLER_PATH, TEEP_INSTALLER_INTERFACE,
+                                           "Unstage");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(m, "s", ids[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, NULL, m, on_unstage_reply, NULL, LIST_TIMEOUT_USEC);
+        if (r < 0)
+                log_warning("Installer1.Unstage: %s", strerror(-r));
+        return r;
+}
+
 const AgentInstaller bus_installer = {
         .install = bus_install,
         .remove = bus_remove,
         .list = bus_list,
         .restore = bus_restore,
         .discard = bus_discard,
+        .stage_open = bus_stage_open,
+        .stage_close = bus_stage_close,
+        .unstage = bus_unstage,
 };
 
 static int bus_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {

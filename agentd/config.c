@@ -18,6 +18,8 @@ void agent_config_init(AgentConfig *c) {
         *c = (AgentConfig){
                 .key_type = TEEP_KEY_P256,
                 .max_payload_size = AGENT_DEFAULT_MAX_PAYLOAD,
+                .payload_stall_usec = AGENT_DEFAULT_PAYLOAD_STALL_USEC,
+                .payload_timeout_usec = AGENT_DEFAULT_PAYLOAD_TIMEOUT_USEC,
         };
 }
 

@@ -158,8 +158,7 @@ int open_private_dir_at(int dirfd, const char *path, mode_t mode) {
         return TAKE_FD(fd);
 }
 
-/* Seal a filled memfd against any change and rewind it for its reader; returns fd or -errno. */
-static int memfd_seal_and_rewind(int fd) {
+int memfd_seal_and_rewind(int fd) {
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
                 return -errno;
         if (lseek(fd, 0, SEEK_SET) < 0)

@@ -10,10 +10,10 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
-/* Beyond the shared base: nothing. The base and the write set (for the state directory) are
- * all the agent uses once running; it never needs a network socket, exec, or another
- * process's memory. */
+/* Beyond the shared base and the write set (for the state directory): a pipe per streamed
+ * payload. It never needs a network socket, exec, or another process's memory. */
 static const TeepSyscall agent_allow[] = {
+        { "pipe2", "a streamed payload goes on to the installer through a pipe (agentd/bus-peers.c)" },
         { NULL, NULL },
 };
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -371,6 +372,75 @@ static int run_uri_parameter(Run *run, const TeepSuitCommand *c, char **ret_uri,
         return 0;
 }
 
+static int stream_fail(Run *run, const TeepSuitCommand *c, int r, uint64_t max, const char *what) {
+        if (r == -EFBIG)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "size mismatch: payload larger than %" PRIu64,
+                                max);
+        if (r == -ETIMEDOUT)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "%s: the payload stalled (nothing for %" PRIu64 " ms, or over %" PRIu64 " s in all)", what,
+                                run->a->cfg.payload_stall_usec / 1000u, run->a->cfg.payload_timeout_usec / 1000000u);
+        if (r == -ENOMEM)
+                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "out of memory");
+        return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "%s: %s", what, strerror(-r));
+}
+
+/* A streamed plaintext payload goes on to the installer as it comes, hashed on the way: staged
+ * in the store, out of sight, never all in memory here. What the installer counted must be what
+ * we sent; the image-digest check comes later, as for any content. Returns 0 with the content
+ * set to the installer's read-only descriptor of the staged file. */
+static int stage_stream(Run *run, const TeepSuitCommand *c, int in_fd, const uint8_t *head, size_t head_len, uint64_t max,
+                        const StreamLimits *l) {
+        Agent *a = run->a;
+        _cleanup_close_ int out = -1, staged = -1;
+        uint64_t len = 0, staged_len = 0;
+        uint8_t rnd[16], sha[32], staged_sha[32];
+        char *id;
+        int r;
+
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+                return run_fail(run, c, -EIO, SUIT_REPORT_REASON_OPERATION_FAILED, "no randomness for a staging id");
+        id = a->stage_ids[a->n_stage_ids];
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                (void)snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+        r = a->installer->stage_open(a->installer_userdata, id, max, &out);
+        if (r < 0)
+                return stream_fail(run, c, r, max, "cannot stage the payload");
+        a->n_stage_ids++; /* from here on it is unstaged when the Update ends, whatever happens */
+        r = stream_pump(in_fd, out, head, head_len, max, l, &len, sha);
+        out = close_fd(out); /* the end of the stream for the installer */
+        if (r < 0)
+                return stream_fail(run, c, r, max, "streaming the payload to the installer");
+        r = a->installer->stage_close(a->installer_userdata, id, &staged, &staged_len, staged_sha);
+        if (r < 0)
+                return stream_fail(run, c, r, max, "the installer could not stage the payload");
+        if (staged_len != len || memcmp(staged_sha, sha, 32) != 0)
+                return run_fail(run, c, -EIO, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "the installer staged %" PRIu64 " bytes, not the %" PRIu64 " bytes sent", staged_len, len);
+        if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && len != run->p.image_size)
+                return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
+                                "size mismatch: %" PRIu64 " bytes, manifest says %" PRIu64, len, run->p.image_size);
+        drop_content(run);
+        run->content_fd = TAKE_FD(staged);
+        memcpy(run->content_sha, sha, 32);
+        run->content_len = (size_t)len;
+        run->has_content = true;
+        return 0;
+}
+
+/* Forget what this Update staged: installed (the installer committed it) or not. */
+static void unstage_all(Agent *a) {
+        const char *ids[AGENT_MAX_STAGED];
+
+        if (a->n_stage_ids == 0)
+                return;
+        for (size_t i = 0; i < a->n_stage_ids; i++)
+                ids[i] = a->stage_ids[i];
+        if (a->installer && a->installer->unstage)
+                (void)a->installer->unstage(a->installer_userdata, ids, a->n_stage_ids);
+        a->n_stage_ids = 0;
+}
+
 static int do_fetch(Run *run, const TeepSuitCommand *c) {
         Agent *a = run->a;
         _cleanup_free_ char *uri = NULL;
@@ -412,15 +482,45 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
         if (r < 0)
                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "fetching %.60s: %s", uri, strerror(-r));
         {
-                /* The broker's memfd, sealed against writes, grows and shrinks: the bytes hashed
-                 * here are the bytes the installer gets, so it stays out of our heap (hashed in
-                 * chunks, handed on as it is; a ciphertext is decrypted chunk by chunk into a
-                 * memfd of our own). Anything else is read and checked as below. */
+                /* A memfd sealed against writes, grows and shrinks: the bytes hashed here are
+                 * the bytes the installer gets, so it stays out of our heap (hashed in chunks,
+                 * handed on as it is; a ciphertext is decrypted chunk by chunk into a memfd of
+                 * our own). Anything else is a stream (the broker's pipe): up to
+                 * AGENT_STREAM_INLINE_MAX bytes it is read and checked as below; a larger
+                 * plaintext is staged with the installer as it comes, a larger ciphertext
+                 * copied into a sealed memfd of ours and decrypted from there. */
                 uint64_t size = 0;
                 r = sealed_memfd_size(fd, &size);
                 if (r < 0)
                         return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "the payload descriptor: %s",
                                         strerror(-r));
+                if (r == 0) {
+                        StreamLimits l;
+                        bool ended = false;
+                        uint8_t sha[32];
+                        int own = -1;
+
+                        stream_limits_init(&l, a->cfg.payload_stall_usec, a->cfg.payload_timeout_usec);
+                        r = stream_read_head(fd, max < AGENT_STREAM_INLINE_MAX ? (size_t)max + 1 : AGENT_STREAM_INLINE_MAX, &l,
+                                             &data, &len, &ended);
+                        if (r < 0)
+                                return stream_fail(run, c, r, max, "reading the payload");
+                        if (len > max)
+                                return stream_fail(run, c, -EFBIG, max, "reading the payload");
+                        if (!ended && !encrypted && a->installer && a->installer->stage_open && a->installer->stage_close &&
+                            a->n_stage_ids < AGENT_MAX_STAGED)
+                                return stage_stream(run, c, fd, data, len, max, &l);
+                        if (!ended) {
+                                r = stream_to_sealed_memfd(fd, data, len, max, &l, &own, &size, sha);
+                                if (r < 0)
+                                        return stream_fail(run, c, r, max, "reading the payload");
+                                free(TAKE_PTR(data));
+                                len = 0;
+                                (void)close(fd);
+                                fd = own;
+                                r = 1;
+                        }
+                }
                 if (r > 0 && encrypted) {
                         uint64_t plain_len = 0;
                         int plain_fd = -1;
@@ -450,7 +550,7 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                         if (size > max)
                                 return run_fail(run, c, -EFBIG, SUIT_REPORT_REASON_OPERATION_FAILED,
                                                 "size mismatch: payload larger than %" PRIu64, max);
-                        if (size != claimed)
+                        if (claimed != UINT64_MAX && size != claimed)
                                 log_warning("fetcher claimed %" PRIu64 " bytes for %s, delivered %" PRIu64, claimed, uri, size);
                         if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && size != run->p.image_size)
                                 return run_fail(run, c, -EKEYREJECTED, SUIT_REPORT_REASON_OPERATION_FAILED,
@@ -467,14 +567,8 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                         return 0;
                 }
         }
-        /* the broker is not trusted: read what it gave, bounded, and check it ourselves */
-        r = read_full_fd(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &data, &len);
-        if (r == -EFBIG)
-                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "size mismatch: payload larger than %" PRIu64,
-                                max);
-        if (r < 0)
-                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s", strerror(-r));
-        if (len != claimed)
+        /* the broker is not trusted: what it gave was read above, bounded; check it ourselves */
+        if (claimed != UINT64_MAX && len != claimed)
                 log_warning("fetcher claimed %" PRIu64 " bytes for %s, delivered %zu", claimed, uri, len);
         if (encrypted) {
                 r = decrypt_content(run, c, TEEP_BUF(data, len));
@@ -584,10 +678,21 @@ static int fetch_dependency(Run *run, const TeepSuitCommand *c) {
                 if (r < 0)
                         return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "missing dependency: fetching %.60s: %s",
                                         uri, strerror(-r));
-                r = read_full_fd(fd, max > SIZE_MAX ? SIZE_MAX : (size_t)max, &data, &len);
-                if (r < 0)
-                        return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the dependency: %s",
-                                        strerror(-r));
+                {
+                        StreamLimits l;
+                        bool ended = false;
+
+                        /* a pipe from the broker: bounded in size and in time */
+                        stream_limits_init(&l, a->cfg.payload_stall_usec, a->cfg.payload_timeout_usec);
+                        r = stream_read_head(fd, max >= SIZE_MAX ? SIZE_MAX : (size_t)max + 1, &l, &data, &len, &ended);
+                        if (r >= 0 && len > max) {
+                                free(data);
+                                r = -EFBIG;
+                        }
+                        if (r < 0)
+                                return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the dependency: %s",
+                                                strerror(-r));
+                }
         }
         if (teep_suit_parameters_has(&run->p, SUIT_PARAM_IMAGE_SIZE) && len != run->p.image_size) {
                 free(data);
@@ -1647,6 +1752,7 @@ int agent_handle_update(Agent *a, size_t tam, const char *tam_uri, const TeepMes
                 }
         }
 done:
+        unstage_all(a);
         for (size_t i = 0; i < n_staged; i++)
                 staged_done(&staged[i]);
         free(staged);

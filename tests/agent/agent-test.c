@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent-test.h"
@@ -91,10 +93,20 @@ static int fake_install(void *userdata, const char *component, int fd, uint64_t 
                 free(data);
                 return -EIO;
         }
-        /* the payload arrives sealed, as the installer expects it */
-        int seals = fcntl(fd, F_GET_SEALS);
-        cr_assert_geq(seals, 0, "the payload is a memfd");
-        cr_assert_eq(seals & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK), F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+        bool staged = false;
+        for (size_t k = 0; k < s->n_staged && !staged; k++) {
+                struct stat a, b;
+                /* a staged payload comes back as the descriptor Staged gave: committed as it is */
+                staged = fstat(fd, &a) == 0 && fstat(s->staged[k].fd, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+        }
+        if (staged)
+                s->staged_installs++;
+        else {
+                /* anything else arrives sealed, as the installer expects it */
+                int seals = fcntl(fd, F_GET_SEALS);
+                cr_assert_geq(seals, 0, "the payload is a memfd");
+                cr_assert_eq(seals & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK), F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK);
+        }
         n = pread(fd, data, size, 0);
         cr_assert_eq(n, (ssize_t)size);
         teep_sha256(TEEP_BUF(data, size), check);
@@ -178,7 +190,87 @@ static int fake_discard(void *userdata, const char *const *components, size_t n,
         return 0;
 }
 
-static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list, fake_restore, fake_discard };
+static int fake_stage_open(void *userdata, const char *id, uint64_t max, int *ret_fd) {
+        FakeStore *s = userdata;
+        int fd;
+
+        s->stage_opens++;
+        cr_assert_eq(strlen(id), 32);
+        cr_assert_lt(s->n_staged, 16);
+        fd = memfd_create("staged", MFD_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        memcpy(s->staged[s->n_staged].id, id, 33);
+        s->staged[s->n_staged++].fd = fd;
+        *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        cr_assert_geq(*ret_fd, 0);
+        return 0;
+}
+
+static int fake_stage_close(void *userdata, const char *id, int *ret_fd, uint64_t *ret_size, uint8_t ret_sha256[32]) {
+        FakeStore *s = userdata;
+        char path[64];
+        struct stat st;
+
+        for (size_t k = 0; k < s->n_staged; k++)
+                if (strcmp(s->staged[k].id, id) == 0) {
+                        _cleanup_free_ uint8_t *data = NULL;
+                        cr_assert_eq(fstat(s->staged[k].fd, &st), 0);
+                        data = malloc((size_t)st.st_size + 1);
+                        cr_assert(data);
+                        cr_assert_eq(pread(s->staged[k].fd, data, (size_t)st.st_size, 0), st.st_size);
+                        teep_sha256(TEEP_BUF(data, (size_t)st.st_size), ret_sha256);
+                        /* read-only, as the installer gives it */
+                        snprintf(path, sizeof(path), "/proc/self/fd/%d", s->staged[k].fd);
+                        *ret_fd = open(path, O_RDONLY | O_CLOEXEC);
+                        cr_assert_geq(*ret_fd, 0);
+                        *ret_size = (uint64_t)st.st_size;
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+static int fake_unstage(void *userdata, const char *const *ids, size_t n) {
+        FakeStore *s = userdata;
+
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = 0; k < s->n_staged; k++)
+                        if (strcmp(s->staged[k].id, ids[i]) == 0) {
+                                close(s->staged[k].fd);
+                                s->staged[k] = s->staged[--s->n_staged];
+                                s->unstaged++;
+                                break;
+                        }
+        return 0;
+}
+
+static const AgentInstaller fake_installer = { fake_install, fake_remove, fake_list, fake_restore, fake_discard,
+                                               fake_stage_open, fake_stage_close, fake_unstage };
+/* FakeStore.no_stage: an installer that cannot stage */
+static const AgentInstaller fake_installer_no_stage = { fake_install, fake_remove, fake_list, fake_restore,
+                                                        fake_discard };
+
+/* The broker's way: a pipe, written as the reader reads. */
+static int pipe_from_child(FakeFetcher *ff, const uint8_t *data, size_t len, size_t stall_at) {
+        int p[2];
+        pid_t pid;
+
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                size_t n = stall_at && stall_at < len ? stall_at : len;
+                close(p[0]);
+                alarm(20); /* never outlives a test that forgot it */
+                if (loop_write(p[1], data, n) < 0)
+                        _exit(1);
+                if (stall_at)
+                        pause();
+                _exit(0);
+        }
+        close(p[1]);
+        ff->child = pid;
+        return p[0];
+}
 
 static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd, uint64_t *ret_size) {
         FakeFetcher *ff = userdata;
@@ -187,13 +279,19 @@ static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd
         ff->calls++;
         for (size_t i = 0; i < ff->n; i++)
                 if (strcmp(ff->e[i].uri, uri) == 0) {
-                        if (ff->e[i].len > max)
+                        if (ff->e[i].len > max && !ff->pipe)
                                 return -EFBIG;
+                        if (ff->pipe) {
+                                *ret_fd = pipe_from_child(ff, ff->e[i].data, ff->e[i].len, ff->stall_at);
+                                *ret_size = UINT64_MAX; /* no Content-Length */
+                                return 0;
+                        }
                         fd = memfd_create("fetched", MFD_CLOEXEC | (ff->seal ? MFD_ALLOW_SEALING : 0));
                         cr_assert_geq(fd, 0);
                         cr_assert_eq(write(fd, ff->e[i].data, ff->e[i].len), (ssize_t)ff->e[i].len);
                         if (ff->seal)
                                 cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+                        cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
                         *ret_fd = fd;
                         *ret_size = ff->e[i].len;
                         return 0;
@@ -225,7 +323,8 @@ static void start_agent(Fixture *f) {
         _cleanup_free_ char *pem = NULL;
         int r;
 
-        r = agent_new(&f->agent, &f->cfg, &fake_installer, &f->store, &fake_fetcher, &f->fetcher);
+        r = agent_new(&f->agent, &f->cfg, f->store.no_stage ? &fake_installer_no_stage : &fake_installer, &f->store,
+                      &fake_fetcher, &f->fetcher);
         cr_assert_eq(r, 0, "agent_new: %s", strerror(-r));
         agent_set_changed_callback(f->agent, on_changed, f);
         r = agent_start(f->agent);
@@ -291,6 +390,12 @@ void fx_teardown(Fixture *f) {
         for (size_t i = 0; i < f->store.n; i++) {
                 free(f->store.e[i].component);
                 free(f->store.e[i].data);
+        }
+        for (size_t i = 0; i < f->store.n_staged; i++)
+                close(f->store.staged[i].fd);
+        if (f->fetcher.child > 0) {
+                (void)kill(f->fetcher.child, SIGKILL);
+                (void)waitpid(f->fetcher.child, NULL, 0);
         }
         for (size_t i = 0; i < f->store.n_undo; i++) {
                 free(f->store.undo[i].component);

@@ -34,6 +34,14 @@ typedef struct FakeStore {
                 uint8_t sha[32];
         } undo[FAKE_MAX];
         unsigned restores, discards, discard_alls;
+        /* staged payloads (Installer1.Stage): a memfd each, until installed or unstaged */
+        bool no_stage;            /* (before fx_restart()) an installer that cannot stage: the agent keeps a memfd */
+        size_t n_staged;
+        struct {
+                char id[33];
+                int fd;
+        } staged[16];
+        unsigned stage_opens, staged_installs, unstaged;
 } FakeStore;
 
 typedef struct FakeFetcher {
@@ -44,7 +52,13 @@ typedef struct FakeFetcher {
                 size_t len;
         } e[8];
         unsigned calls;
-        bool seal; /* hand out sealed memfds, as the broker does (else a plain one) */
+        bool seal; /* hand out sealed memfds (else a plain one, rewound) */
+        /* hand out the read end of a pipe, written by a child process, as the broker does:
+         * the whole payload, or only its first stall_at bytes (then the child waits, at most
+         * 20 s, without closing) */
+        bool pipe;
+        size_t stall_at;
+        pid_t child; /* the last writer, killed and reaped by fx_teardown() */
 } FakeFetcher;
 
 #define TEST_TAM_URI "http://tam.test/tam"
