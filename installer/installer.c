@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "names.h"
 #include "sandbox.h"
+#include "staging.h"
 #include "store.h"
 
 #define EXIT_USAGE 64
@@ -45,7 +46,9 @@ typedef struct Installer {
         sd_bus_slot *slot;
         sd_event_source *idle;
         sd_event_source *bus_drain; /* bus_attach_event() */
+        sd_event_source *stage_expiry; /* the oldest staged entry's INSTALLER_STAGE_TTL_USEC */
         Store *store;
+        StagingTable staging;
         uid_t agent_uid;
         uint64_t idle_usec;
 } Installer;
@@ -56,6 +59,13 @@ static void settings_done(Settings *s) {
 }
 
 static void installer_done(Installer *i) {
+        /* Staged payloads were for this instance's agent calls; a new instance knows nothing
+         * of them (and would remove them at start as leftovers anyway). */
+        if (i->store && i->staging.n > 0) {
+                size_t n = staging_clear(&i->staging, i->store);
+                log_info("dropped %zu staged payload(s) on exit", n);
+        }
+        i->stage_expiry = sd_event_source_disable_unref(i->stage_expiry);
         i->idle = sd_event_source_unref(i->idle);
         i->slot = sd_bus_slot_unref(i->slot);
         i->bus_drain = sd_event_source_disable_unref(i->bus_drain);
@@ -129,6 +139,43 @@ static int check_payload_fd(int fd, sd_bus_error *error) {
         return 0;
 }
 
+/* The one reply of an Install that store_install() or store_install_staged() refused. */
+static int reply_install_error(const Installer *i, sd_bus_error *error, const StoreTarget *t, uint64_t size,
+                               const char *want_hex, int r) {
+        switch (r) {
+        case -EMSGSIZE:
+                log_warning("refused install of %s: payload is not the announced %" PRIu64 " bytes", t->component, size);
+                return sd_bus_error_setf(error, TEEP_ERROR_SIZE_MISMATCH,
+                                         "Payload for %s is not %" PRIu64 " bytes; nothing was changed", t->component, size);
+        case -EKEYREJECTED:
+                /* the store only says it differs; log what we were promised */
+                log_warning("refused install of %s: payload SHA-256 is not %s", t->component, want_hex);
+                return sd_bus_error_setf(error, TEEP_ERROR_DIGEST_MISMATCH,
+                                         "Payload for %s does not have SHA-256 %s; nothing was changed", t->component, want_hex);
+        case -EEXIST:
+                log_warning("refused install of %s: %s belongs to another component or was not installed by teepkit",
+                            t->component, t->file);
+                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
+                                         "%s is already in the store and does not belong to %s (another component with this TA UUID, or a TA teepkit did not install)",
+                                         t->file, t->component);
+        case -ETIMEDOUT:
+                log_warning("refused install of %s: no payload data for %u ms", t->component, i->store->stall_timeout_ms);
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED,
+                                         "Payload for %s stalled (no data for %u s); nothing was changed", t->component,
+                                         i->store->stall_timeout_ms / 1000u);
+        case -ESTALE:
+                log_error("cannot install %s: its staged file in %s is gone or changed", t->component, i->store->path);
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED,
+                                         "Cannot install %s: the staged file is gone or changed; nothing was changed",
+                                         t->component);
+        default:
+                log_error("cannot install %s as %s in %s: %s", t->component, t->file, i->store->path, strerror(-r));
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot install %s: %s", t->component, strerror(-r));
+        }
+}
+
+static void installer_staging_changed(Installer *i);
+
 static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(store_target_done) StoreTarget t = {};
         _cleanup_(store_entry_done) StoreEntry e = {};
@@ -137,6 +184,9 @@ static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error
         const void *digest;
         char want_hex[65];
         size_t digest_len;
+        Staging *staged = NULL;
+        bool was_staged;
+        struct stat st;
         uint64_t size;
         int fd, r;
 
@@ -167,36 +217,259 @@ static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error
         }
 
         hexstr(digest, 32, want_hex);
-        r = store_install(i->store, &t, fd, size, digest, &e);
+        /* A descriptor of a file this instance staged: install that very file, no copy. */
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+                staged = staging_find_file(&i->staging, st.st_dev, st.st_ino);
+        was_staged = staged;
+        if (staged) {
+                StoreStaged file = staged->file;
+
+                /* the staged file is consumed whatever the outcome: renamed, or unlinked */
+                r = store_install_staged(i->store, &t, &file, size, digest, &e);
+                (void)staging_forget(&i->staging, i->store, staged);
+                installer_staging_changed(i);
+        } else
+                r = store_install(i->store, &t, fd, size, digest, &e);
         installer_touch(i);
-        switch (r) {
-        case 0:
-                log_info("installed %s as %s (%" PRIu64 " bytes, sha256 %s)", t.component, t.file, e.size, want_hex);
-                return sd_bus_reply_method_return(m, "s", t.file);
-        case -EMSGSIZE:
-                log_warning("refused install of %s: payload is not the announced %" PRIu64 " bytes", t.component, size);
-                return sd_bus_error_setf(error, TEEP_ERROR_SIZE_MISMATCH,
-                                         "Payload for %s is not %" PRIu64 " bytes; nothing was changed", t.component, size);
-        case -EKEYREJECTED:
-                /* store_install() only says it differs; log what we were promised. */
-                log_warning("refused install of %s: payload SHA-256 is not %s", t.component, want_hex);
-                return sd_bus_error_setf(error, TEEP_ERROR_DIGEST_MISMATCH,
-                                         "Payload for %s does not have SHA-256 %s; nothing was changed", t.component, want_hex);
-        case -EEXIST:
-                log_warning("refused install of %s: %s belongs to another component or was not installed by teepkit",
-                            t.component, t.file);
-                return sd_bus_error_setf(error, TEEP_ERROR_INVALID_COMPONENT,
-                                         "%s is already in the store and does not belong to %s (another component with this TA UUID, or a TA teepkit did not install)",
-                                         t.file, t.component);
-        case -ETIMEDOUT:
-                log_warning("refused install of %s: no payload data for %u ms", t.component, i->store->stall_timeout_ms);
-                return sd_bus_error_setf(error, TEEP_ERROR_FAILED,
-                                         "Payload for %s stalled (no data for %u s); nothing was changed", t.component,
-                                         i->store->stall_timeout_ms / 1000u);
-        default:
-                log_error("cannot install %s as %s in %s: %s", t.component, t.file, i->store->path, strerror(-r));
-                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot install %s: %s", t.component, strerror(-r));
+        if (r < 0)
+                return reply_install_error(i, error, &t, size, want_hex, r);
+        log_info("installed %s as %s (%" PRIu64 " bytes, sha256 %s)%s", t.component, t.file, e.size, want_hex,
+                 was_staged ? " (staged, no copy)" : "");
+        return sd_bus_reply_method_return(m, "s", t.file);
+}
+
+/* ---- staging: Stage, Staged, Unstage (see staging.h) ---- */
+
+static int on_stage_expiry(sd_event_source *source, uint64_t usec, void *userdata) {
+        Installer *i = userdata;
+        uint64_t now;
+        size_t n;
+
+        /* the loop may run late: what is due by now goes, not only what was due at usec */
+        if (sd_event_now(i->event, CLOCK_MONOTONIC, &now) < 0)
+                now = usec;
+        n = staging_expire(&i->staging, i->store, now, INSTALLER_STAGE_TTL_USEC);
+        if (n > 0)
+                log_notice("dropped %zu staged payload(s) not installed within %" PRIu64 " s", n,
+                           INSTALLER_STAGE_TTL_USEC / 1000000u);
+        installer_staging_changed(i);
+        return 0;
+}
+
+/* Arm the expiry timer for the oldest entry, or disarm it when nothing is staged. */
+static void installer_staging_changed(Installer *i) {
+        uint64_t oldest = staging_oldest(&i->staging);
+        int r;
+
+        if (oldest == UINT64_MAX) {
+                if (i->stage_expiry)
+                        (void)sd_event_source_set_enabled(i->stage_expiry, SD_EVENT_OFF);
+                return;
         }
+        if (!i->stage_expiry) {
+                /* 1 s accuracy: the TTL is a bound on disk use, not a deadline anyone waits on */
+                r = sd_event_add_time(i->event, &i->stage_expiry, CLOCK_MONOTONIC, oldest + INSTALLER_STAGE_TTL_USEC,
+                                      1000000u, on_stage_expiry, i);
+        } else {
+                r = sd_event_source_set_time(i->stage_expiry, oldest + INSTALLER_STAGE_TTL_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(i->stage_expiry, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                /* the entries still go when they are installed or unstaged, or at exit */
+                log_warning("cannot arm the expiry of staged payloads: %s", strerror(-r));
+}
+
+/* What a failed staging replies, now and to the Staged() that collects it. */
+static void stage_error(const Installer *i, const char *id, int r, uint64_t max, const char **ret_name,
+                        char **ret_message) {
+        char *message = NULL;
+        int k;
+
+        switch (r) {
+        case -EFBIG:
+                *ret_name = TEEP_ERROR_LIMIT_EXCEEDED;
+                k = asprintf(&message, "Payload %s is more than %" PRIu64 " bytes; nothing was staged", id, max);
+                break;
+        case -ETIMEDOUT:
+                *ret_name = TEEP_ERROR_FAILED;
+                k = asprintf(&message, "Payload %s stalled (no data for %u s); nothing was staged", id,
+                             i->store->stall_timeout_ms / 1000u);
+                break;
+        default:
+                *ret_name = TEEP_ERROR_FAILED;
+                k = asprintf(&message, "Cannot stage payload %s: %s", id, strerror(-r));
+                break;
+        }
+        *ret_message = k < 0 ? NULL : message;
+}
+
+static int method_stage(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_free_ char *message = NULL;
+        Installer *i = userdata;
+        const char *id, *name;
+        char hex[65];
+        uint64_t max, now;
+        Staging *e;
+        int fd, r;
+
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        r = sd_bus_message_read(m, "sht", &id, &fd, &max);
+        if (r < 0)
+                return r;
+        r = read_options(m, error);
+        if (r < 0) {
+                log_warning("refused stage: %s", error->message ?: strerror(-r));
+                return r;
+        }
+        if (!staging_id_valid(id)) {
+                log_warning("refused stage: the id is not %u lowercase hex characters", STAGING_ID_LEN);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "A staging id is exactly %u lowercase hex characters", STAGING_ID_LEN);
+        }
+        if (max == 0) {
+                log_warning("refused stage %s: max_size 0", id);
+                return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "max_size must be at least 1");
+        }
+        r = check_payload_fd(fd, error);
+        if (r < 0) {
+                log_warning("refused stage %s: %s", id, error->message);
+                return r;
+        }
+        r = sd_event_now(i->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        /* Before a byte is read: a refusal here leaves the payload unread. */
+        r = staging_add(&i->staging, id, now, &e);
+        if (r == -EEXIST) {
+                log_warning("refused stage %s: that id is staged already", id);
+                return sd_bus_error_setf(error, TEEP_ERROR_BUSY, "Something is staged under %s already", id);
+        }
+        if (r == -EBUSY) {
+                log_warning("refused stage %s: %u payloads are staged already", id, INSTALLER_MAX_STAGED);
+                return sd_bus_error_setf(error, TEEP_ERROR_BUSY,
+                                         "%u payloads are staged already; install or unstage one first",
+                                         INSTALLER_MAX_STAGED);
+        }
+        if (r < 0)
+                return r;
+
+        /* Blocks the loop while it copies, as Install does: the agent sent this call without
+         * waiting and feeds the pipe meanwhile. */
+        r = store_stage(i->store, fd, max, &e->file);
+        installer_touch(i);
+        if (r >= 0) {
+                log_info("staged %s: %" PRIu64 " bytes, sha256 %s, as %s", id, e->file.size,
+                         hexstr(e->file.sha256, 32, hex), e->file.name);
+                installer_staging_changed(i);
+                return sd_bus_reply_method_return(m, NULL);
+        }
+
+        stage_error(i, id, r, max, &name, &message);
+        if (r == -EFBIG || r == -ETIMEDOUT)
+                log_warning("refused stage %s: %s", id, message ?: strerror(-r));
+        else
+                log_error("cannot stage %s in %s: %s", id, i->store->path, strerror(-r));
+        /* kept for Staged(id), which reports it once */
+        if (!message || staging_set_error(e, r, name, message) < 0) {
+                (void)staging_forget(&i->staging, i->store, e);
+                installer_staging_changed(i);
+                return -ENOMEM;
+        }
+        installer_staging_changed(i);
+        return sd_bus_error_set(error, name, message);
+}
+
+static int method_staged(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_close_ int fd = -1;
+        Installer *i = userdata;
+        const char *id;
+        Staging *e;
+        int r;
+
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        r = sd_bus_message_read(m, "s", &id);
+        if (r < 0)
+                return r;
+        if (!staging_id_valid(id)) {
+                log_warning("refused staged: the id is not %u lowercase hex characters", STAGING_ID_LEN);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "A staging id is exactly %u lowercase hex characters", STAGING_ID_LEN);
+        }
+        e = staging_find(&i->staging, id);
+        if (!e) {
+                log_warning("refused staged %s: nothing is staged under that id", id);
+                return sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Nothing is staged under %s", id);
+        }
+        if (e->error < 0) {
+                /* the failure is reported once, then forgotten */
+                r = sd_bus_error_set(error, e->error_name, e->error_message);
+                (void)staging_forget(&i->staging, i->store, e);
+                installer_staging_changed(i);
+                return r;
+        }
+        fd = store_staged_open(i->store, &e->file);
+        if (fd < 0) {
+                log_error("cannot open the file staged under %s (%s): %s", id, e->file.name,
+                          fd == -ESTALE ? "gone or changed" : strerror(-fd));
+                r = sd_bus_error_setf(error, TEEP_ERROR_FAILED, "Cannot open what is staged under %s: %s", id,
+                                      fd == -ESTALE ? "the file is gone or changed" : strerror(-fd));
+                (void)staging_forget(&i->staging, i->store, e);
+                installer_staging_changed(i);
+                return r;
+        }
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "ht", fd, e->file.size);
+        if (r >= 0)
+                r = sd_bus_message_append_array(reply, 'y', e->file.sha256, sizeof(e->file.sha256));
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_unstage(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Installer *i = userdata;
+        uint32_t removed = 0;
+        int r;
+
+        r = bus_require_sender_uid(m, i->agent_uid, error);
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *id;
+                Staging *e;
+
+                r = sd_bus_message_read(m, "s", &id);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                e = staging_find(&i->staging, id); /* unknown ids (malformed ones too): nothing to do */
+                if (e) {
+                        (void)staging_forget(&i->staging, i->store, e);
+                        removed++;
+                }
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        if (removed > 0) {
+                log_info("unstaged %" PRIu32 " payload(s)", removed);
+                installer_staging_changed(i);
+        }
+        return sd_bus_reply_method_return(m, "u", removed);
 }
 
 static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -436,6 +709,12 @@ static const sd_bus_vtable installer_vtable[] = {
                                 method_restore, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Discard", SD_BUS_ARGS("as", components), SD_BUS_RESULT("u", removed),
                                 method_discard, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Stage", SD_BUS_ARGS("s", id, "h", payload, "t", max_size, "a{sv}", options),
+                                SD_BUS_NO_RESULT, method_stage, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Staged", SD_BUS_ARGS("s", id), SD_BUS_RESULT("h", staged, "t", size, "ay", sha256),
+                                method_staged, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unstage", SD_BUS_ARGS("as", ids), SD_BUS_RESULT("u", removed),
+                                method_unstage, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 
@@ -448,6 +727,14 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         Installer *i = userdata;
         int r;
 
+        /* The agent is in the middle of an update: what it staged waits for its Install (each
+         * entry for INSTALLER_STAGE_TTL_USEC at most), and an exit would throw it away. */
+        if (i->staging.n > 0) {
+                log_debug("no calls for %" PRIu64 " s, but %zu payload(s) staged: staying", i->idle_usec / 1000000u,
+                          i->staging.n);
+                installer_touch(i);
+                return 0;
+        }
         log_info("no calls for %" PRIu64 " s, exiting", i->idle_usec / 1000000u);
         r = sd_bus_release_name(i->bus, TEEP_INSTALLER_BUS_NAME);
         if (r < 0)

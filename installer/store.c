@@ -304,13 +304,19 @@ int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]) {
         return -EEXIST;
 }
 
-/* Wait until fd is readable; for descriptors where a read could block (pipes, sockets). */
+/* Wait until fd is readable; for descriptors where a read could block (pipes, sockets).
+ * ppoll(), not poll(): it is the one the seccomp base already allows (sd-bus waits with it),
+ * and glibc's poll() is the poll syscall on x86-64. */
 static int wait_readable(int fd, unsigned timeout_ms) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
+        const struct timespec ts = {
+                .tv_sec = (time_t)(timeout_ms / 1000u),
+                .tv_nsec = (long)(timeout_ms % 1000u) * 1000000L,
+        };
         int k;
 
         do
-                k = poll(&p, 1, (int)timeout_ms);
+                k = ppoll(&p, 1, &ts, NULL);
         while (k < 0 && errno == EINTR);
         if (k < 0)
                 return -errno;
@@ -319,8 +325,8 @@ static int wait_readable(int fd, unsigned timeout_ms) {
         return 0;
 }
 
-int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
-                      uint8_t ret_sha256[32]) {
+int store_copy_hashed_max(int in_fd, int out_fd, uint64_t max, unsigned stall_timeout_ms, uint64_t *ret_size,
+                          uint8_t ret_sha256[32]) {
         _cleanup_free_ uint8_t *buf = NULL;
         TeepSha256 h;
         uint64_t total = 0, flushed = 0, previous = 0, waited = 0;
@@ -340,9 +346,9 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
         teep_sha256_init(&h);
 
         for (;;) {
-                /* Ask for at most one byte more than is still expected: a payload that runs
+                /* Ask for at most one byte more than is still allowed: a payload that runs
                  * over is refused after that one byte, not after a buffer (or a GiB) of it. */
-                uint64_t left = size - total;
+                uint64_t left = max - total;
                 size_t want = left < STORE_COPY_BUFFER ? (size_t)left + 1 : STORE_COPY_BUFFER;
                 ssize_t n;
 
@@ -365,13 +371,10 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                         r = -errno;
                         break;
                 }
-                if (n == 0) {
-                        if (total != size)
-                                r = -EMSGSIZE;
+                if (n == 0)
                         break;
-                }
                 if ((uint64_t)n > left) {
-                        r = -EMSGSIZE;
+                        r = -EFBIG;
                         break;
                 }
                 total += (uint64_t)n;
@@ -402,6 +405,22 @@ int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeo
                 return r;
         }
         teep_sha256_final(&h, ret_sha256);
+        *ret_size = total;
+        return 0;
+}
+
+int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
+                      uint8_t ret_sha256[32]) {
+        uint8_t sha[32];
+        uint64_t total;
+        int r;
+
+        r = store_copy_hashed_max(in_fd, out_fd, size, stall_timeout_ms, &total, sha);
+        if (r == -EFBIG || (r >= 0 && total != size))
+                return -EMSGSIZE;
+        if (r < 0)
+                return r;
+        memcpy(ret_sha256, sha, sizeof(sha));
         return 0;
 }
 
@@ -524,6 +543,62 @@ static void entry_from_stat(StoreEntry *e, const struct stat *st) {
         e->mtime_usec = (uint64_t)st->st_mtim.tv_sec * UINT64_C(1000000) + (uint64_t)st->st_mtim.tv_nsec / 1000u;
 }
 
+/*
+ * The end every install shares, copied or staged: tmp (open as tmp_fd; complete, its size and
+ * SHA-256 checked) becomes t's file. recorded: the optee owner record of t's component is in
+ * place already (owner_check()). On failure the temporary is unlinked.
+ */
+static int install_commit(Store *s, const StoreTarget *t, bool recorded, int tmp_fd, const char *tmp,
+                          const uint8_t sha256[32], StoreEntry *ret_entry) {
+        struct stat st;
+        int r = 0;
+
+        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). */
+        if (fchmod(tmp_fd, 0644) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(tmp_fd) < 0)
+                r = -errno;
+        if (r >= 0 && s->layout == STORE_LAYOUT_OPTEE && !recorded) {
+                /* The record goes first: a kill between the two renames leaves a record
+                 * without a TA, which store_clean() drops; never a TA without a record. */
+                _cleanup_free_ char *text = NULL;
+                char name[OWNER_NAME_SIZE];
+                int len = asprintf(&text, "%s\n", t->component);
+
+                owner_name(t->uuid, name);
+                r = len < 0 ? -ENOMEM : store_write_file_atomic(s->dir_fd, name, text, (size_t)len, 0644);
+        }
+        /* The undo record: a link to the old file made before the rename over it, so the name
+         * points to the old file or the new one at every instant (never to nothing). */
+        if (r >= 0)
+                r = undo_record(s, t->file);
+        if (r >= 0 && renameat(s->dir_fd, tmp, s->dir_fd, t->file) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(s->dir_fd, tmp, 0);
+                return r;
+        }
+        if (fsync(s->dir_fd) < 0)
+                return -errno;
+
+        if (ret_entry) {
+                StoreEntry e = {};
+
+                if (fstat(tmp_fd, &st) < 0)
+                        return -errno;
+                entry_from_stat(&e, &st);
+                memcpy(e.sha256, sha256, sizeof(e.sha256));
+                e.component = strdup(t->component);
+                e.file = strdup(t->file);
+                if (!e.component || !e.file) {
+                        store_entry_done(&e);
+                        return -ENOMEM;
+                }
+                *ret_entry = e;
+        }
+        return 0;
+}
+
 int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const uint8_t sha256[32],
                   StoreEntry *ret_entry) {
         _cleanup_close_ int tmp_fd = -1;
@@ -558,50 +633,96 @@ int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const u
         r = store_copy_hashed(fd, tmp_fd, size, s->stall_timeout_ms, got);
         if (r >= 0 && memcmp(got, sha256, sizeof(got)) != 0)
                 r = -EKEYREJECTED;
-        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). */
-        if (r >= 0 && fchmod(tmp_fd, 0644) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(tmp_fd) < 0)
-                r = -errno;
-        if (r >= 0 && s->layout == STORE_LAYOUT_OPTEE && !recorded) {
-                /* The record goes first: a kill between the two renames leaves a record
-                 * without a TA, which store_clean() drops; never a TA without a record. */
-                _cleanup_free_ char *text = NULL;
-                char name[OWNER_NAME_SIZE];
-                int len = asprintf(&text, "%s\n", t->component);
-
-                owner_name(t->uuid, name);
-                r = len < 0 ? -ENOMEM : store_write_file_atomic(s->dir_fd, name, text, (size_t)len, 0644);
-        }
-        /* The undo record: a link to the old file made before the rename over it, so the name
-         * points to the old file or the new one at every instant (never to nothing). */
-        if (r >= 0)
-                r = undo_record(s, t->file);
-        if (r >= 0 && renameat(s->dir_fd, tmp, s->dir_fd, t->file) < 0)
-                r = -errno;
         if (r < 0) {
                 (void)unlinkat(s->dir_fd, tmp, 0);
                 return r;
         }
-        if (fsync(s->dir_fd) < 0)
-                return -errno;
+        return install_commit(s, t, recorded, tmp_fd, tmp, got, ret_entry);
+}
 
-        if (ret_entry) {
-                StoreEntry e = {};
+int store_stage(Store *s, int fd, uint64_t max, StoreStaged *ret) {
+        _cleanup_close_ int tmp_fd = -1;
+        StoreStaged staged = {};
+        struct stat st;
+        int r;
 
-                if (fstat(tmp_fd, &st) < 0)
-                        return -errno;
-                entry_from_stat(&e, &st);
-                memcpy(e.sha256, got, sizeof(got));
-                e.component = strdup(t->component);
-                e.file = strdup(t->file);
-                if (!e.component || !e.file) {
-                        store_entry_done(&e);
-                        return -ENOMEM;
-                }
-                *ret_entry = e;
+        if (fd < 0 || max == 0 || !ret)
+                return -EINVAL;
+        tmp_fd = store_tmpfile_open(s->dir_fd, staged.name);
+        if (tmp_fd < 0)
+                return tmp_fd;
+        /* No fsync here: the file is durable only if and when it is installed (install_commit()
+         * fsyncs it before the rename); until then a crash may lose it, and store_clean()
+         * removes what is left of it. */
+        r = store_copy_hashed_max(fd, tmp_fd, max, s->stall_timeout_ms, &staged.size, staged.sha256);
+        if (r >= 0 && fstat(tmp_fd, &st) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(s->dir_fd, staged.name, 0);
+                return r;
         }
+        staged.dev = st.st_dev;
+        staged.ino = st.st_ino;
+        *ret = staged;
         return 0;
+}
+
+int store_staged_open(Store *s, const StoreStaged *staged) {
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+
+        if (!staged || !store_name_is_temporary(staged->name))
+                return -EINVAL;
+        fd = openat(s->dir_fd, staged->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT || errno == ELOOP ? -ESTALE : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_dev != staged->dev || st.st_ino != staged->ino ||
+            (uint64_t)st.st_size != staged->size)
+                return -ESTALE;
+        return TAKE_FD(fd);
+}
+
+int store_unstage(Store *s, const StoreStaged *staged) {
+        struct stat st;
+
+        if (!staged || !store_name_is_temporary(staged->name))
+                return -EINVAL;
+        if (fstatat(s->dir_fd, staged->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (st.st_dev != staged->dev || st.st_ino != staged->ino)
+                return 0;
+        return unlink_if_present(s->dir_fd, staged->name);
+}
+
+int store_install_staged(Store *s, const StoreTarget *t, const StoreStaged *staged, uint64_t size,
+                         const uint8_t sha256[32], StoreEntry *ret_entry) {
+        _cleanup_close_ int fd = -1;
+        bool recorded = false;
+        int r = 0;
+
+        if (!t || !t->file || !staged || !sha256 || !store_name_is_temporary(staged->name))
+                return -EINVAL;
+
+        /* Our own descriptor of the file, checked to be the inode staged: the caller's fd only
+         * said which staged file is meant. */
+        fd = store_staged_open(s, staged);
+        if (fd < 0)
+                r = fd;
+        /* The announced values against those computed while the bytes were written: the
+         * defence-in-depth re-check of a copied install, without reading the file again. */
+        else if (staged->size != size)
+                r = -EMSGSIZE;
+        else if (memcmp(staged->sha256, sha256, sizeof(staged->sha256)) != 0)
+                r = -EKEYREJECTED;
+        else if (s->layout == STORE_LAYOUT_OPTEE)
+                r = owner_check(s, t, &recorded);
+        if (r < 0) {
+                (void)store_unstage(s, staged);
+                return r;
+        }
+        return install_commit(s, t, recorded, fd, staged->name, staged->sha256, ret_entry);
 }
 
 int store_remove(Store *s, const StoreTarget *t) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "macro.h"
 #include "names.h"
@@ -22,14 +23,25 @@
  *
  * Errors (negative errno), beyond plain I/O errors:
  *   -EMSGSIZE      the payload was longer or shorter than announced (nothing changed)
+ *   -EFBIG         store_stage(): the payload ran past its limit (nothing left behind)
  *   -EKEYREJECTED  its SHA-256 differs from the one announced (nothing changed)
  *   -ETIMEDOUT     the payload fd gave no data for STORE_STALL_TIMEOUT_MS (nothing changed)
  *   -ENOENT        store_remove(): the component is not installed
  *   -EEXIST        optee layout: the TA file belongs to another component, or was not
  *                  installed by teepkit (no owner record)
+ *   -ESTALE        store_staged_open()/store_install_staged(): the staged temporary is no
+ *                  longer the file that was staged (gone, replaced or resized)
+ *
+ * Staging: store_stage() streams a payload of unknown length (a pipe the agent fills while it
+ * downloads) into a ".teep-tmp-" temporary, hashed on the way, not fsync'd; the store is
+ * otherwise untouched. store_install_staged() later makes that very file a TC with the tail of
+ * an install (chmod, fsync, owner and undo records, rename, fsync dir): no second copy. A
+ * staged temporary is an ordinary one to store_clean(), so a crash loses it, never a TC.
  */
 
 #define STORE_TMP_PREFIX     STORE_PRIVATE_PREFIX "tmp-"
+/* A temporary's name: the prefix, 12 random characters, NUL. */
+#define STORE_TMP_NAME_SIZE  (sizeof(STORE_TMP_PREFIX) + 12)
 #define STORE_OWNER_PREFIX   STORE_PRIVATE_PREFIX "owner-"
 /* The undo record of a file's last change (store_restore()): ".teep-undo-<file>" is a hard link
  * to the file that change replaced or removed; ".teep-added-<file>" (empty) says the change
@@ -63,6 +75,15 @@ typedef struct StoreTarget {
         char uuid[STORE_UUID_STRING_LEN + 1]; /* optee layout only */
 } StoreTarget;
 
+/* A payload staged in the store (store_stage()): its temporary, identified by name and inode. */
+typedef struct StoreStaged {
+        char name[STORE_TMP_NAME_SIZE];
+        dev_t dev;
+        ino_t ino;
+        uint64_t size;
+        uint8_t sha256[32];
+} StoreStaged;
+
 typedef struct StoreEntry {
         char *component;
         char *file;
@@ -95,6 +116,35 @@ void store_target_done(StoreTarget *t);
  */
 int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const uint8_t sha256[32],
                   StoreEntry *ret_entry);
+
+/*
+ * Stage the payload read from fd (from its current offset to EOF; at most max bytes, max > 0)
+ * in a fresh temporary in the store: hashed while it is written, writeback started as for an
+ * install, not fsync'd. -EFBIG as soon as byte max + 1 arrives, -ETIMEDOUT when fd gives no
+ * data for the store's stall timeout, -EISDIR, or an I/O error; on any failure the temporary
+ * is gone again. On success ret describes the staged file.
+ */
+int store_stage(Store *s, int fd, uint64_t max, StoreStaged *ret);
+
+/* A new O_RDONLY|O_CLOEXEC descriptor of the staged file, checked to be the very inode staged,
+ * of the staged size. Returns the fd, -ESTALE, or -errno. */
+int store_staged_open(Store *s, const StoreStaged *staged);
+
+/* Unlink the staged temporary if it is still the file staged. Returns 1 when removed, 0 when it
+ * was not there (or is another file now), or -errno. No fsync: a temporary a crash brings back
+ * is removed by store_clean(). */
+int store_unstage(Store *s, const StoreStaged *staged);
+
+/*
+ * Install the staged file itself as t: refused with -EMSGSIZE or -EKEYREJECTED when size or
+ * sha256 differ from what was staged (the announced values are checked against the ones
+ * computed while staging), -EEXIST as store_install(), -ESTALE; otherwise exactly the end of
+ * store_install() (chmod 0644, fsync, owner record, undo record, rename, fsync dir), so the TC
+ * file is the staged inode. The staged temporary is consumed whatever the outcome: renamed
+ * into place, or unlinked (nothing else in the store changes on a refusal).
+ */
+int store_install_staged(Store *s, const StoreTarget *t, const StoreStaged *staged, uint64_t size,
+                         const uint8_t sha256[32], StoreEntry *ret_entry);
 
 /* Unlink the component's file and fsync the directory. -ENOENT if not installed. */
 int store_remove(Store *s, const StoreTarget *t);
@@ -141,7 +191,6 @@ bool store_name_is_temporary(const char *name);
 
 /* Create a fresh ".teep-tmp-XXXXXXXXXXXX" (O_EXCL, O_NOFOLLOW, mode 0600) in dir_fd.
  * ret_name must hold STORE_TMP_NAME_SIZE bytes. Returns the fd or -errno. */
-#define STORE_TMP_NAME_SIZE (sizeof(STORE_TMP_PREFIX) + 12)
 int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]);
 
 /*
@@ -151,6 +200,13 @@ int store_tmpfile_open(int dir_fd, char ret_name[STORE_TMP_NAME_SIZE]);
  */
 int store_copy_hashed(int in_fd, int out_fd, uint64_t size, unsigned stall_timeout_ms,
                       uint8_t ret_sha256[32]);
+
+/*
+ * The same copy for a payload of unknown length: up to EOF, refusing (-EFBIG) as soon as more
+ * than max bytes arrive; ret_size gets how many were copied. -EISDIR for a directory.
+ */
+int store_copy_hashed_max(int in_fd, int out_fd, uint64_t max, unsigned stall_timeout_ms, uint64_t *ret_size,
+                          uint8_t ret_sha256[32]);
 
 /* SHA-256 of a whole open file, streamed. Returns 0 or -errno. */
 int store_sha256_fd(int fd, uint8_t ret[32]);

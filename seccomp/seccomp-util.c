@@ -50,7 +50,7 @@ const TeepSyscall teep_seccomp_base[] = {
         { "epoll_wait", "sd-event waits" },
         { "epoll_pwait", "sd-event waits (other glibc builds)" },
         { "epoll_pwait2", "sd-event waits with a timeout in ns (libsystemd >= 253)" },
-        { "ppoll", "sd-bus waits for a method reply" },
+        { "ppoll", "sd-bus waits for a method reply; the installer's bounded wait for payload data (installer/store.c)" },
         { "timerfd_create", "sd-event creates a clock source when the first timer of that clock is added" },
         { "timerfd_settime", "sd-event arms timers (job timeouts, idle exit)" },
         { "eventfd2", "sd-event's exit and defer sources" },

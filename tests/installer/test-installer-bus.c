@@ -86,13 +86,16 @@ typedef struct Entry {
 
 typedef struct Call {
         /* request */
-        char method[32]; /* Install, Remove, List, Get, Ping */
-        char component[600];
+        char method[32]; /* Install, Remove, List, Get, Ping, Stage, Staged, Unstage */
+        char component[600]; /* Stage, Staged: the id; Unstage: one id, or "" for none */
         char payload[512];
         uint64_t size;
         uint8_t sha256[32];
         size_t sha256_len;
         char option[32]; /* an options key to send, "" for none */
+        char unstage_also[40]; /* Unstage: a second id, "" for none */
+        char install[600];     /* Staged: then Install this component with the staged fd ("" not) */
+        bool install_wrong_sha;
         /* reply */
         int r;
         char error[128];
@@ -100,6 +103,21 @@ typedef struct Call {
         char file[512];
         size_t n_entries;
         Entry entries[32];
+        /* Stage: payload bytes the installer left in the pipe */
+        uint64_t unread;
+        /* Staged: what came back, and what the descriptor holds */
+        uint64_t staged_size;
+        uint8_t staged_sha256[32];
+        uint8_t content_sha256[32];
+        uint64_t staged_ino;
+        int staged_accmode;
+        /* Staged, then Install (c->install) */
+        int install_r;
+        char install_error[128];
+        char install_message[512];
+        char install_file[512];
+        /* Introspect */
+        char xml[32768];
 } Call;
 
 static Call *call_shared(void) {
@@ -140,6 +158,169 @@ static int read_list(sd_bus_message *reply, Call *c) {
         return r;
 }
 
+typedef struct AsyncReply {
+        bool done;
+        sd_bus_error error;
+} AsyncReply;
+
+static int on_async_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        AsyncReply *a = userdata;
+
+        a->done = true;
+        if (sd_bus_message_is_method_error(m, NULL))
+                (void)sd_bus_error_copy(&a->error, sd_bus_message_get_error(m));
+        return 0;
+}
+
+/*
+ * Stage c->payload through a pipe, the way the agent streams a download: the call is sent
+ * without waiting, a writer process fills the pipe meanwhile, then the reply is awaited.
+ * Afterwards c->unread says how many payload bytes the installer did not take. Exit codes as
+ * do_call().
+ */
+static int do_stage(sd_bus *bus, Call *c) {
+        sd_bus_message *m = NULL;
+        AsyncReply a = { .error = SD_BUS_ERROR_NULL };
+        uint8_t *data = NULL, buf[65536];
+        size_t n = 0;
+        int fds[2], r;
+        pid_t writer;
+        FILE *f;
+
+        f = fopen(c->payload, "re");
+        if (!f)
+                return 3;
+        data = malloc(64u << 20);
+        if (!data)
+                return 3;
+        n = fread(data, 1, 64u << 20, f);
+        fclose(f);
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return 3;
+
+        r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Stage");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sht", c->component, fds[0], c->size);
+        if (r >= 0)
+                r = c->option[0] ? sd_bus_message_append(m, "a{sv}", 1, c->option, "b", 1)
+                                 : sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, NULL, m, on_async_reply, &a, 30 * 1000000ull);
+        if (r >= 0)
+                r = sd_bus_flush(bus);
+        if (r < 0)
+                return 5;
+
+        fflush(NULL);
+        writer = fork();
+        if (writer < 0)
+                return 3;
+        if (writer == 0) {
+                size_t done = 0;
+
+                close(fds[0]);
+                while (done < n) {
+                        ssize_t k = write(fds[1], data + done, n - done);
+                        if (k <= 0)
+                                _exit(1);
+                        done += (size_t)k;
+                }
+                _exit(0);
+        }
+        close(fds[1]);
+        free(data);
+
+        while (!a.done) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return 5;
+                if (r == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+                        return 5;
+        }
+        /* what the installer left: drain to EOF (the writer then finishes) */
+        for (;;) {
+                ssize_t k = read(fds[0], buf, sizeof(buf));
+                if (k <= 0)
+                        break;
+                c->unread += (uint64_t)k;
+        }
+        close(fds[0]);
+        (void)waitpid(writer, NULL, 0);
+        sd_bus_message_unref(m);
+
+        if (sd_bus_error_is_set(&a.error)) {
+                c->r = -1;
+                snprintf(c->error, sizeof(c->error), "%s", a.error.name);
+                snprintf(c->message, sizeof(c->message), "%s", a.error.message ?: "");
+                sd_bus_error_free(&a.error);
+                return 1;
+        }
+        return 0;
+}
+
+static void sha256_of_fd(int fd, uint8_t out[32]) {
+        gnutls_hash_hd_t h;
+        uint8_t buf[65536];
+        off_t off = 0;
+        ssize_t k;
+
+        if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+                return;
+        while ((k = pread(fd, buf, sizeof(buf), off)) > 0) {
+                (void)gnutls_hash(h, buf, (size_t)k);
+                off += k;
+        }
+        gnutls_hash_deinit(h, out);
+}
+
+/* Staged(c->component): the descriptor, its size and digest; then, when c->install names a
+ * component, Install with that very descriptor. */
+static int do_staged(sd_bus *bus, Call *c, sd_bus_message *reply) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *ireply = NULL;
+        uint8_t sha[32];
+        const void *d;
+        struct stat st;
+        size_t len;
+        int fd, r;
+
+        if (sd_bus_message_read(reply, "ht", &fd, &c->staged_size) < 0 ||
+            sd_bus_message_read_array(reply, 'y', &d, &len) < 0 || len != 32)
+                return 11;
+        memcpy(c->staged_sha256, d, 32);
+        if (fstat(fd, &st) < 0)
+                return 12;
+        c->staged_ino = (uint64_t)st.st_ino;
+        c->staged_accmode = fcntl(fd, F_GETFL) & O_ACCMODE;
+        sha256_of_fd(fd, c->content_sha256);
+        if (!c->install[0])
+                return 0;
+
+        memcpy(sha, c->staged_sha256, 32);
+        if (c->install_wrong_sha)
+                sha[0] ^= 1;
+        r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Install");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sht", c->install, fd, c->staged_size);
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', sha, 32);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r < 0)
+                return 13;
+        c->install_r = sd_bus_call(bus, m, 30 * 1000000ull, &e, &ireply);
+        if (c->install_r < 0) {
+                snprintf(c->install_error, sizeof(c->install_error), "%s", e.name ?: "(none)");
+                snprintf(c->install_message, sizeof(c->install_message), "%s", e.message ?: "");
+        } else {
+                const char *file;
+                if (sd_bus_message_read(ireply, "s", &file) < 0)
+                        return 14;
+                snprintf(c->install_file, sizeof(c->install_file), "%s", file);
+        }
+        return 0;
+}
+
 /* Runs in the child. Exit 0: the call went through; 1: an error reply (in c->error); 2+: local. */
 static int do_call(void *userdata) {
         Call *c = userdata;
@@ -151,6 +332,8 @@ static int do_call(void *userdata) {
         alarm(60);
         if (sd_bus_open_system(&bus) < 0)
                 return 2;
+        if (strcmp(c->method, "Stage") == 0)
+                return do_stage(bus, c);
         if (strcmp(c->method, "Install") == 0) {
                 fd = open(c->payload, O_RDONLY | O_CLOEXEC);
                 if (fd < 0)
@@ -179,12 +362,24 @@ static int do_call(void *userdata) {
                 if (r >= 0)
                         r = c->component[0] ? sd_bus_message_append(m, "as", 1, c->component)
                                             : sd_bus_message_append(m, "as", 0);
+        } else if (strcmp(c->method, "Staged") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Staged");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", c->component);
+        } else if (strcmp(c->method, "Unstage") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, IFACE, "Unstage");
+                if (r >= 0)
+                        r = c->unstage_also[0] ? sd_bus_message_append(m, "as", 2, c->component, c->unstage_also)
+                            : c->component[0]  ? sd_bus_message_append(m, "as", 1, c->component)
+                                               : sd_bus_message_append(m, "as", 0);
         } else if (strcmp(c->method, "Get") == 0) {
                 r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Properties", "Get");
                 if (r >= 0)
                         r = sd_bus_message_append(m, "ss", IFACE, c->component);
         } else if (strcmp(c->method, "Ping") == 0) {
                 r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Peer", "Ping");
+        } else if (strcmp(c->method, "Introspect") == 0) {
+                r = sd_bus_message_new_method_call(bus, &m, NAME, PATH, "org.freedesktop.DBus.Introspectable", "Introspect");
         } else
                 return 4;
         if (r < 0)
@@ -210,11 +405,18 @@ static int do_call(void *userdata) {
                 if (sd_bus_message_read(reply, "s", &what) < 0)
                         return 9;
                 snprintf(c->file, sizeof(c->file), "%s", what);
-        } else if (strcmp(c->method, "Discard") == 0) {
+        } else if (strcmp(c->method, "Discard") == 0 || strcmp(c->method, "Unstage") == 0) {
                 uint32_t n;
                 if (sd_bus_message_read(reply, "u", &n) < 0)
                         return 10;
                 snprintf(c->file, sizeof(c->file), "%" PRIu32, n);
+        } else if (strcmp(c->method, "Staged") == 0) {
+                return do_staged(bus, c, reply);
+        } else if (strcmp(c->method, "Introspect") == 0) {
+                const char *xml;
+                if (sd_bus_message_read(reply, "s", &xml) < 0 || strlen(xml) >= sizeof(c->xml))
+                        return 15;
+                snprintf(c->xml, sizeof(c->xml), "%s", xml);
         } else if (strcmp(c->method, "Get") == 0) {
                 const char *v;
                 if (sd_bus_message_read(reply, "v", "s", &v) < 0)
@@ -319,6 +521,24 @@ static Call *simple_call(const char *method, const char *component) {
         Call *c = call_shared();
         snprintf(c->method, sizeof(c->method), "%s", method);
         snprintf(c->component, sizeof(c->component), "%s", component ?: "");
+        return c;
+}
+
+static const char stage_id[] = "0123456789abcdef0123456789abcdef";
+static const char stage_id2[] = "fedcba9876543210fedcba9876543210";
+
+static Call *stage_call(const char *id, const char *payload, uint64_t max_size) {
+        Call *c = call_shared();
+        snprintf(c->method, sizeof(c->method), "Stage");
+        snprintf(c->component, sizeof(c->component), "%s", id);
+        snprintf(c->payload, sizeof(c->payload), "%s", payload);
+        c->size = max_size;
+        return c;
+}
+
+static Call *staged_call(const char *id, const char *install) {
+        Call *c = simple_call("Staged", id);
+        snprintf(c->install, sizeof(c->install), "%s", install ?: "");
         return c;
 }
 
@@ -536,7 +756,8 @@ Test(installer, restore_and_discard) {
 Test(installer, only_the_agent_uid_may_call) {
         uint8_t sha[32];
         const char *payload = make_payload("payload", 5000, 1, sha);
-        static const char *const methods[] = { "Install", "Remove", "List", "Get", "Ping", "Restore", "Discard" };
+        static const char *const methods[] = { "Install", "Remove", "List", "Get", "Ping", "Restore", "Discard",
+                                               "Stage", "Staged", "Unstage" };
         struct {
                 const char *who;
                 uid_t uid;
@@ -553,18 +774,30 @@ Test(installer, only_the_agent_uid_may_call) {
         cr_assert(stack.distinct_users);
         c = install_call("victim", payload, 5000, sha);
         cr_assert_eq(as_agent(c), 0);
+        /* something staged, which nobody else may read or unstage */
+        c = stage_call(stage_id, payload, 5000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
         before = snapshot();
 
         for (size_t u = 0; u < sizeof(others) / sizeof(others[0]); u++)
                 for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
                         if (strcmp(methods[m], "Install") == 0)
                                 c = install_call("intruder", payload, 5000, sha);
+                        else if (strcmp(methods[m], "Stage") == 0)
+                                c = stage_call(stage_id, payload, 5000);
+                        else if (strcmp(methods[m], "Staged") == 0 || strcmp(methods[m], "Unstage") == 0)
+                                c = simple_call(methods[m], stage_id);
                         else
                                 c = simple_call(methods[m], strcmp(methods[m], "Get") == 0 ? "StoreDirectory" : "victim");
                         cr_assert_eq(call_as(others[u].uid, others[u].gid, c), 1, "%s as %s went through", methods[m],
                                      others[u].who);
                         assert_denied(c, others[u].who);
+                        if (strcmp(methods[m], "Stage") == 0)
+                                cr_assert_eq(c->unread, 5000, "a denied Stage read its payload");
                 }
+        c = staged_call(stage_id, NULL);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_arr_eq(c->content_sha256, sha, 32);
         {
                 char *after = snapshot();
                 cr_assert_str_eq(after, before, "a denied call changed the store");
@@ -667,6 +900,230 @@ Test(installer, runs_under_its_seccomp_filter) {
         }
 }
 
+/* ---- staging: a payload streamed in before every manifest is checked, installed later ---- */
+
+static uint64_t store_file_ino(const char *file) {
+        char path[1024];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", store_dir(), file);
+        cr_assert_eq(lstat(path, &st), 0, "%s: %m", path);
+        return (uint64_t)st.st_ino;
+}
+
+static void assert_nothing_staged_under(const char *id) {
+        Call *c = staged_call(id, NULL);
+        char want[128];
+
+        cr_assert_eq(as_agent(c), 1, "Staged %s went through", id);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.Failed", "%s", c->message);
+        snprintf(want, sizeof(want), "Nothing is staged under %s", id);
+        cr_assert_str_eq(c->message, want);
+}
+
+Test(installer, stage_a_stream_then_install_it_without_a_copy) {
+        const size_t n = (5u << 20) + 3;
+        uint8_t sha[32], old[32];
+        const char *payload = make_payload("stream", n, 7, sha);
+        const char *first = make_payload("first", 2000, 8, old);
+        uint64_t ino;
+        Call *c;
+
+        c = install_call(draft_component, first, 2000, old);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+
+        c = stage_call(stage_id, payload, 64u << 20);
+        cr_assert_eq(as_agent(c), 0, "Stage: %s %s", c->error, c->message);
+        cr_assert_eq(c->unread, 0, "the installer left %" PRIu64 " bytes in the pipe", c->unread);
+        cr_assert_eq(temporaries(), 1, "the staged file is a temporary in the store");
+        assert_store_file(draft_file, old); /* staged is not installed */
+
+        c = staged_call(stage_id, draft_component);
+        cr_assert_eq(as_agent(c), 0, "Staged: %s %s", c->error, c->message);
+        cr_assert_eq(c->staged_size, n);
+        cr_assert_arr_eq(c->staged_sha256, sha, 32);
+        cr_assert_arr_eq(c->content_sha256, sha, 32, "the staged descriptor does not hold the payload");
+        cr_assert_eq(c->staged_accmode, O_RDONLY);
+        ino = c->staged_ino;
+        cr_assert_eq(c->install_r, 1, "Install: %s %s", c->install_error, c->install_message);
+        cr_assert_str_eq(c->install_file, draft_file);
+
+        assert_store_file(draft_file, sha);
+        cr_assert_eq(store_file_ino(draft_file), ino, "the installed file is not the staged inode (a copy was made)");
+        cr_assert_eq(temporaries(), 0);
+        assert_nothing_staged_under(stage_id);
+
+        c = simple_call("List", NULL);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_eq(c->n_entries, 1);
+        cr_assert_eq(c->entries[0].size, n);
+        cr_assert_arr_eq(c->entries[0].sha256, sha, 32);
+        /* an install's tail ran: Restore puts the first image back */
+        c = simple_call("Restore", draft_component);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "previous");
+        assert_store_file(draft_file, old);
+}
+
+Test(installer, a_staged_install_with_a_wrong_digest_changes_nothing) {
+        uint8_t sha[32], old[32];
+        const char *payload = make_payload("stream", 100000, 9, sha);
+        const char *first = make_payload("first", 2000, 8, old);
+        char *before, *after;
+        Call *c;
+
+        c = install_call(draft_component, first, 2000, old);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        before = snapshot();
+        c = stage_call(stage_id, payload, 100000);
+        cr_assert_eq(as_agent(c), 0, "Stage: %s %s", c->error, c->message);
+        c = staged_call(stage_id, draft_component);
+        c->install_wrong_sha = true;
+        cr_assert_eq(as_agent(c), 0, "Staged: %s %s", c->error, c->message);
+        cr_assert_lt(c->install_r, 0, "a staged file with the wrong digest was installed");
+        cr_assert_str_eq(c->install_error, "org.teepkit.Error.DigestMismatch", "%s", c->install_message);
+        after = snapshot();
+        cr_assert_str_eq(after, before, "a refused staged install changed the store (or left its file)");
+        assert_nothing_staged_under(stage_id);
+        free(before);
+        free(after);
+}
+
+Test(installer, unstage_removes_the_staged_files) {
+        uint8_t sha[32];
+        const char *payload = make_payload("stream", 300000, 3, sha);
+        char *before = snapshot(), *after;
+        Call *c;
+
+        c = stage_call(stage_id, payload, 300000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        c = stage_call(stage_id2, payload, 300000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_eq(temporaries(), 2);
+
+        /* an unknown id is ignored */
+        c = simple_call("Unstage", stage_id);
+        snprintf(c->unstage_also, sizeof(c->unstage_also), "%s", "00000000000000000000000000000000");
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_str_eq(c->file, "1");
+        cr_assert_eq(temporaries(), 1);
+        assert_nothing_staged_under(stage_id);
+
+        c = simple_call("Unstage", stage_id2);
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "1");
+        c = simple_call("Unstage", "");
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "0");
+        cr_assert_eq(temporaries(), 0);
+        after = snapshot();
+        cr_assert_str_eq(after, before);
+        free(before);
+        free(after);
+}
+
+Test(installer, stage_refusals) {
+        uint8_t sha[32];
+        const char *payload = make_payload("small", 1000, 4, sha);
+        static const char *const bad_ids[] = { "0123456789ABCDEF0123456789abcdef", "0123456789abcdef", "",
+                                               "0123456789abcdef0123456789abcdef0", "../../../../../../../etc/passwd" };
+        Call *c;
+
+        assert_nothing_staged_under("00000000000000000000000000000001");
+        for (size_t k = 0; k < sizeof(bad_ids) / sizeof(bad_ids[0]); k++) {
+                c = stage_call(bad_ids[k], payload, 1000);
+                cr_assert_eq(as_agent(c), 1, "Stage '%s' went through", bad_ids[k]);
+                cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs", "'%s': %s", bad_ids[k], c->message);
+                cr_assert_eq(c->unread, 1000, "a refused Stage read its payload");
+                c = simple_call("Staged", bad_ids[k]);
+                cr_assert_eq(as_agent(c), 1);
+                cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs");
+        }
+        c = stage_call(stage_id, payload, 0);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs", "%s", c->message);
+        c = stage_call(stage_id, payload, 1000);
+        snprintf(c->option, sizeof(c->option), "force");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.freedesktop.DBus.Error.InvalidArgs", "%s", c->message);
+        cr_assert_eq(temporaries(), 0);
+
+        /* the same id twice: Busy, the second payload unread, the first still staged */
+        c = stage_call(stage_id, payload, 1000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        c = stage_call(stage_id, payload, 1000);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.Busy", "%s", c->message);
+        cr_assert_eq(c->unread, 1000);
+        c = staged_call(stage_id, NULL);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_arr_eq(c->content_sha256, sha, 32);
+        cr_assert_eq(temporaries(), 1);
+}
+
+Test(installer, the_seventeenth_stage_is_busy) {
+        uint8_t sha[32];
+        const char *payload = make_payload("small", 4000, 5, sha);
+        char id[40];
+        Call *c;
+
+        for (unsigned k = 0; k < 16; k++) {
+                snprintf(id, sizeof(id), "%032x", k);
+                c = stage_call(id, payload, 4000);
+                cr_assert_eq(as_agent(c), 0, "Stage %u: %s %s", k, c->error, c->message);
+        }
+        cr_assert_eq(temporaries(), 16);
+        snprintf(id, sizeof(id), "%032x", 16u);
+        c = stage_call(id, payload, 4000);
+        cr_assert_eq(as_agent(c), 1, "a 17th payload was staged");
+        cr_assert_str_eq(c->error, "org.teepkit.Error.Busy", "%s", c->message);
+        cr_assert_eq(c->unread, 4000, "the refused payload was read");
+        cr_assert_eq(temporaries(), 16);
+
+        /* one out, one in */
+        c = simple_call("Unstage", "00000000000000000000000000000003");
+        cr_assert_eq(as_agent(c), 0);
+        cr_assert_str_eq(c->file, "1");
+        c = stage_call(id, payload, 4000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_eq(temporaries(), 16);
+        for (unsigned k = 0; k <= 16; k++) {
+                snprintf(id, sizeof(id), "%032x", k);
+                c = simple_call("Unstage", id);
+                cr_assert_eq(as_agent(c), 0);
+        }
+        cr_assert_eq(temporaries(), 0);
+}
+
+Test(installer, a_stage_over_its_limit_is_reported_by_staged) {
+        uint8_t sha[32];
+        const char *payload = make_payload("long", 300000, 6, sha);
+        char *before = snapshot(), *after, message[512];
+        Call *c;
+
+        c = stage_call(stage_id, payload, 200000);
+        cr_assert_eq(as_agent(c), 1, "a payload over its limit was staged");
+        cr_assert_str_eq(c->error, "org.teepkit.Error.LimitExceeded", "%s", c->message);
+        cr_assert_neq(strstr(c->message, "more than 200000 bytes"), NULL, "%s", c->message);
+        cr_assert_geq(c->unread, 300000 - 200001, "the installer read on past its limit");
+        snprintf(message, sizeof(message), "%s", c->message);
+        after = snapshot();
+        cr_assert_str_eq(after, before, "a refused stage left something in the store");
+        cr_assert_eq(temporaries(), 0);
+
+        /* Staged reports the failure once, with the same name and message */
+        c = staged_call(stage_id, NULL);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.LimitExceeded");
+        cr_assert_str_eq(c->message, message);
+        assert_nothing_staged_under(stage_id);
+        /* the id is free again */
+        c = stage_call(stage_id, payload, 300000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        free(before);
+        free(after);
+}
+
 /*
  * kill -9 at random moments during installs of a multi-MiB payload: afterwards the file is the
  * old version or the new one, never anything else, and the next instance removes the temporary.
@@ -759,6 +1216,96 @@ Test(installer, kill_9_never_leaves_a_torn_file, .timeout = 600) {
         cr_assert_gt(leftovers, 0, "no kill landed while a temporary existed; the test proved nothing");
 }
 
+/* The value of attribute key in the tag [tag, end), or "" (into out). */
+static void xml_attr(const char *tag, const char *end, const char *key, char *out, size_t n) {
+        char pattern[32];
+        const char *p;
+
+        snprintf(pattern, sizeof(pattern), " %s=\"", key);
+        out[0] = '\0';
+        p = strstr(tag, pattern);
+        if (!p || p >= end)
+                return;
+        p += strlen(pattern);
+        snprintf(out, n, "%.*s", (int)strcspn(p, "\""), p);
+}
+
+static int cmp_line(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The members of iface in an introspection document, one sorted line each:
+ * "method Name(in types)(out types)" or "property Name type access". Comments are skipped. */
+static void xml_members(const char *xml, const char *iface, char *out, size_t n) {
+        char head[128], *lines[64], cur[512] = "", ins[128] = "", outs[128] = "";
+        const char *p, *end;
+        size_t nl = 0, used = 0;
+
+        snprintf(head, sizeof(head), "<interface name=\"%s\"", iface);
+        p = strstr(xml, head);
+        cr_assert_not_null(p, "no interface %s", iface);
+        end = strstr(p, "</interface>");
+        cr_assert_not_null(end);
+        while ((p = strchr(p + 1, '<')) && p < end) {
+                const char *close;
+                char name[128], type[64], dir[16], access[16];
+
+                if (strncmp(p, "<!--", 4) == 0) {
+                        p = strstr(p, "-->");
+                        cr_assert_not_null(p);
+                        continue;
+                }
+                close = strchr(p, '>');
+                cr_assert_not_null(close);
+                xml_attr(p, close, "name", name, sizeof(name));
+                xml_attr(p, close, "type", type, sizeof(type));
+                if (strncmp(p, "<method ", 8) == 0) {
+                        snprintf(cur, sizeof(cur), "method %s", name);
+                        ins[0] = outs[0] = '\0';
+                } else if (strncmp(p, "<arg ", 5) == 0 && cur[0]) {
+                        xml_attr(p, close, "direction", dir, sizeof(dir));
+                        strncat(strcmp(dir, "out") == 0 ? outs : ins, type, sizeof(ins) - strlen(ins) - 1);
+                }
+                if ((strncmp(p, "<method ", 8) == 0 && close[-1] == '/') || strncmp(p, "</method>", 9) == 0) {
+                        cr_assert_lt(nl, 64);
+                        cr_assert_geq(asprintf(&lines[nl++], "%s(%s)(%s)", cur, ins, outs), 0);
+                        cur[0] = '\0';
+                } else if (strncmp(p, "<property ", 10) == 0) {
+                        xml_attr(p, close, "access", access, sizeof(access));
+                        cr_assert_lt(nl, 64);
+                        cr_assert_geq(asprintf(&lines[nl++], "property %s %s %s", name, type, access), 0);
+                }
+        }
+        qsort(lines, nl, sizeof(char *), cmp_line);
+        out[0] = '\0';
+        for (size_t k = 0; k < nl; k++) {
+                used += (size_t)snprintf(out + used, used < n ? n - used : 0, "%s\n", lines[k]);
+                free(lines[k]);
+        }
+        cr_assert_lt(used, n);
+}
+
+Test(installer, the_live_api_is_the_documented_xml) {
+        char path[1024], want[4096], got[4096], *xml = NULL;
+        size_t len = 0;
+        FILE *f;
+        Call *c;
+
+        snprintf(path, sizeof(path), "%s/dbus/org.teepkit.Installer1.xml", getenv("TEEP_SOURCE_ROOT") ?: ".");
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "%s: %m", path);
+        cr_assert_geq(getdelim(&xml, &len, '\0', f), 0);
+        fclose(f);
+        c = simple_call("Introspect", NULL);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        xml_members(xml, IFACE, want, sizeof(want));
+        xml_members(c->xml, IFACE, got, sizeof(got));
+        cr_assert_str_eq(got, want, "the installer serves\n%s\nthe XML says\n%s", got, want);
+        cr_assert_neq(strstr(want, "method Stage(shta{sv})()"), NULL, "%s", want);
+        cr_assert_neq(strstr(want, "method Staged(s)(htay)"), NULL, "%s", want);
+        free(xml);
+}
+
 /* ---- the daemon's own check, behind a bus policy that lets the agent through ---- */
 
 TestSuite(installer_credentials, .init = up_wrong_agent, .fini = down, .timeout = 120);
@@ -776,6 +1323,16 @@ Test(installer_credentials, the_daemon_refuses_a_uid_the_policy_allowed) {
         cr_assert_eq(as_agent(c), 1);
         cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
         c = simple_call("Get", "Layout");
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
+        c = stage_call(stage_id, payload, 100);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied", "%s: %s", c->error, c->message);
+        cr_assert_eq(c->unread, 100, "a denied Stage read its payload");
+        c = simple_call("Staged", stage_id);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
+        c = simple_call("Unstage", stage_id);
         cr_assert_eq(as_agent(c), 1);
         cr_assert_str_eq(c->error, "org.teepkit.Error.AccessDenied");
         /* and teep-app, whom the daemon would answer, is stopped by the bus */
@@ -857,6 +1414,53 @@ Test(installer_idle, exits_when_idle_and_comes_back_on_the_next_call) {
                 Call *c = simple_call("List", NULL);
                 cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
         }
+}
+
+/* Something staged waits for its Install: no idle exit meanwhile. SIGTERM unlinks it. */
+Test(installer_idle, stays_while_something_is_staged_and_cleans_up_at_exit) {
+        uint8_t sha[32];
+        const char *payload = make_payload("staged", 10000, 2, sha);
+        pid_t pid = start_installer();
+        bool gone = false;
+        Call *c;
+
+        c = stage_call(stage_id, payload, 10000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_eq(installer_pid(), pid);
+        usleep(3000 * 1000); /* three idle timeouts */
+        cr_assert_eq(installer_pid(), pid, "the installer left while a payload was staged");
+        cr_assert_eq(temporaries(), 1);
+        c = staged_call(stage_id, NULL);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        cr_assert_arr_eq(c->content_sha256, sha, 32);
+
+        cr_assert_eq(kill(pid, SIGTERM), 0);
+        for (int w = 0; w < 100 && !gone; w++) {
+                usleep(100 * 1000);
+                gone = kill(pid, 0) < 0 || stack_proc_status_has(pid, "State:\tZ");
+        }
+        cr_assert(gone, "teep-installer (pid %d) still running 10 s after SIGTERM", (int)pid);
+        cr_assert_eq(temporaries(), 0, "the staged file outlived the installer");
+}
+
+/* Unstaged, it may go idle again. */
+Test(installer_idle, exits_when_idle_once_nothing_is_staged) {
+        uint8_t sha[32];
+        const char *payload = make_payload("staged", 10000, 2, sha);
+        pid_t pid = start_installer();
+        bool gone = false;
+        Call *c;
+
+        c = stage_call(stage_id, payload, 10000);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        c = simple_call("Unstage", stage_id);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
+        for (int w = 0; w < 100 && !gone; w++) {
+                usleep(100 * 1000);
+                gone = kill(pid, 0) < 0 || stack_proc_status_has(pid, "State:\tZ");
+        }
+        cr_assert(gone, "teep-installer (pid %d) still running 10 s after a 1 s idle timeout", (int)pid);
+        cr_assert_eq(temporaries(), 0);
 }
 
 /* ---- started by hand: command-line overrides, clean exit (leak-checked in ASan builds) ---- */

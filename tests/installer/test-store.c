@@ -868,3 +868,326 @@ Test(store, kill_between_link_and_rename_leaves_old_or_new, .timeout = 120) {
         }
         cr_log_info("kill -9 rounds: %u left v1, %u left v2", saw_old, saw_new);
 }
+
+/* ---- staging: a streamed payload, then its commit without a copy ---- */
+
+/* A pipe whose read end is returned; a child writes n payload bytes (salt as payload_fd())
+ * into it and exits, closing it (or keeps it open, sending nothing more, when stall). */
+static int pipe_payload(size_t n, unsigned salt, bool stall, uint8_t ret_sha[32], pid_t *ret_child) {
+        uint8_t *p = malloc(n ? n : 1);
+        int fds[2];
+        pid_t child;
+
+        cr_assert_not_null(p);
+        for (size_t i = 0; i < n; i++)
+                p[i] = (uint8_t)(i * 131u + salt * 7u + (i >> 9));
+        sha256(p, n, ret_sha);
+        cr_assert_eq(pipe(fds), 0);
+        fflush(NULL);
+        child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+                size_t done = 0;
+
+                close(fds[0]);
+                while (done < n) {
+                        ssize_t k = write(fds[1], p + done, n - done);
+                        if (k <= 0)
+                                _exit(1);
+                        done += (size_t)k;
+                }
+                if (stall)
+                        pause();
+                _exit(0);
+        }
+        close(fds[1]);
+        free(p);
+        *ret_child = child;
+        return fds[0];
+}
+
+static void reap(pid_t child) {
+        (void)kill(child, SIGKILL);
+        (void)waitpid(child, NULL, 0);
+}
+
+/* Stage n bytes from a pipe (max allowed); asserts success. */
+static void stage_ok(Store *s, size_t n, uint64_t max, unsigned salt, StoreStaged *ret, uint8_t ret_sha[32]) {
+        pid_t child;
+        int fd = pipe_payload(n, salt, false, ret_sha, &child);
+
+        cr_assert_eq(store_stage(s, fd, max, ret), 0);
+        cr_assert_eq(ret->size, n);
+        cr_assert_arr_eq(ret->sha256, ret_sha, 32);
+        cr_assert(store_name_is_temporary(ret->name));
+        close(fd);
+        reap(child);
+}
+
+Test(store, stage_up_to_max_from_a_pipe) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        const size_t n = 3u * STORE_COPY_BUFFER + 17;
+        StoreStaged a = {}, b = {};
+        StoreEntry *e = NULL;
+        uint8_t va[32], vb[32], got[32];
+        struct stat st;
+        size_t listed = 99;
+        int fd;
+
+        stage_ok(s, n, n, 1, &a, va);          /* exactly max */
+        stage_ok(s, 1000, UINT64_MAX, 2, &b, vb); /* far below */
+        cr_assert_str_neq(a.name, b.name);
+        cr_assert_eq(count_temporaries(), 2);
+        cr_assert(file_has(a.name, va));
+        cr_assert(file_has(b.name, vb));
+        /* staged is not installed: no TC yet */
+        cr_assert_eq(store_list(s, &e, &listed), 0);
+        cr_assert_eq(listed, 0);
+        store_entries_free(e, listed);
+
+        /* a fresh read-only descriptor of the very inode, from offset 0 */
+        fd = store_staged_open(s, &a);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+        cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        cr_assert_eq(fstat(fd, &st), 0);
+        cr_assert_eq(st.st_ino, a.ino);
+        cr_assert_eq((uint64_t)st.st_size, n);
+        cr_assert_eq(st.st_mode & 07777, 0600);
+        cr_assert_eq(store_sha256_fd(fd, got), 0);
+        cr_assert_arr_eq(got, va, 32);
+        close(fd);
+
+        /* unstaged: gone, and opening it again is refused */
+        cr_assert_eq(store_unstage(s, &a), 1);
+        cr_assert_eq(store_unstage(s, &a), 0);
+        cr_assert_eq(store_staged_open(s, &a), -ESTALE);
+        cr_assert_eq(count_temporaries(), 1);
+        cr_assert_eq(store_unstage(s, &b), 1);
+        cr_assert_eq(count_temporaries(), 0);
+        store_free(s);
+}
+
+Test(store, stage_more_than_max_leaves_nothing) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreStaged st = { .name = "untouched" };
+        uint8_t v[32], v1[32];
+        char *before, *after;
+        pid_t child;
+        int fd;
+
+        install_ok(s, draft_component, 5000, 1, v1);
+        before = snapshot();
+        fd = pipe_payload(2u * STORE_COPY_BUFFER, 3, false, v, &child);
+        cr_assert_eq(store_stage(s, fd, 2u * STORE_COPY_BUFFER - 1, &st), -EFBIG);
+        cr_assert_str_eq(st.name, "untouched", "ret was written on failure");
+        after = snapshot();
+        cr_assert_str_eq(after, before, "a refused stage left something in the store");
+        cr_assert_eq(count_temporaries(), 0);
+        free(before);
+        free(after);
+        close(fd);
+        reap(child);
+
+        /* max 0 is no limit at all: refused before a temporary exists */
+        fd = pipe_payload(10, 3, false, v, &child);
+        cr_assert_eq(store_stage(s, fd, 0, &st), -EINVAL);
+        cr_assert_eq(count_temporaries(), 0);
+        close(fd);
+        reap(child);
+
+        /* a directory is not a payload */
+        fd = open(dir, O_RDONLY | O_DIRECTORY);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(store_stage(s, fd, 100, &st), -EISDIR);
+        cr_assert_eq(count_temporaries(), 0);
+        close(fd);
+        store_free(s);
+}
+
+Test(store, stage_of_a_stalled_pipe_times_out) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreStaged st = {};
+        uint8_t v[32];
+        pid_t child;
+        int fd;
+
+        s->stall_timeout_ms = 200;
+        fd = pipe_payload(1000, 4, true, v, &child);
+        cr_assert_eq(store_stage(s, fd, 1u << 20, &st), -ETIMEDOUT);
+        cr_assert_eq(count_temporaries(), 0);
+        close(fd);
+        reap(child);
+        store_free(s);
+}
+
+Test(store, stage_accepts_a_regular_file) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreStaged st = {};
+        uint8_t v[32];
+        int fd = payload_fd(70000, 5, v);
+
+        cr_assert_eq(store_stage(s, fd, 70000, &st), 0);
+        cr_assert_eq(st.size, 70000);
+        cr_assert_arr_eq(st.sha256, v, 32);
+        cr_assert(file_has(st.name, v));
+        close(fd);
+        store_free(s);
+}
+
+/* The TC file after a staged install is the staged inode: no copy was made. */
+static void staged_commit_keeps_the_inode(StoreLayout layout) {
+        Store *s = open_store(layout);
+        StoreTarget t = {};
+        StoreStaged st = {};
+        StoreEntry e = {};
+        uint8_t v1[32], v2[32];
+        struct stat sb;
+        char path[600];
+
+        install_ok(s, draft_component, 4000, 1, v1);
+        stage_ok(s, 2u * STORE_COPY_BUFFER + 5, 64u << 20, 6, &st, v2);
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_install_staged(s, &t, &st, st.size, v2, &e), 0);
+        cr_assert_eq(e.size, st.size);
+        cr_assert_arr_eq(e.sha256, v2, 32);
+        cr_assert_str_eq(e.file, t.file);
+
+        snprintf(path, sizeof(path), "%s/%s", dir, t.file);
+        cr_assert_eq(lstat(path, &sb), 0);
+        cr_assert_eq(sb.st_ino, st.ino, "the staged file was copied, not renamed");
+        cr_assert_eq(sb.st_mode & 07777, 0644);
+        cr_assert(file_has(t.file, v2));
+        cr_assert_eq(count_temporaries(), 0);
+        cr_assert_eq(store_staged_open(s, &st), -ESTALE);
+
+        /* the tail of an install ran: the undo record puts the old file back */
+        cr_assert_eq(store_restore(s, &t), 1);
+        cr_assert(file_has(t.file, v1));
+        if (layout == STORE_LAYOUT_OPTEE) {
+                StoreEntry *list = NULL;
+                size_t n = 0;
+
+                cr_assert_eq(store_list(s, &list, &n), 0);
+                cr_assert_eq(n, 1);
+                cr_assert_str_eq(list[0].component, draft_component);
+                store_entries_free(list, n);
+        }
+        store_entry_done(&e);
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, staged_commit_keeps_the_inode) {
+        staged_commit_keeps_the_inode(STORE_LAYOUT_DEFAULT);
+}
+
+Test(store, staged_commit_keeps_the_inode_optee) {
+        staged_commit_keeps_the_inode(STORE_LAYOUT_OPTEE);
+}
+
+Test(store, staged_commit_of_a_first_install_in_optee_writes_the_owner) {
+        Store *s = open_store(STORE_LAYOUT_OPTEE);
+        StoreTarget t = {};
+        StoreStaged st = {};
+        StoreEntry *list = NULL;
+        uint8_t v[32];
+        char owner[600];
+        size_t n = 0;
+
+        stage_ok(s, 3000, 3000, 7, &st, v);
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_install_staged(s, &t, &st, 3000, v, NULL), 0);
+        snprintf(owner, sizeof(owner), "%s/.teep-owner-%s", dir, draft_uuid);
+        cr_assert_eq(access(owner, F_OK), 0);
+        cr_assert_eq(store_list(s, &list, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_arr_eq(list[0].sha256, v, 32);
+        store_entries_free(list, n);
+        store_target_done(&t);
+        store_free(s);
+}
+
+/* A staged install announced with another size or digest than was staged: refused, the store
+ * as it was before the payload was staged (the staged file gone too). */
+Test(store, staged_commit_with_wrong_size_or_digest_changes_nothing) {
+        static const struct {
+                int64_t size_delta;
+                bool corrupt;
+                int want;
+        } cases[] = { { 0, true, -EKEYREJECTED }, { 1, false, -EMSGSIZE }, { -1, false, -EMSGSIZE } };
+
+        for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+                Store *s = open_store(STORE_LAYOUT_DEFAULT);
+                StoreTarget t = {};
+                StoreStaged st = {};
+                uint8_t v1[32], v2[32];
+                char *before, *after;
+
+                install_ok(s, draft_component, 6000, 1, v1);
+                before = snapshot();
+                stage_ok(s, 9000, 9000, 8, &st, v2);
+                if (cases[k].corrupt)
+                        v2[3] ^= 0x10;
+                cr_assert_eq(store_target(s, draft_component, &t), 0);
+                cr_assert_eq(store_install_staged(s, &t, &st, (uint64_t)((int64_t)st.size + cases[k].size_delta), v2, NULL),
+                             cases[k].want, "case %zu", k);
+                after = snapshot();
+                cr_assert_str_eq(after, before, "case %zu: the store changed", k);
+                cr_assert(file_has(t.file, v1));
+                cr_assert_eq(count_temporaries(), 0);
+                free(before);
+                free(after);
+                store_target_done(&t);
+                store_free(s);
+                teardown();
+                setup();
+        }
+}
+
+Test(store, staged_commit_of_a_vanished_or_replaced_file_is_refused) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreTarget t = {};
+        StoreStaged st = {};
+        uint8_t v[32], w[32];
+        char path[600];
+        int fd;
+
+        stage_ok(s, 1234, 1234, 9, &st, v);
+        cr_assert_eq(store_target(s, "x", &t), 0);
+        /* someone put another file of the same size under the staged name (made while the
+         * staged one still exists, so that it cannot reuse its inode number) */
+        snprintf(path, sizeof(path), "%s/other", dir);
+        fd = payload_fd(1234, 9, w);
+        {
+                char staged_path[600];
+                int out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+                uint8_t buf[1234];
+                cr_assert_geq(out, 0);
+                cr_assert_eq(read(fd, buf, sizeof(buf)), 1234);
+                cr_assert_eq(write(out, buf, sizeof(buf)), 1234);
+                close(out);
+                snprintf(staged_path, sizeof(staged_path), "%s/%s", dir, st.name);
+                cr_assert_eq(rename(path, staged_path), 0);
+        }
+        close(fd);
+        cr_assert_eq(store_install_staged(s, &t, &st, 1234, v, NULL), -ESTALE);
+        snprintf(path, sizeof(path), "%s/x", dir);
+        cr_assert_eq(access(path, F_OK), -1, "a file that was not the one staged was installed");
+        cr_assert_eq(count_temporaries(), 1, "the file that replaced the staged one is not ours to remove");
+        store_target_done(&t);
+        store_free(s);
+}
+
+Test(store, clean_removes_staged_leftovers) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreStaged st = {};
+        uint8_t v[32];
+
+        /* an installer killed while something was staged: the next start removes it */
+        stage_ok(s, 500, 500, 10, &st, v);
+        cr_assert_eq(count_temporaries(), 1);
+        cr_assert_eq(store_clean(s), 1);
+        cr_assert_eq(count_temporaries(), 0);
+        store_free(s);
+}
