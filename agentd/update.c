@@ -385,12 +385,22 @@ static int stream_fail(Run *run, const TeepSuitCommand *c, int r, uint64_t max, 
         return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "%s: %s", what, strerror(-r));
 }
 
+/* A stream that ended before the size the server announced (the broker passes Content-Length
+ * on): the download broke off, which is the network's failure, not the signer's. The broker
+ * may lie about it; that only changes how the failure is named. */
+static int stream_cut_short(Run *run, const TeepSuitCommand *c, uint64_t len, uint64_t claimed) {
+        if (claimed == UINT64_MAX || len >= claimed)
+                return 0;
+        return run_fail(run, c, -EHOSTUNREACH, SUIT_REPORT_REASON_OPERATION_FAILED,
+                        "the download ended after %" PRIu64 " of the %" PRIu64 " bytes announced", len, claimed);
+}
+
 /* A streamed plaintext payload goes on to the installer as it comes, hashed on the way: staged
  * in the store, out of sight, never all in memory here. What the installer counted must be what
  * we sent; the image-digest check comes later, as for any content. Returns 0 with the content
  * set to the installer's read-only descriptor of the staged file. */
 static int stage_stream(Run *run, const TeepSuitCommand *c, int in_fd, const uint8_t *head, size_t head_len, uint64_t max,
-                        const StreamLimits *l) {
+                        uint64_t claimed, const StreamLimits *l) {
         Agent *a = run->a;
         _cleanup_close_ int out = -1, staged = -1;
         uint64_t len = 0, staged_len = 0;
@@ -411,6 +421,9 @@ static int stage_stream(Run *run, const TeepSuitCommand *c, int in_fd, const uin
         out = close_fd(out); /* the end of the stream for the installer */
         if (r < 0)
                 return stream_fail(run, c, r, max, "streaming the payload to the installer");
+        r = stream_cut_short(run, c, len, claimed);
+        if (r < 0)
+                return r;
         r = a->installer->stage_close(a->installer_userdata, id, &staged, &staged_len, staged_sha);
         if (r < 0)
                 return stream_fail(run, c, r, max, "the installer could not stage the payload");
@@ -509,11 +522,20 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                                 return stream_fail(run, c, -EFBIG, max, "reading the payload");
                         if (!ended && !encrypted && a->installer && a->installer->stage_open && a->installer->stage_close &&
                             a->n_stage_ids < AGENT_MAX_STAGED)
-                                return stage_stream(run, c, fd, data, len, max, &l);
-                        if (!ended) {
+                                return stage_stream(run, c, fd, data, len, max, claimed, &l);
+                        if (ended) {
+                                r = stream_cut_short(run, c, len, claimed);
+                                if (r < 0)
+                                        return r;
+                        } else {
                                 r = stream_to_sealed_memfd(fd, data, len, max, &l, &own, &size, sha);
                                 if (r < 0)
                                         return stream_fail(run, c, r, max, "reading the payload");
+                                r = stream_cut_short(run, c, size, claimed);
+                                if (r < 0) {
+                                        (void)close(own);
+                                        return r;
+                                }
                                 free(TAKE_PTR(data));
                                 len = 0;
                                 (void)close(fd);

@@ -283,7 +283,7 @@ static int fake_fetch(void *userdata, const char *uri, uint64_t max, int *ret_fd
                                 return -EFBIG;
                         if (ff->pipe) {
                                 *ret_fd = pipe_from_child(ff, ff->e[i].data, ff->e[i].len, ff->stall_at);
-                                *ret_size = UINT64_MAX; /* no Content-Length */
+                                *ret_size = ff->announce ? ff->announce : UINT64_MAX; /* Content-Length, or none */
                                 return 0;
                         }
                         fd = memfd_create("fetched", MFD_CLOEXEC | (ff->seal ? MFD_ALLOW_SEALING : 0));

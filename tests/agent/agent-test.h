@@ -59,6 +59,7 @@ typedef struct FakeFetcher {
         bool pipe;
         size_t stall_at;
         pid_t child; /* the last writer, killed and reaped by fx_teardown() */
+        uint64_t announce; /* the size a pipe's fetch claims (Content-Length); 0: none */
 } FakeFetcher;
 
 #define TEST_TAM_URI "http://tam.test/tam"

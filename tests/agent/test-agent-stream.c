@@ -149,3 +149,37 @@ Test(stream, without_staging_the_agent_keeps_a_sealed_memfd) {
         cr_assert_eq(F.store.stage_opens, 0);
         cr_assert_eq(F.store.staged_installs, 0);
 }
+
+/* A download that breaks off before the size the server announced is the network's failure,
+ * named so (the broker turns it into TamUnreachable for the requester), whether it was staged
+ * or kept in memory; nothing is installed. */
+static void expect_cut_short(size_t len) {
+        _cleanup_free_ char *payload = make_text(len, 8);
+        _cleanup_free_ char *served = strndup(payload, len / 2);
+        _cleanup_free_ uint8_t *raw = NULL, *env = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
+        size_t elen;
+        TeepBuf b;
+
+        F.fetcher.announce = len;
+        F.fetcher.e[0].uri = strdup(URI);
+        F.fetcher.e[0].data = (uint8_t *)strdup(served);
+        F.fetcher.e[0].len = strlen(served);
+        F.fetcher.n = 1;
+        env = make_envelope(F.signer_key, TEST_COMPONENT, 1, (const uint8_t *)payload, len, URI, NULL, NULL, &elen);
+        b = TEEP_BUF(env, elen);
+        ans = fx_update(&F, &b, 1, NULL, &raw);
+        expect_error(ans, TEEP_ERR_MANIFEST_PROCESSING_FAILED, "the download ended after");
+        cr_assert_eq(F.store.n, 0);
+        cr_assert_eq(F.store.n_staged, 0);
+}
+
+Test(stream, a_small_download_cut_short_is_named_so) {
+        expect_cut_short(4000);
+        cr_assert_eq(F.store.stage_opens, 0);
+}
+
+Test(stream, a_big_download_cut_short_is_named_so) {
+        expect_cut_short(2u * 1024u * 1024u);
+        cr_assert_eq(F.store.stage_opens, 1);
+}
