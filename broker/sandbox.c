@@ -10,7 +10,7 @@
 /* On top of the shared base (seccomp/seccomp-util.c), each with its reason. */
 static const TeepSyscall broker_allow[] = {
         { "poll", "libcurl waits on its sockets" },
-        { "pipe2", "libcurl's wake-up pipe" },
+        { "pipe2", "libcurl's wake-up pipe; the pipes payloads stream through to the agent" },
         { "ioctl", "libcurl: FIONBIO and FIONREAD on its sockets (no device nodes are open)" },
         { "sendto", "libcurl and the resolver send on their sockets" },
         { "recvfrom", "libcurl and the resolver receive on their sockets" },
@@ -41,7 +41,7 @@ const TeepSeccompPolicy broker_seccomp_policy = {
 };
 
 int broker_sandbox_apply(void) {
-        /* it writes nothing by name: payloads go to the agent as memfds */
+        /* it writes nothing by name: payloads go to the agent through pipes */
         int r = teep_landlock_restrict_writes(broker_seccomp_policy.name, NULL, false);
         if (r < 0)
                 return r;

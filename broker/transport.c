@@ -41,14 +41,21 @@ struct HttpRequest {
         uint8_t *post;
         size_t post_len;
 
-        /* response sink: memory, or fd >= 0 */
-        int fd;
+        /* response sink: memory, or a stream (on_data set) */
         uint8_t *buf;
         size_t buf_alloc;
         uint64_t max;
         uint64_t received;
         bool too_large;
         int write_errno;
+
+        /* streams (http_request_get_stream) */
+        HttpDataFn on_data;
+        bool body_started;          /* the status was 2xx: bytes go to on_data */
+        bool refused_status;        /* it was not: the request ended before the body */
+        bool stopped;               /* on_data said stop */
+        sd_event_source *finish;    /* ends a stream libcurl stopped driving (http_request_resume) */
+        CURLcode finish_code;
 
         HttpDoneFn done;
         void *userdata;
@@ -63,6 +70,7 @@ static long usec_to_ms(uint64_t usec) {
 /* ---- the loop glue: libcurl asks for sockets to watch and a timer; we tell it what fired ---- */
 
 static void transport_dispatch_done(Transport *t);
+static void complete(HttpRequest *req, CURLcode code);
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Transport *t = userdata;
@@ -245,38 +253,61 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
                 req->too_large = true;
                 return 0; /* CURLE_WRITE_ERROR */
         }
-        if (req->fd >= 0) {
-                size_t done = 0;
-                while (done < n) {
-                        ssize_t k = write(req->fd, ptr + done, n - done);
-                        if (k < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                req->write_errno = errno;
-                                return 0;
-                        }
-                        done += (size_t)k;
+        if (req->received + n > req->buf_alloc) {
+                size_t want = req->buf_alloc ? req->buf_alloc : 4096;
+                uint8_t *p;
+                while (want < req->received + n)
+                        want *= 2;
+                if (want > req->max)
+                        want = (size_t)req->max;
+                p = realloc(req->buf, want);
+                if (!p) {
+                        req->write_errno = ENOMEM;
+                        return 0;
                 }
-        } else {
-                if (req->received + n > req->buf_alloc) {
-                        size_t want = req->buf_alloc ? req->buf_alloc : 4096;
-                        uint8_t *p;
-                        while (want < req->received + n)
-                                want *= 2;
-                        if (want > req->max)
-                                want = (size_t)req->max;
-                        p = realloc(req->buf, want);
-                        if (!p) {
-                                req->write_errno = ENOMEM;
-                                return 0;
-                        }
-                        req->buf = p;
-                        req->buf_alloc = want;
-                }
-                memcpy(req->buf + req->received, ptr, n);
+                req->buf = p;
+                req->buf_alloc = want;
         }
+        memcpy(req->buf + req->received, ptr, n);
         req->received += n;
         return n;
+}
+
+/* libcurl hands a stream's body over in pieces of at most CURL_MAX_WRITE_SIZE; when on_data
+ * pauses, libcurl keeps the rest of what it had read (at most CURLOPT_BUFFERSIZE) and reads no
+ * more from the socket until the transfer is resumed. */
+static size_t on_stream_write(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        HttpRequest *req = userdata;
+        size_t n = size * nmemb;
+
+        if (n == 0)
+                return 0;
+        if (!req->body_started) {
+                long status = 0;
+
+                /* no redirects are followed and libcurl eats 1xx: this is the final status */
+                (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+                if (status < 200 || status > 299) {
+                        req->refused_status = true;
+                        return 0; /* CURLE_WRITE_ERROR, reported as the status (complete()) */
+                }
+                req->body_started = true;
+        }
+        if (req->received + n > req->max || req->received + n < req->received) {
+                req->too_large = true;
+                return 0;
+        }
+        switch (req->on_data(req, (const uint8_t *)ptr, n, req->userdata)) {
+        case HTTP_DATA_TAKEN:
+                req->received += n;
+                return n;
+        case HTTP_DATA_PAUSE:
+                return CURL_WRITEFUNC_PAUSE;
+        case HTTP_DATA_STOP:
+        default:
+                req->stopped = true;
+                return 0;
+        }
 }
 
 int http_request_new(Transport *t, HttpRequest **ret) {
@@ -286,7 +317,6 @@ int http_request_new(Transport *t, HttpRequest **ret) {
         if (!req)
                 return -ENOMEM;
         req->transport = t;
-        req->fd = -1;
         req->easy = curl_easy_init();
         if (!req->easy) {
                 free(req);
@@ -303,6 +333,9 @@ bool http_request_is_active(const HttpRequest *req) {
 void http_request_cancel(HttpRequest *req) {
         if (!req || !req->active)
                 return;
+        if (req->finish)
+                (void)sd_event_source_set_enabled(req->finish, SD_EVENT_OFF);
+        /* (a stream that http_request_resume() ended is out of the multi handle already: fine) */
         (void)curl_multi_remove_handle(req->transport->multi, req->easy);
         req->active = false;
         req->transport->n_active--;
@@ -319,10 +352,14 @@ static void request_reset(HttpRequest *req) {
         req->buf_alloc = 0;
         free(req->uri);
         req->uri = NULL;
-        req->fd = -1;
         req->received = 0;
         req->too_large = false;
         req->write_errno = 0;
+        req->on_data = NULL;
+        req->body_started = false;
+        req->refused_status = false;
+        req->stopped = false;
+        req->finish_code = CURLE_OK;
         req->errbuf[0] = '\0';
 }
 
@@ -331,6 +368,7 @@ HttpRequest *http_request_free(HttpRequest *req) {
                 return NULL;
         http_request_cancel(req);
         request_reset(req);
+        sd_event_source_disable_unref(req->finish);
         if (req->easy)
                 curl_easy_cleanup(req->easy);
         free(req);
@@ -435,32 +473,85 @@ int http_request_post_teep(HttpRequest *req, const char *uri, const uint8_t *bod
         return start(req, done, userdata);
 }
 
-int http_request_get_to_fd(HttpRequest *req, const char *uri, int fd, uint64_t max, HttpDoneFn done,
-                           void *userdata) {
+static int on_finish(sd_event_source *s, void *userdata) {
+        HttpRequest *req = userdata;
+
+        if (!req->active)
+                return 0;
+        req->active = false;
+        req->transport->n_active--;
+        complete(req, req->finish_code);
+        return 0;
+}
+
+int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, HttpDataFn on_data,
+                            HttpDoneFn done, void *userdata) {
         CURLcode c;
         int r;
 
         if (req->active)
                 return -EBUSY;
-        if (!tam_uri_is_valid(uri) || max == 0 || fd < 0)
+        if (!tam_uri_is_valid(uri) || max == 0 || !on_data)
                 return -EINVAL;
         request_reset(req);
+        if (!req->finish) {
+                r = sd_event_add_defer(req->transport->event, &req->finish, on_finish, req);
+                if (r < 0)
+                        return r;
+                (void)sd_event_source_set_enabled(req->finish, SD_EVENT_OFF);
+                (void)sd_event_source_set_description(req->finish, "http-stream-finish");
+        }
         req->uri = strdup(uri);
         if (!req->uri)
                 return -ENOMEM;
         req->max = max;
-        req->fd = fd;
+        req->on_data = on_data;
         r = setup_common(req, uri, max);
         if (r < 0)
                 return r;
-        c = curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        c = curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_stream_write);
+        if (c == CURLE_OK)
+                c = curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
         if (c == CURLE_OK)
                 c = curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
-        if (c == CURLE_OK) /* payloads: fewer, larger reads and memfd writes than curl's 16 KiB */
-                c = curl_easy_setopt(req->easy, CURLOPT_BUFFERSIZE, 512L * 1024L);
+        /* Reads of 64 KiB instead of 16: fewer wake-ups for a large payload, while a paused
+         * transfer holds no more than that (what libcurl read and on_data has not taken yet). */
+        if (c == CURLE_OK)
+                c = curl_easy_setopt(req->easy, CURLOPT_BUFFERSIZE, 64L * 1024L);
         if (c != CURLE_OK)
                 return -EIO;
         return start(req, done, userdata);
+}
+
+void http_request_resume(HttpRequest *req) {
+        Transport *t;
+        CURLcode c;
+
+        if (!req || !req->active || !req->on_data || sd_event_source_get_enabled(req->finish, NULL) > 0)
+                return;
+        t = req->transport;
+        /* libcurl hands the bytes it held to on_data from in here */
+        c = curl_easy_pause(req->easy, CURLPAUSE_CONT);
+        if (c != CURLE_OK) {
+                /* on_data refused them (stop, or past max). libcurl returns the error but keeps the
+                 * transfer, which would then sit waiting on its socket: end it here, and report it
+                 * from the loop like any other end. */
+                (void)curl_multi_remove_handle(t->multi, req->easy);
+                req->finish_code = c;
+                (void)sd_event_source_set_enabled(req->finish, SD_EVENT_ONESHOT);
+                return;
+        }
+        /* libcurl asks for "now" (timer_cb) to read the socket again; the defer also covers the
+         * case where it had nothing to ask for */
+        (void)sd_event_source_set_enabled(t->timer_now, SD_EVENT_ONESHOT);
+}
+
+uint64_t http_request_content_length(const HttpRequest *req) {
+        curl_off_t cl = -1;
+
+        if (curl_easy_getinfo(req->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK || cl < 0)
+                return UINT64_MAX;
+        return (uint64_t)cl;
 }
 
 static int curlcode_to_errno(CURLcode c) {
@@ -506,13 +597,18 @@ static void complete(HttpRequest *req, CURLcode code) {
         (void)curl_easy_getinfo(req->easy, CURLINFO_NUM_CONNECTS, &connects);
         res.status = status;
         res.content_type = ct;
-        res.body = req->fd < 0 ? req->buf : NULL;
+        res.body = req->on_data ? NULL : req->buf;
         res.body_len = (size_t)req->received;
+        res.content_length = http_request_content_length(req);
         res.new_connections = connects;
 
-        if (code == CURLE_OK)
+        if (code == CURLE_OK || req->refused_status)
                 res.error = 0;
-        else if (req->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+        else if (req->stopped) {
+                res.error = -ECANCELED;
+                snprintf(message, sizeof(message), "%s: stopped by the receiver after %llu bytes", req->uri,
+                         (unsigned long long)req->received);
+        } else if (req->too_large || code == CURLE_FILESIZE_EXCEEDED) {
                 res.error = -E2BIG;
                 snprintf(message, sizeof(message), "%s: the response is larger than the limit of %llu bytes",
                          req->uri, (unsigned long long)req->max);

@@ -30,12 +30,14 @@ typedef struct TransportConfig {
 typedef struct HttpResult {
         /* 0 when an HTTP response arrived (whatever its status), else a negative errno:
          * -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH (name or route), -E2BIG (larger than the
-         * limit), -ECONNRESET, -EPROTO (TLS, HTTP framing), -EIO (anything else). */
+         * limit), -ECONNRESET (also: the body ended before its announced length), -EPROTO (TLS,
+         * HTTP framing), -ECANCELED (a stream's on_data said stop), -EIO (anything else). */
         int error;
         long status;                /* HTTP status, 0 when none */
         const char *content_type;   /* NULL when the response had none */
         const uint8_t *body;        /* in-memory responses only (valid during the callback) */
-        size_t body_len;            /* bytes received */
+        size_t body_len;            /* bytes received (streams: bytes on_data took) */
+        uint64_t content_length;    /* the Content-Length announced, UINT64_MAX when none */
         long new_connections;       /* connections opened for this request (0: reused one) */
         const char *message;        /* on failure: one sentence naming the URI and the cause */
 } HttpResult;
@@ -64,9 +66,36 @@ void http_request_cancel(HttpRequest *req);
 int http_request_post_teep(HttpRequest *req, const char *uri, const uint8_t *body, size_t len, uint64_t max,
                            HttpDoneFn done, void *userdata);
 
-/* GET uri, writing the body to fd (not taken over), at most max bytes. */
-int http_request_get_to_fd(HttpRequest *req, const char *uri, int fd, uint64_t max, HttpDoneFn done,
-                           void *userdata);
+/* What a stream's on_data did with the bytes it was handed. */
+typedef enum HttpDataVerdict {
+        HTTP_DATA_TAKEN, /* all of them: they are the receiver's now */
+        HTTP_DATA_PAUSE, /* none: the transfer pauses, and the same bytes come again once
+                          * http_request_resume() is called */
+        HTTP_DATA_STOP,  /* none: the transfer ends, and done reports -ECANCELED */
+} HttpDataVerdict;
+
+/* Body bytes of a 2xx response, in order, at most a libcurl write chunk (16 KiB) at a time.
+ * Called from inside libcurl: it must not free, cancel or resume req. */
+typedef HttpDataVerdict (*HttpDataFn)(HttpRequest *req, const uint8_t *data, size_t len, void *userdata);
+
+/*
+ * GET uri and hand the body to on_data as it arrives, nothing kept in between: a receiver that
+ * cannot take bytes yet answers HTTP_DATA_PAUSE and calls http_request_resume() when it can.
+ * At most max bytes: a Content-Length above it fails before the body (-E2BIG), and a body that
+ * grows past it ends there (-E2BIG; on_data never sees a byte beyond max). A status other than
+ * 2xx ends the request once its headers are in: done gets error 0 and the status, and on_data
+ * is never called. libcurl's timeout keeps running while a transfer is paused (the whole
+ * request, connect to last byte: a receiver that stalls is bounded by it).
+ * -EBUSY if the request is still running; -EINVAL for a URI that is not http(s).
+ */
+int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, HttpDataFn on_data,
+                            HttpDoneFn done, void *userdata);
+/* Go on with a stream that on_data paused; on_data may be called again before this returns,
+ * done is not (it always comes from the event loop). Not from inside on_data. */
+void http_request_resume(HttpRequest *req);
+/* The Content-Length of the response being received, UINT64_MAX when it announced none (or
+ * its headers are not in yet). For on_data. */
+uint64_t http_request_content_length(const HttpRequest *req);
 
 #include "macro.h"
 DEFINE_TRIVIAL_CLEANUP_FUNC(Transport *, transport_free);

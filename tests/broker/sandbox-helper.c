@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sandbox-helper.c: under teep-brokerd's real seccomp filter, do what the broker does (HTTPS to a
- * TAM by host name, a sealed memfd) and try what it must not (exec, raw sockets, file writes).
+ * TAM by host name, a payload pipe) and try what it must not (exec, raw sockets, file writes).
  * Run by test-sandbox.c, never inside criterion's worker. Usage: sandbox-helper PKI-DIR */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,7 +80,8 @@ int main(int argc, char **argv) {
         char ca[512], uri[128], *key, *cert;
         time_t end;
         pid_t pid;
-        int status, fd, r;
+        int status, fd, pfd[2], r;
+        char buf[8];
 
         if (argc != 2)
                 return 2;
@@ -123,14 +123,16 @@ int main(int argc, char **argv) {
         }
         printf("https: ok\n");
 
-        /* a payload for the agent: a sealed memfd */
-        fd = memfd_create("payload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0 || write(fd, "abc", 3) != 3 ||
-            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-                fprintf(stderr, "memfd: %s\n", strerror(errno));
+        /* a payload for the agent: a pipe, our end non-blocking and larger (broker/fetcher.c) */
+        if (pipe2(pfd, O_CLOEXEC) < 0 || fcntl(pfd[1], F_SETFL, fcntl(pfd[1], F_GETFL) | O_NONBLOCK) < 0 ||
+            fcntl(pfd[1], F_SETPIPE_SZ, 1024 * 1024) < 0 || write(pfd[1], "abc", 3) != 3 ||
+            read(pfd[0], buf, sizeof(buf)) != 3) {
+                fprintf(stderr, "pipe: %s\n", strerror(errno));
                 return 12;
         }
-        printf("memfd: ok\n");
+        fd = pfd[0];
+        close(pfd[1]);
+        printf("pipe: ok\n");
 
         /* what it must not do */
         if (socket(AF_PACKET, SOCK_RAW, 0) >= 0 || errno != EPERM) {

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "fileio.h"
 #include "harness.h"
 #include "macro.h"
+#include "payload-server.h"
 
 static Stack stack;
 
@@ -1258,4 +1261,343 @@ Test(broker_e2e, policy_checks_at_the_same_time_all_reach_the_tam) {
         cr_assert_geq(rounds, 1);
         cr_assert_leq(rounds, 2, "%u rounds for %d checks", rounds, N_CHECKS);
         broker_exits_cleanly();
+}
+
+/* ---- payload downloads for the agent (PayloadFetcher1.Fetch), streamed through a pipe ---- */
+
+#define MiB (1024u * 1024u)
+
+static PayloadServer *payloads;
+
+static void up_fetch(void) {
+        up();
+        payloads = payload_server_start();
+        cr_assert_not_null(payloads);
+}
+
+static void down_fetch(void) {
+        payload_server_stop(payloads);
+        payloads = NULL;
+        down();
+}
+
+TestSuite(broker_fetch, .init = up_fetch, .fini = down_fetch, .timeout = 240);
+
+/* What the child (as the agent's user) did and saw; in a shared mapping. */
+typedef struct FetchRun {
+        char uri[256];
+        uint64_t max;
+        uint64_t close_after;   /* close the pipe after this many bytes (0: read to the end) */
+        uint64_t gate_after;    /* open the server's gate once this many bytes were read (0: never) */
+        unsigned wait_ms;       /* before the first read: a reader that does not read */
+        bool slow;              /* a short sleep after each read, so the pipe fills */
+
+        bool answered;
+        char error_name[128];
+        char error_message[512];
+        uint64_t size;
+        bool is_pipe;
+        bool blocking;
+        uint64_t got;
+        bool bytes_ok;
+        bool eof;               /* read() said end of file */
+        int read_errno;         /* or this (ETIMEDOUT: nothing for 30 s) */
+} FetchRun;
+
+static int fetch_as_agent(void *userdata) {
+        FetchRun *f = userdata;
+        sd_bus *bus = NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        static uint8_t buf[64 * 1024];
+        struct stat st;
+        int fd, r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        r = sd_bus_call_method(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_FETCHER_INTERFACE, "Fetch", &e,
+                               &reply, "st", f->uri, f->max);
+        if (r < 0) {
+                snprintf(f->error_name, sizeof(f->error_name), "%s", e.name ?: strerror(-r));
+                snprintf(f->error_message, sizeof(f->error_message), "%s", e.message ?: "");
+                sd_bus_error_free(&e);
+                sd_bus_flush_close_unref(bus);
+                return 0;
+        }
+        if (sd_bus_message_read(reply, "ht", &fd, &f->size) < 0)
+                return 11;
+        f->answered = true;
+        fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return 12;
+        sd_bus_message_unref(reply);
+        f->is_pipe = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+        f->blocking = !(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        f->bytes_ok = true;
+        if (f->wait_ms)
+                usleep(f->wait_ms * 1000u);
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                size_t want = sizeof(buf);
+                ssize_t n;
+
+                if (f->close_after && f->got >= f->close_after)
+                        break;
+                if (f->close_after && f->close_after - f->got < want)
+                        want = (size_t)(f->close_after - f->got);
+                /* bounded: a broker that neither writes nor closes fails the test, not hangs it */
+                if (poll(&p, 1, 30000) <= 0) {
+                        f->read_errno = ETIMEDOUT;
+                        break;
+                }
+                n = read(fd, buf, want);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        f->read_errno = errno;
+                        break;
+                }
+                if (n == 0) {
+                        f->eof = true;
+                        break;
+                }
+                if (!payload_bytes_match(buf, (size_t)n, f->got))
+                        f->bytes_ok = false;
+                f->got += (uint64_t)n;
+                if (f->gate_after && f->got >= f->gate_after)
+                        payload_server_open_gate(payloads);
+                if (f->slow)
+                        usleep(500);
+        }
+        close(fd);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+/* Fetch path from the payload server as the agent's user; the result is returned by value. */
+static FetchRun fetch(const char *path, uint64_t max, FetchRun in) {
+        FetchRun *shared = mmap(NULL, sizeof(FetchRun), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        FetchRun out;
+        int r;
+
+        cr_assert_neq(shared, MAP_FAILED);
+        *shared = in;
+        snprintf(shared->uri, sizeof(shared->uri), "http://127.0.0.1:%u%s", payload_server_port(payloads), path);
+        shared->max = max;
+        r = run_as(stack.uid_agent, stack.gid_agent, fetch_as_agent, shared);
+        out = *shared;
+        munmap(shared, sizeof(FetchRun));
+        cr_assert_eq(r, 0, "the agent's side of Fetch %s failed at step %d", path, r);
+        return out;
+}
+
+/* The broker still serves: a small payload arrives whole. */
+static void fetch_works_again(void) {
+        FetchRun f = fetch("/bytes/1048576", 64 * MiB, (FetchRun){});
+
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.got, 1 * MiB);
+        cr_assert(f.bytes_ok && f.eof);
+}
+
+Test(broker_fetch, a_payload_streams_to_the_agent_while_it_downloads) {
+        _cleanup_free_ char *log = NULL;
+        FetchRun f;
+
+        /* The server stops after 2 MiB until the agent has read 1 MiB: a broker that answered only
+         * after the whole download would never get the rest (the gate gives up after 10 s). */
+        f = fetch("/gate/8388608/2097152", 64 * MiB, (FetchRun){ .gate_after = 1 * MiB, .slow = true });
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert(f.is_pipe, "the payload is not a pipe");
+        cr_assert(f.blocking, "the agent's end is non-blocking");
+        cr_assert_eq(f.size, 8 * MiB, "size %" PRIu64, f.size);
+        cr_assert_eq(f.read_errno, 0, "%s", strerror(f.read_errno));
+        cr_assert(f.eof);
+        cr_assert_eq(f.got, 8 * MiB, "%" PRIu64 " bytes", f.got);
+        cr_assert(f.bytes_ok, "the bytes differ from the ones served");
+        cr_assert(payload_server_wait_ended(payloads, 1, 5000));
+        cr_assert_eq(payload_server_stats(payloads).ended_whole, 1);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/gate/8388608/2097152: 8388608 bytes streamed to the agent"), "%s", log);
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, not_found_is_tam_unreachable) {
+        FetchRun f = fetch("/missing.bin", 64 * MiB, (FetchRun){});
+
+        cr_assert(!f.answered);
+        cr_assert_str_eq(f.error_name, TEEP_ERROR_TAM_UNREACHABLE);
+        cr_assert(strstr(f.error_message, "HTTP 404"), "%s", f.error_message);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, an_announced_size_above_max_is_limit_exceeded) {
+        FetchRun f = fetch("/bytes/2097152", 1 * MiB, (FetchRun){});
+
+        cr_assert(!f.answered, "answered with %" PRIu64 " bytes", f.size);
+        cr_assert_str_eq(f.error_name, TEEP_ERROR_LIMIT_EXCEEDED, "%s: %s", f.error_name, f.error_message);
+        cr_assert(strstr(f.error_message, "1048576"), "%s", f.error_message);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, a_server_that_closes_early_gives_a_short_stream) {
+        _cleanup_free_ char *log = NULL;
+        FetchRun f = fetch("/cut/4194304/1048576", 64 * MiB, (FetchRun){});
+
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.size, 4 * MiB);
+        cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
+        cr_assert_gt(f.got, 0);
+        cr_assert_leq(f.got, 1 * MiB, "%" PRIu64 " bytes: more than the server sent", f.got);
+        cr_assert(f.bytes_ok);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/cut/4194304/1048576: cut after "), "%s", log);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, an_agent_that_closes_the_pipe_stops_the_download) {
+        _cleanup_free_ char *log = NULL;
+        PayloadServerStats st;
+        FetchRun f = fetch("/bytes/62914560", 64 * MiB, (FetchRun){ .close_after = 1 * MiB });
+
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.got, 1 * MiB);
+        cr_assert(f.bytes_ok);
+        /* the broker drops the connection: the server does not send all 60 MiB */
+        cr_assert(payload_server_wait_ended(payloads, 1, 20000), "the server is still sending");
+        st = payload_server_stats(payloads);
+        cr_assert_eq(st.ended_early, 1, "the download went on to the end");
+        cr_assert_lt(st.served, 60 * MiB);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/bytes/62914560: the agent closed the pipe after "), "%s", log);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, no_content_length_is_size_uint64_max) {
+        FetchRun f = fetch("/chunked/3145728", 64 * MiB, (FetchRun){ .slow = true });
+
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.size, UINT64_MAX, "size %" PRIu64, f.size);
+        cr_assert(f.eof);
+        cr_assert_eq(f.got, 3 * MiB);
+        cr_assert(f.bytes_ok);
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch, an_empty_payload_is_an_empty_closed_pipe) {
+        FetchRun f = fetch("/bytes/0", 64 * MiB, (FetchRun){});
+
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.size, 0);
+        cr_assert(f.eof);
+        cr_assert_eq(f.got, 0);
+        broker_exits_cleanly();
+}
+
+/* ---- an agent that stops reading ---- */
+
+static char stall_conf[64];
+
+static void up_stall(void) {
+        int fd;
+
+        snprintf(stall_conf, sizeof(stall_conf), "/tmp/teepkit-broker-stall-XXXXXX.conf");
+        fd = mkstemps(stall_conf, 5);
+        cr_assert_geq(fd, 0);
+        dprintf(fd, "[Broker]\nTimeoutSec=2s\n");
+        close(fd);
+        (void)chmod(stall_conf, 0644);
+        up_with((const char *const[]){ "--conf", stall_conf, NULL });
+        payloads = payload_server_start();
+        cr_assert_not_null(payloads);
+}
+
+static void down_stall(void) {
+        down_fetch();
+        (void)unlink(stall_conf);
+}
+
+TestSuite(broker_fetch_stall, .init = up_stall, .fini = down_stall, .timeout = 240);
+
+Test(broker_fetch_stall, a_pipe_left_full_ends_the_download_within_the_timeout) {
+        _cleanup_free_ char *log = NULL;
+        FetchRun f;
+
+        /* the agent reads nothing for 5 s, TimeoutSec=2s: then it finds a short stream, not a hang */
+        f = fetch("/bytes/16777216", 64 * MiB, (FetchRun){ .wait_ms = 5000 });
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.size, 16 * MiB);
+        cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
+        cr_assert_lt(f.got, 16 * MiB);
+        cr_assert(f.bytes_ok);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/bytes/16777216: cut after "), "%s", log);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+Test(broker_fetch_stall, a_download_that_ended_with_bytes_held_is_cut_when_the_agent_stops_reading) {
+        _cleanup_free_ char *log = NULL;
+        FetchRun f;
+
+        /* 512 bytes more than the pipe holds: the download is over before the agent reads, with
+         * the broker holding the rest; it holds it no longer than TimeoutSec= either. (Should
+         * the last bytes arrive while the pipe is full, the transfer pauses and libcurl's
+         * timeout cuts it instead: the same short stream for the agent.) */
+        f = fetch("/bytes/1049088", 64 * MiB, (FetchRun){ .wait_ms = 5000 });
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert_eq(f.size, 1049088);
+        cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
+        cr_assert_lt(f.got, 1049088);
+        cr_assert(f.bytes_ok);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/bytes/1049088: cut after "), "%s", log);
+        fetch_works_again();
+        broker_exits_cleanly();
+}
+
+/* SIGTERM while a download streams: the agent finds a short stream, the broker exits cleanly. */
+static void *stop_broker_at_the_gate(void *userdata) {
+        pid_t pid = *(pid_t *)userdata;
+
+        for (int i = 0; i < 2000; i++) {
+                if (payload_server_stats(payloads).served >= 2 * MiB) {
+                        (void)kill(pid, SIGTERM);
+                        break;
+                }
+                usleep(5 * 1000);
+        }
+        return NULL;
+}
+
+Test(broker_fetch, stopping_the_broker_closes_the_pipe) {
+        _cleanup_free_ char *log = NULL;
+        pid_t pid = broker_pid();
+        char proc[64];
+        pthread_t stopper;
+        FetchRun f;
+
+        cr_assert_gt(pid, 1);
+        cr_assert_eq(pthread_create(&stopper, NULL, stop_broker_at_the_gate, &pid), 0);
+        /* the server waits after 2 MiB for a gate nobody opens; the broker is stopped meanwhile */
+        f = fetch("/gate/8388608/2097152", 64 * MiB, (FetchRun){});
+        cr_assert_eq(pthread_join(stopper, NULL), 0);
+        cr_assert(f.answered, "%s: %s", f.error_name, f.error_message);
+        cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
+        cr_assert_leq(f.got, 2 * MiB);
+        cr_assert(f.bytes_ok);
+
+        snprintf(proc, sizeof(proc), "/proc/%d/cmdline", (int)pid);
+        for (int i = 0; i < 200 && access(proc, F_OK) == 0; i++)
+                usleep(50 * 1000);
+        log = read_text(stack_path(&stack, "log/broker.log"));
+        cr_assert(strstr(log, "/gate/8388608/2097152: cut after "), "%s", log);
+        cr_assert(strstr(log, "teep-brokerd is stopping"), "%s", log);
+        cr_assert_null(strstr(log, "Sanitizer"), "teep-brokerd: a sanitizer report:\n%s", log);
+        cr_assert_null(strstr(log, "runtime error:"), "teep-brokerd: undefined behaviour:\n%s", log);
+        cr_assert(strstr(log, "stopping on"), "teep-brokerd did not stop cleanly:\n%s", log);
 }

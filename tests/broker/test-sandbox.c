@@ -35,5 +35,6 @@ Test(sandbox, the_filter_allows_https_by_name_and_forbids_exec_and_raw_sockets, 
         cr_assert(WIFEXITED(status), "the helper died: %#x\n%s", status, out);
         cr_assert_eq(WEXITSTATUS(status), 0, "step %d failed:\n%s", WEXITSTATUS(status), out);
         cr_assert(strstr(out, "https: ok"), "%s", out);
+        cr_assert(strstr(out, "pipe: ok"), "%s", out);
         cr_assert(strstr(out, "exec: killed"), "%s", out);
 }

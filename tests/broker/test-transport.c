@@ -2,17 +2,19 @@
 /* test-transport.c: the broker's HTTP client against a real HTTP server on 127.0.0.1 */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker-test.h"
+#include "macro.h"
+#include "payload-server.h"
 #include "transport.h"
 
 /* What the server saw, for the assertions. */
@@ -284,7 +286,7 @@ Test(transport, only_http_uris) {
 
         cr_assert_eq(http_request_new(transport, &req), 0);
         cr_assert_eq(http_request_post_teep(req, "file:///etc/passwd", NULL, 0, 1000, on_done, &o), -EINVAL);
-        cr_assert_eq(http_request_get_to_fd(req, "ftp://x/y", 1, 1000, on_done, &o), -EINVAL);
+        cr_assert_eq(http_request_get_stream(req, "ftp://x/y", 1000, NULL, on_done, &o), -EINVAL);
         cr_assert(!http_request_is_active(req));
         cr_assert_eq(http_request_post_teep(req, url("/teep"), NULL, 0, 1000, on_done, &o), 0);
         cr_assert_eq(http_request_post_teep(req, url("/teep"), NULL, 0, 1000, on_done, &o), -EBUSY);
@@ -293,38 +295,243 @@ Test(transport, only_http_uris) {
         cr_assert(!o.done);
 }
 
-Test(transport, download_into_a_file_descriptor) {
-        HttpRequest *req = NULL;
-        Outcome o = {};
-        uint8_t buf[4096];
-        size_t total = 0;
-        ssize_t n;
-        int fd;
+/* ---- streamed GETs (the payload downloads) against payload-server.c ---- */
 
-        fd = memfd_create("test", MFD_CLOEXEC);
-        cr_assert_geq(fd, 0);
-        cr_assert_eq(http_request_new(transport, &req), 0);
-        cr_assert_eq(http_request_get_to_fd(req, url("/payload"), fd, 1 << 20, on_done, &o), 0);
-        cr_assert(test_event_run_until(event, &o.done, 10000));
-        cr_assert_eq(o.error, 0, "%s", o.message);
-        cr_assert_str_eq(seen.method, "GET");
-        cr_assert_eq(o.body_len, 200000);
-        cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
-        while ((n = read(fd, buf, sizeof(buf))) > 0) {
-                for (ssize_t i = 0; i < n; i++)
-                        cr_assert_eq(buf[i], 0x5a);
-                total += (size_t)n;
+#define MiB (1024u * 1024u)
+
+/* A receiver that takes at most `window` bytes until its reader (a timer, every millisecond)
+ * has taken them away: the transfer pauses whenever the window is full, and resumes from the
+ * event loop, as with a pipe the agent reads slowly. */
+typedef struct Sink {
+        HttpRequest *req;
+        PayloadServer *server;
+        uint64_t got;
+        bool bytes_ok;
+        unsigned calls;
+        size_t max_chunk;
+        uint64_t content_length;
+
+        uint64_t window;          /* 0: take everything at once */
+        uint64_t room;
+        sd_event_source *reader;
+        bool paused;
+        unsigned pauses, resumes;
+        bool never_resume;        /* pause at the first byte and stay so */
+        bool stop_on_resume;      /* the bytes offered again after a resume: stop */
+        uint64_t stop_after;      /* stop once this much is taken (0: never) */
+        bool in_resume;
+        bool done_in_resume;      /* done was called from inside http_request_resume() */
+        Outcome o;
+} Sink;
+
+static HttpDataVerdict sink_on_data(HttpRequest *req, const uint8_t *data, size_t len, void *userdata) {
+        Sink *k = userdata;
+
+        k->calls++;
+        k->content_length = http_request_content_length(req);
+        if (len > k->max_chunk)
+                k->max_chunk = len;
+        if (k->never_resume)
+                return HTTP_DATA_PAUSE;
+        if (k->stop_on_resume && k->in_resume)
+                return HTTP_DATA_STOP;
+        if (k->stop_after && k->got >= k->stop_after)
+                return HTTP_DATA_STOP;
+        if (k->window && len > k->room) {
+                k->paused = true;
+                k->pauses++;
+                return HTTP_DATA_PAUSE;
         }
-        cr_assert_eq(total, 200000);
+        /* a byte lost, repeated or reordered across a pause shows here */
+        if (!payload_bytes_match(data, len, k->got))
+                k->bytes_ok = false;
+        k->got += len;
+        if (k->window)
+                k->room -= len;
+        return HTTP_DATA_TAKEN;
+}
 
-        /* a limit below the size fails, whatever was written */
-        cr_assert_eq(ftruncate(fd, 0), 0);
-        o = (Outcome){};
-        cr_assert_eq(http_request_get_to_fd(req, url("/payload"), fd, 1000, on_done, &o), 0);
-        cr_assert(test_event_run_until(event, &o.done, 10000));
-        cr_assert_eq(o.error, -E2BIG, "%d %s", o.error, o.message);
-        http_request_free(req);
-        close(fd);
+static void sink_on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
+        Sink *k = userdata;
+
+        if (k->in_resume)
+                k->done_in_resume = true;
+        on_done(req, res, &k->o);
+        k->o.body_len = res->body_len;
+        k->content_length = res->content_length;
+}
+
+static int sink_on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Sink *k = userdata;
+
+        k->room = k->room + 64 * 1024 > k->window ? k->window : k->room + 64 * 1024;
+        if (k->paused && !k->o.done) {
+                k->paused = false;
+                k->resumes++;
+                k->in_resume = true;
+                http_request_resume(k->req);
+                k->in_resume = false;
+        }
+        (void)sd_event_source_set_time_relative(s, 1000);
+        return 0;
+}
+
+static Transport *stream_transport(uint64_t timeout_usec) {
+        Transport *t = NULL;
+        TransportConfig tc = { .connect_timeout_usec = 5 * 1000000, .timeout_usec = timeout_usec };
+
+        cr_assert_eq(transport_new(event, &tc, &t), 0);
+        return t;
+}
+
+/* GET path from the payload server into k, until done (at most 20 s). */
+static void stream(Transport *t, Sink *k, const char *path, uint64_t max) {
+        char uri[128];
+
+        k->bytes_ok = true;
+        k->room = k->window;
+        if (!k->server) {
+                k->server = payload_server_start();
+                cr_assert_not_null(k->server);
+        }
+        snprintf(uri, sizeof(uri), "http://127.0.0.1:%u%s", payload_server_port(k->server), path);
+        if (k->window) {
+                cr_assert_geq(sd_event_add_time_relative(event, &k->reader, CLOCK_MONOTONIC, 1000, 1, sink_on_tick, k),
+                              0);
+                cr_assert_geq(sd_event_source_set_enabled(k->reader, SD_EVENT_ON), 0);
+        }
+        cr_assert_eq(http_request_new(t, &k->req), 0);
+        cr_assert_eq(http_request_get_stream(k->req, uri, max, sink_on_data, sink_on_done, k), 0);
+        cr_assert(test_event_run_until(event, &k->o.done, 20000), "no end of %s", path);
+        cr_assert(!http_request_is_active(k->req));
+        k->reader = sd_event_source_disable_unref(k->reader);
+}
+
+static void sink_done(Sink *k) {
+        http_request_free(k->req);
+        payload_server_stop(k->server);
+}
+
+Test(transport, a_stream_paused_and_resumed_delivers_every_byte) {
+        Transport *t = stream_transport(20 * 1000000);
+        Sink k = { .window = 256 * 1024 };
+
+        stream(t, &k, "/bytes/6291456", 64 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.o.status, 200);
+        cr_assert_eq(k.got, 6 * MiB, "%" PRIu64 " bytes", k.got);
+        cr_assert(k.bytes_ok, "the bytes differ from the ones served");
+        cr_assert_eq(k.o.body_len, 6 * MiB);
+        cr_assert_eq(k.content_length, 6 * MiB);
+        cr_assert_gt(k.pauses, 0, "the transfer never paused");
+        cr_assert_gt(k.resumes, 0);
+        cr_assert_leq(k.max_chunk, CURL_MAX_WRITE_SIZE, "a chunk of %zu bytes", k.max_chunk);
+        cr_assert(payload_server_wait_ended(k.server, 1, 5000));
+        cr_assert_eq(payload_server_stats(k.server).ended_whole, 1);
+        sink_done(&k);
+        transport_free(t);
+}
+
+Test(transport, a_stream_without_content_length) {
+        Transport *t = stream_transport(20 * 1000000);
+        Sink k = { .window = 512 * 1024 };
+
+        stream(t, &k, "/chunked/3145728", 64 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.got, 3 * MiB);
+        cr_assert(k.bytes_ok);
+        cr_assert_eq(k.content_length, UINT64_MAX, "Content-Length %" PRIu64, k.content_length);
+        sink_done(&k);
+        transport_free(t);
+}
+
+Test(transport, a_stream_with_another_status_never_reaches_on_data) {
+        Transport *t = stream_transport(5 * 1000000);
+        Sink k = {};
+
+        stream(t, &k, "/missing", 1 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.o.status, 404);
+        cr_assert_eq(k.calls, 0);
+        sink_done(&k);
+        transport_free(t);
+}
+
+Test(transport, a_stream_above_the_limit) {
+        Transport *t = stream_transport(5 * 1000000);
+        Sink k = {}, c = {};
+
+        /* announced: refused before the body */
+        stream(t, &k, "/bytes/2097152", 1 * MiB);
+        cr_assert_eq(k.o.error, -E2BIG, "%d %s", k.o.error, k.o.message);
+        cr_assert_eq(k.calls, 0, "on_data saw the body of an announced oversize");
+        sink_done(&k);
+
+        /* not announced: on_data sees up to the limit, never a byte past it */
+        stream(t, &c, "/chunked/2097152", 1 * MiB);
+        cr_assert_eq(c.o.error, -E2BIG, "%d %s", c.o.error, c.o.message);
+        cr_assert_leq(c.got, 1 * MiB);
+        cr_assert_gt(c.got, 0);
+        cr_assert(c.bytes_ok);
+        sink_done(&c);
+        transport_free(t);
+}
+
+Test(transport, a_stream_the_receiver_stops_closes_the_connection) {
+        Transport *t = stream_transport(20 * 1000000);
+        Sink k = { .stop_after = 1 * MiB };
+        PayloadServerStats st;
+
+        stream(t, &k, "/bytes/268435456", 512 * MiB);
+        cr_assert_eq(k.o.error, -ECANCELED, "%d %s", k.o.error, k.o.message);
+        cr_assert_geq(k.got, 1 * MiB);
+        cr_assert(k.bytes_ok);
+        http_request_free(TAKE_PTR(k.req));
+        cr_assert(payload_server_wait_ended(k.server, 1, 10000), "the server still sends");
+        st = payload_server_stats(k.server);
+        cr_assert_eq(st.ended_early, 1);
+        cr_assert_lt(st.served, 256 * MiB, "the whole body went out");
+        sink_done(&k);
+        transport_free(t);
+}
+
+Test(transport, a_stream_stopped_while_resuming_ends_from_the_loop) {
+        Transport *t = stream_transport(20 * 1000000);
+        Sink k = { .window = 64 * 1024, .stop_on_resume = true };
+
+        stream(t, &k, "/bytes/4194304", 64 * MiB);
+        cr_assert_eq(k.o.error, -ECANCELED, "%d %s", k.o.error, k.o.message);
+        cr_assert_gt(k.resumes, 0);
+        cr_assert(!k.done_in_resume, "done was called from inside http_request_resume()");
+        cr_assert(k.bytes_ok);
+        sink_done(&k);
+        transport_free(t);
+}
+
+Test(transport, a_stream_cut_by_the_server_fails) {
+        Transport *t = stream_transport(20 * 1000000);
+        Sink k = {};
+
+        stream(t, &k, "/cut/4194304/1048576", 64 * MiB);
+        cr_assert_eq(k.o.error, -ECONNRESET, "%d %s", k.o.error, k.o.message);
+        cr_assert_leq(k.got, 1 * MiB);
+        cr_assert(k.bytes_ok);
+        sink_done(&k);
+        transport_free(t);
+}
+
+/* libcurl's timeout counts while a transfer is paused: a receiver that never takes anything does
+ * not hold the transfer beyond it. */
+Test(transport, a_stream_paused_for_good_times_out) {
+        Transport *t = stream_transport(1 * 1000000);
+        Sink k = { .never_resume = true };
+
+        stream(t, &k, "/bytes/8388608", 64 * MiB);
+        cr_assert_eq(k.o.error, -ETIMEDOUT, "%d %s", k.o.error, k.o.message);
+        cr_assert_gt(k.calls, 0);
+        cr_assert_eq(k.got, 0);
+        sink_done(&k);
+        transport_free(t);
 }
 
 /* ---- TLS: the configured CA set decides, and the host name must match ---- */
