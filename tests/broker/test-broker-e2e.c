@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-broker-e2e.c: the whole stack (tools/devstack) driven through org.teepkit.Broker1 and teepctl */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -414,6 +415,41 @@ Test(broker_e2e, payload_fetched_by_uri_through_the_broker) {
         cr_assert_eq(store_files_with_digest(want, NULL), 1);
         log = read_text(stack_path(&stack, "log/broker.log"));
         cr_assert(strstr(log, "/payload/fetched.bin"), "the broker did not fetch it:\n%s", log);
+        broker_exits_cleanly();
+}
+
+/* A payload bigger than what the agent keeps in memory goes broker → agent → installer as a
+ * stream: the agent hashes it on the way, the installer stages it and later commits that very
+ * file (no copy); nothing staged is left in the store. */
+Test(broker_e2e, a_big_payload_streams_through_to_the_store) {
+        _cleanup_free_ char *o = NULL, *content = NULL, *bus_log = NULL, *agent_log = NULL;
+        const char *component = "TEEP-Device/SecureFS/6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f/ta";
+        const size_t len = 3u * 1024u * 1024u + 5u;
+        char want[65], got[65];
+        unsigned total = 0;
+        DIR *d;
+        struct dirent *de;
+
+        content = malloc(len + 1);
+        cr_assert_not_null(content);
+        for (size_t i = 0; i < len; i++)
+                content[i] = (char)('a' + (i * 13 + i / 4096) % 26);
+        content[len] = '\0';
+        make_tc("big", component, 1, content, true, want);
+        cr_assert_eq(ctl(APP, &o, NULL, "request", component, NULL, NULL), 0, "%s", o ?: "");
+        cr_assert(installed(component, NULL, got));
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(store_files_with_digest(want, &total), 1);
+
+        bus_log = read_text(stack_path(&stack, "log/dbus.log"));
+        cr_assert(strstr(bus_log, "(staged, no copy)"), "the installer copied it:\n%s", bus_log);
+        agent_log = read_text(stack_path(&stack, "log/agent.log"));
+        cr_assert_null(strstr(agent_log, "Installer1.Unstage:"), "%s", agent_log);
+        d = opendir(stack_path(&stack, "var/lib/teepkit/tc"));
+        cr_assert_not_null(d);
+        while ((de = readdir(d)))
+                cr_assert(strncmp(de->d_name, ".teep-tmp-", 10) != 0, "left in the store: %s", de->d_name);
+        closedir(d);
         broker_exits_cleanly();
 }
 
