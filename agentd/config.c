@@ -315,6 +315,13 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
                 (void)snprintf(errbuf, errbuf_size, "[Agent] MaxPayloadSize= must be positive");
                 return -EINVAL;
         }
+        r = teep_conf_get_usec(conf, "Agent", "PayloadTimeoutSec", &c->payload_timeout_usec, errbuf, errbuf_size);
+        if (r < 0)
+                return r;
+        if (c->payload_timeout_usec == 0) {
+                (void)snprintf(errbuf, errbuf_size, "[Agent] PayloadTimeoutSec= must be positive");
+                return -EINVAL;
+        }
         r = load_ids(conf, "VendorId", c->vendor_ids, &c->n_vendor_ids, errbuf, errbuf_size);
         if (r >= 0)
                 r = load_ids(conf, "ClassId", c->class_ids, &c->n_class_ids, errbuf, errbuf_size);
@@ -324,7 +331,7 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
         (void)teep_conf_warn_unknown(conf, "Agent",
                                      (const char *const[]){ "StateDirectory", "TrustAnchorDirectory", "SignerDirectory",
                                                             "KeyType", "BrokerUser", "VendorId", "ClassId", "OEMID",
-                                                            "HWModel", "HWVersion", "MaxPayloadSize", "KeyURI", "PKCS11Module",
+                                                            "HWModel", "HWVersion", "MaxPayloadSize", "PayloadTimeoutSec", "KeyURI", "PKCS11Module",
                                                             "PinFile", "AdminKey", "CRLDirectory", NULL });
         (void)teep_conf_warn_unknown(conf, "TAM", (const char *const[]){ "URI", "Kid", "TrustAnchor", "Suite",
                                                                          "PolicyCheckInterval", "ManageAnyComponent",

@@ -10,7 +10,7 @@
 #include "macro.h"
 
 const char *const broker_config_keys[] = {
-        "AgentUser", "ConnectTimeoutSec", "TimeoutSec", "CAFile", "MaxMessageSize", "MaxPayloadSize",
+        "AgentUser", "ConnectTimeoutSec", "TimeoutSec", "PayloadTimeoutSec", "CAFile", "MaxMessageSize", "MaxPayloadSize",
         "PolicyCheckInterval", NULL,
 };
 
@@ -21,6 +21,7 @@ int broker_config_init(BrokerConfig *c) {
         *c = (BrokerConfig){
                 .connect_timeout_usec = BROKER_DEFAULT_CONNECT_TIMEOUT_USEC,
                 .timeout_usec = BROKER_DEFAULT_TIMEOUT_USEC,
+                .payload_timeout_usec = BROKER_DEFAULT_PAYLOAD_TIMEOUT_USEC,
                 .max_message_size = BROKER_DEFAULT_MAX_MESSAGE_SIZE,
                 .max_payload_size = BROKER_DEFAULT_MAX_PAYLOAD_SIZE,
                 .policy_check_interval_usec = BROKER_DEFAULT_POLICY_CHECK_INTERVAL_USEC,
@@ -91,6 +92,10 @@ int broker_config_load(BrokerConfig *c, const TeepConf *conf, char *errbuf, size
                 r = teep_conf_get_usec(conf, "Broker", "TimeoutSec", &c->timeout_usec, errbuf, errbuf_size);
         if (r >= 0)
                 r = range(conf, "TimeoutSec", c->timeout_usec, MAX_TIMEOUT_USEC, errbuf, errbuf_size);
+        if (r >= 0)
+                r = teep_conf_get_usec(conf, "Broker", "PayloadTimeoutSec", &c->payload_timeout_usec, errbuf, errbuf_size);
+        if (r >= 0)
+                r = range(conf, "PayloadTimeoutSec", c->payload_timeout_usec, MAX_TIMEOUT_USEC, errbuf, errbuf_size);
         if (r >= 0)
                 r = teep_conf_get_size(conf, "Broker", "MaxMessageSize", &c->max_message_size, errbuf, errbuf_size);
         if (r >= 0)

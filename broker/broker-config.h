@@ -11,6 +11,7 @@
 #define BROKER_DEFAULT_AGENT_USER "teep-agent"
 #define BROKER_DEFAULT_CONNECT_TIMEOUT_USEC (10ull * 1000000ull)
 #define BROKER_DEFAULT_TIMEOUT_USEC (60ull * 1000000ull)
+#define BROKER_DEFAULT_PAYLOAD_TIMEOUT_USEC (600ull * 1000000ull)
 #define BROKER_DEFAULT_MAX_MESSAGE_SIZE (1ull << 20)
 #define BROKER_DEFAULT_MAX_PAYLOAD_SIZE (64ull << 20)
 #define BROKER_DEFAULT_POLICY_CHECK_INTERVAL_USEC (3600ull * 1000000ull)
@@ -19,6 +20,7 @@ typedef struct BrokerConfig {
         char *agent_user;                   /* [Broker] AgentUser: who may call PayloadFetcher1 */
         uint64_t connect_timeout_usec;      /* [Broker] ConnectTimeoutSec */
         uint64_t timeout_usec;              /* [Broker] TimeoutSec: one HTTP request, all of it */
+        uint64_t payload_timeout_usec;      /* [Broker] PayloadTimeoutSec: one payload download */
         char *ca_file;                      /* [Broker] CAFile, NULL: libcurl's default CA set */
         uint64_t max_message_size;          /* [Broker] MaxMessageSize: one TAM response */
         uint64_t max_payload_size;          /* [Broker] MaxPayloadSize: one fetched payload */

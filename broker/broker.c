@@ -26,6 +26,7 @@ int broker_new(sd_event *event, const BrokerConfig *config, Broker **ret) {
         tc = (TransportConfig){
                 .connect_timeout_usec = b->config.connect_timeout_usec,
                 .timeout_usec = b->config.timeout_usec,
+                .payload_timeout_usec = b->config.payload_timeout_usec,
                 .ca_file = b->config.ca_file,
         };
         r = transport_new(event, &tc, &b->transport);

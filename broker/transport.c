@@ -27,6 +27,7 @@ struct Transport {
         char *user_agent;
         long connect_timeout_ms;
         long timeout_ms;
+        long payload_timeout_ms;
         unsigned n_active;
 };
 
@@ -183,6 +184,7 @@ int transport_new(sd_event *event, const TransportConfig *cfg, Transport **ret) 
         t->event = sd_event_ref(event);
         t->connect_timeout_ms = usec_to_ms(cfg->connect_timeout_usec);
         t->timeout_ms = usec_to_ms(cfg->timeout_usec);
+        t->payload_timeout_ms = usec_to_ms(cfg->payload_timeout_usec ? cfg->payload_timeout_usec : cfg->timeout_usec);
         if (cfg->ca_file && !(t->ca_file = strdup(cfg->ca_file)))
                 goto oom;
         if (cfg->user_agent)
@@ -518,6 +520,14 @@ int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, Htt
          * transfer holds no more than that (what libcurl read and on_data has not taken yet). */
         if (c == CURLE_OK)
                 c = curl_easy_setopt(req->easy, CURLOPT_BUFFERSIZE, 64L * 1024L);
+        /* a payload may take longer than a TEEP message, as long as it moves */
+        if (c == CURLE_OK)
+                c = curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, req->transport->payload_timeout_ms);
+        if (c == CURLE_OK)
+                c = curl_easy_setopt(req->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        if (c == CURLE_OK)
+                c = curl_easy_setopt(req->easy, CURLOPT_LOW_SPEED_TIME,
+                                     req->transport->timeout_ms >= 2000 ? req->transport->timeout_ms / 1000 : 1L);
         if (c != CURLE_OK)
                 return -EIO;
         return start(req, done, userdata);

@@ -23,6 +23,9 @@ typedef struct HttpRequest HttpRequest;
 typedef struct TransportConfig {
         uint64_t connect_timeout_usec; /* connect (TCP and TLS handshake) */
         uint64_t timeout_usec;         /* the whole request, connect to last byte */
+        /* streams (http_request_get_stream): the whole download, however slowly its receiver
+         * reads (0: timeout_usec); within it, no progress for timeout_usec ends it too */
+        uint64_t payload_timeout_usec;
         const char *ca_file;           /* NULL: libcurl's default CA set */
         const char *user_agent;        /* NULL: "teep-brokerd/VERSION" */
 } TransportConfig;
@@ -84,8 +87,9 @@ typedef HttpDataVerdict (*HttpDataFn)(HttpRequest *req, const uint8_t *data, siz
  * At most max bytes: a Content-Length above it fails before the body (-E2BIG), and a body that
  * grows past it ends there (-E2BIG; on_data never sees a byte beyond max). A status other than
  * 2xx ends the request once its headers are in: done gets error 0 and the status, and on_data
- * is never called. libcurl's timeout keeps running while a transfer is paused (the whole
- * request, connect to last byte: a receiver that stalls is bounded by it).
+ * is never called. The whole stream is bounded by payload_timeout_usec, which keeps running
+ * while a transfer is paused (a receiver that stalls is bounded by it), and a server that sends
+ * nothing for timeout_usec ends it too (libcurl's low-speed check, which a pause does not trip).
  * -EBUSY if the request is still running; -EINVAL for a URI that is not http(s).
  */
 int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, HttpDataFn on_data,

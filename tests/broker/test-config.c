@@ -24,6 +24,7 @@ Test(broker_config, defaults) {
         cr_assert_str_eq(c.agent_user, "teep-agent");
         cr_assert_eq(c.connect_timeout_usec, 10ull * 1000000);
         cr_assert_eq(c.timeout_usec, 60ull * 1000000);
+        cr_assert_eq(c.payload_timeout_usec, 600ull * 1000000);
         cr_assert_eq(c.max_message_size, 1ull << 20);
         cr_assert_eq(c.max_payload_size, 64ull << 20);
         cr_assert_eq(c.policy_check_interval_usec, 3600ull * 1000000);
@@ -36,7 +37,7 @@ Test(broker_config, values_and_tams) {
         BrokerConfig c;
         char err[256] = "";
 
-        cr_assert_eq(load("[Broker]\nAgentUser=agent7\nConnectTimeoutSec=2s\nTimeoutSec=1min\n"
+        cr_assert_eq(load("[Broker]\nAgentUser=agent7\nConnectTimeoutSec=2s\nTimeoutSec=1min\nPayloadTimeoutSec=2h\n"
                           "CAFile=/etc/ssl/tam.pem\nMaxMessageSize=64K\nMaxPayloadSize=2M\nPolicyCheckInterval=30min\n"
                           "[TAM]\nURI=https://a.example/tam\n[TAM]\nURI=http://b.example/tam\n",
                           &c, err, sizeof(err)),
@@ -44,6 +45,7 @@ Test(broker_config, values_and_tams) {
         cr_assert_str_eq(c.agent_user, "agent7");
         cr_assert_eq(c.connect_timeout_usec, 2000000);
         cr_assert_eq(c.timeout_usec, 60000000);
+        cr_assert_eq(c.payload_timeout_usec, 7200ull * 1000000);
         cr_assert_str_eq(c.ca_file, "/etc/ssl/tam.pem");
         cr_assert_eq(c.max_message_size, 64 * 1024);
         cr_assert_eq(c.max_payload_size, 2 * 1024 * 1024);
@@ -68,6 +70,7 @@ Test(broker_config, bad_values_name_the_line) {
 
         cr_assert_eq(load("[Broker]\nMaxPayloadSize=8G\n", &c, err, sizeof(err)), -EINVAL);
         cr_assert_eq(load("[Broker]\nConnectTimeoutSec=0\n", &c, err, sizeof(err)), -EINVAL);
+        cr_assert_eq(load("[Broker]\nPayloadTimeoutSec=0\n", &c, err, sizeof(err)), -EINVAL);
 }
 
 Test(broker_config, empty_assignment_keeps_the_default) {

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -312,6 +313,7 @@ typedef struct Sink {
         uint64_t content_length;
 
         uint64_t window;          /* 0: take everything at once */
+        uint64_t per_tick;        /* room made each millisecond (0: 64 KiB) */
         uint64_t room;
         sd_event_source *reader;
         bool paused;
@@ -364,7 +366,9 @@ static void sink_on_done(HttpRequest *req, const HttpResult *res, void *userdata
 static int sink_on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Sink *k = userdata;
 
-        k->room = k->room + 64 * 1024 > k->window ? k->window : k->room + 64 * 1024;
+        uint64_t more = k->per_tick ? k->per_tick : 64 * 1024;
+
+        k->room = k->room + more > k->window ? k->window : k->room + more;
         if (k->paused && !k->o.done) {
                 k->paused = false;
                 k->resumes++;
@@ -374,6 +378,23 @@ static int sink_on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         }
         (void)sd_event_source_set_time_relative(s, 1000);
         return 0;
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static Transport *stream_transport_with(uint64_t timeout_usec, uint64_t payload_timeout_usec) {
+        Transport *t = NULL;
+        TransportConfig tc = { .connect_timeout_usec = 5 * 1000000,
+                               .timeout_usec = timeout_usec,
+                               .payload_timeout_usec = payload_timeout_usec };
+
+        cr_assert_eq(transport_new(event, &tc, &t), 0);
+        return t;
 }
 
 static Transport *stream_transport(uint64_t timeout_usec) {
@@ -530,6 +551,37 @@ Test(transport, a_stream_paused_for_good_times_out) {
         cr_assert_eq(k.o.error, -ETIMEDOUT, "%d %s", k.o.error, k.o.message);
         cr_assert_gt(k.calls, 0);
         cr_assert_eq(k.got, 0);
+        sink_done(&k);
+        transport_free(t);
+}
+
+/* A payload read slowly but steadily runs past the per-request timeout, up to its own. */
+Test(transport, a_slow_stream_runs_to_the_payload_timeout) {
+        Transport *t = stream_transport_with(1 * 1000000, 20 * 1000000);
+        Sink k = { .window = 16 * 1024, .per_tick = 2 * 1024 };
+        uint64_t start = now_usec();
+
+        stream(t, &k, "/bytes/6291456", 64 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.got, 6 * MiB);
+        cr_assert(k.bytes_ok);
+        cr_assert_gt(now_usec() - start, 1500000, "too fast to show anything: %" PRIu64 " us", now_usec() - start);
+        sink_done(&k);
+        transport_free(t);
+}
+
+/* ... but a server that sends nothing for the per-request timeout is cut then (libcurl averages
+ * the speed over the last ~5 s, so a few seconds later), not at the payload timeout; without the
+ * check the server's gate would close the connection after 10 s (another error). */
+Test(transport, a_stream_the_server_stalls_ends_at_the_request_timeout) {
+        Transport *t = stream_transport_with(1 * 1000000, 20 * 1000000);
+        Sink k = {};
+        uint64_t start = now_usec();
+
+        stream(t, &k, "/gate/1048576/65536", 64 * MiB);
+        cr_assert_eq(k.o.error, -ETIMEDOUT, "%d %s", k.o.error, k.o.message);
+        cr_assert_eq(k.got, 65536);
+        cr_assert_lt(now_usec() - start, 9500000, "cut after %" PRIu64 " us", now_usec() - start);
         sink_done(&k);
         transport_free(t);
 }
