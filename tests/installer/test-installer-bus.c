@@ -1416,12 +1416,22 @@ Test(installer_idle, exits_when_idle_and_comes_back_on_the_next_call) {
         }
 }
 
+/* Whether pid exits (or is a zombie) within 10 s. */
+static bool wait_gone(pid_t pid) {
+        for (int w = 0; w < 100; w++) {
+                usleep(100 * 1000);
+                if (kill(pid, 0) < 0 || stack_proc_status_has(pid, "State:\tZ"))
+                        return true;
+        }
+        return false;
+}
+
 /* Something staged waits for its Install: no idle exit meanwhile. SIGTERM unlinks it. */
 Test(installer_idle, stays_while_something_is_staged_and_cleans_up_at_exit) {
         uint8_t sha[32];
         const char *payload = make_payload("staged", 10000, 2, sha);
         pid_t pid = start_installer();
-        bool gone = false;
+        bool gone;
         Call *c;
 
         c = stage_call(stage_id, payload, 10000);
@@ -1435,10 +1445,7 @@ Test(installer_idle, stays_while_something_is_staged_and_cleans_up_at_exit) {
         cr_assert_arr_eq(c->content_sha256, sha, 32);
 
         cr_assert_eq(kill(pid, SIGTERM), 0);
-        for (int w = 0; w < 100 && !gone; w++) {
-                usleep(100 * 1000);
-                gone = kill(pid, 0) < 0 || stack_proc_status_has(pid, "State:\tZ");
-        }
+        gone = wait_gone(pid);
         cr_assert(gone, "teep-installer (pid %d) still running 10 s after SIGTERM", (int)pid);
         cr_assert_eq(temporaries(), 0, "the staged file outlived the installer");
 }
@@ -1448,17 +1455,14 @@ Test(installer_idle, exits_when_idle_once_nothing_is_staged) {
         uint8_t sha[32];
         const char *payload = make_payload("staged", 10000, 2, sha);
         pid_t pid = start_installer();
-        bool gone = false;
+        bool gone;
         Call *c;
 
         c = stage_call(stage_id, payload, 10000);
         cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
         c = simple_call("Unstage", stage_id);
         cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
-        for (int w = 0; w < 100 && !gone; w++) {
-                usleep(100 * 1000);
-                gone = kill(pid, 0) < 0 || stack_proc_status_has(pid, "State:\tZ");
-        }
+        gone = wait_gone(pid);
         cr_assert(gone, "teep-installer (pid %d) still running 10 s after a 1 s idle timeout", (int)pid);
         cr_assert_eq(temporaries(), 0);
 }

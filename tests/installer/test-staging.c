@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "staging.h"
+#include "store-test.h"
 #include "store.h"
 
 static char dir[] = "/tmp/teep-staging-test-XXXXXX";
@@ -39,16 +40,7 @@ static void teardown(void) {
 }
 
 static unsigned count_temporaries(void) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        unsigned n = 0;
-
-        cr_assert_not_null(d);
-        while ((de = readdir(d)))
-                if (store_name_is_temporary(de->d_name))
-                        n++;
-        closedir(d);
-        return n;
+        return store_test_count_temporaries(dir);
 }
 
 static void make_id(unsigned k, char out[STAGING_ID_LEN + 1]) {

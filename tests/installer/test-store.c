@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store-test.h"
 #include "store.h"
 
 static char dir[] = "/tmp/teep-store-test-XXXXXX";
@@ -107,16 +108,7 @@ static char *snapshot(void) {
 }
 
 static unsigned count_temporaries(void) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        unsigned n = 0;
-
-        cr_assert_not_null(d);
-        while ((de = readdir(d)))
-                if (store_name_is_temporary(de->d_name))
-                        n++;
-        closedir(d);
-        return n;
+        return store_test_count_temporaries(dir);
 }
 
 static bool file_has(const char *name, const uint8_t want[32]) {
