@@ -83,6 +83,17 @@ static void installer_touch(Installer *i) {
                 log_warning("cannot re-arm the idle timer; staying up");
 }
 
+/* Every method begins here: the agent's uid only (the bus policy said so already), and only the
+ * agent's calls keep the installer alive. */
+static int agent_call(Installer *i, sd_bus_message *m, sd_bus_error *error) {
+        int r = bus_require_sender_uid(m, i->agent_uid, error);
+
+        if (r < 0)
+                return r;
+        installer_touch(i);
+        return 0;
+}
+
 static int reply_invalid_component(const Installer *i, sd_bus_error *error, const char *component, int r) {
         if (r == -ENOMEM)
                 return r;
@@ -190,11 +201,9 @@ static int method_install(sd_bus_message *m, void *userdata, sd_bus_error *error
         uint64_t size;
         int fd, r;
 
-        /* Only the agent's calls keep the installer alive. */
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_read(m, "sht", &component, &fd, &size);
         if (r < 0)
                 return r;
@@ -313,10 +322,9 @@ static int method_stage(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         Staging *e;
         int fd, r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_read(m, "sht", &id, &fd, &max);
         if (r < 0)
                 return r;
@@ -391,10 +399,9 @@ static int method_staged(sd_bus_message *m, void *userdata, sd_bus_error *error)
         Staging *e;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_read(m, "s", &id);
         if (r < 0)
                 return r;
@@ -440,10 +447,9 @@ static int method_unstage(sd_bus_message *m, void *userdata, sd_bus_error *error
         uint32_t removed = 0;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_enter_container(m, 'a', "s");
         if (r < 0)
                 return r;
@@ -478,10 +484,9 @@ static int method_remove(sd_bus_message *m, void *userdata, sd_bus_error *error)
         const char *component;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_read(m, "s", &component);
         if (r < 0)
                 return r;
@@ -510,10 +515,9 @@ static int method_restore(sd_bus_message *m, void *userdata, sd_bus_error *error
         const char *component;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_read(m, "s", &component);
         if (r < 0)
                 return r;
@@ -549,10 +553,9 @@ static int method_discard(sd_bus_message *m, void *userdata, sd_bus_error *error
         uint32_t removed = 0;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = sd_bus_message_enter_container(m, 'a', "s");
         if (r < 0)
                 return r;
@@ -625,10 +628,9 @@ static int method_list(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         size_t n = 0;
         int r;
 
-        r = bus_require_sender_uid(m, i->agent_uid, error);
+        r = agent_call(i, m, error);
         if (r < 0)
                 return r;
-        installer_touch(i);
         r = store_list(i->store, &entries, &n);
         installer_touch(i);
         if (r < 0) {
