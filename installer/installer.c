@@ -698,7 +698,7 @@ static const sd_bus_vtable installer_vtable[] = {
         SD_BUS_PROPERTY("StoreDirectory", "s", property_get_store_directory, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Layout", "s", property_get_layout, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         /* UNPRIVILEGED: otherwise sd-bus would ask for CAP_SYS_ADMIN, which the agent lacks;
-         * bus_require_sender_uid() in each handler is the check that counts. */
+         * agent_call() (bus_require_sender_uid()) in each handler is the check that counts. */
         SD_BUS_METHOD_WITH_ARGS("Install",
                                 SD_BUS_ARGS("s", component, "h", payload, "t", size, "ay", sha256, "a{sv}", options),
                                 SD_BUS_RESULT("s", file),
