@@ -47,6 +47,7 @@ typedef struct Installer {
         sd_event_source *idle;
         sd_event_source *bus_drain; /* bus_attach_event() */
         sd_event_source *stage_expiry; /* the oldest staged entry's INSTALLER_STAGE_TTL_USEC */
+        sd_bus_slot *agent_watch;      /* NameOwnerChanged of org.teepkit.Agent1 */
         Store *store;
         StagingTable staging;
         uid_t agent_uid;
@@ -66,6 +67,7 @@ static void installer_done(Installer *i) {
                 log_info("dropped %zu staged payload(s) on exit", n);
         }
         i->stage_expiry = sd_event_source_disable_unref(i->stage_expiry);
+        i->agent_watch = sd_bus_slot_unref(i->agent_watch);
         i->idle = sd_event_source_unref(i->idle);
         i->slot = sd_bus_slot_unref(i->slot);
         i->bus_drain = sd_event_source_disable_unref(i->bus_drain);
@@ -289,6 +291,41 @@ static void installer_staging_changed(Installer *i) {
                 log_warning("cannot arm the expiry of staged payloads: %s", strerror(-r));
 }
 
+/* org.teepkit.Agent1 lost its owner (the agent crashed, or was restarted): nobody will install
+ * or unstage what it staged, and a new agent knows nothing of it. */
+static int on_agent_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Installer *i = userdata;
+        const char *name, *old_owner, *new_owner;
+        size_t n;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, TEEP_AGENT_BUS_NAME) != 0 ||
+            !old_owner[0])
+                return 0; /* malformed, another name, or the name only just got an owner */
+        if (i->staging.n == 0)
+                return 0;
+        n = staging_clear(&i->staging, i->store);
+        log_notice("%s left the bus: dropped %zu staged payload(s)", TEEP_AGENT_BUS_NAME, n);
+        installer_staging_changed(i);
+        return 0;
+}
+
+/* Watch the agent's name from the first Stage on (one match for the installer's lifetime). */
+static void watch_agent(Installer *i) {
+        int r;
+
+        if (i->agent_watch)
+                return;
+        /* arg0: only this name's changes reach us, not every client's comings and goings */
+        r = sd_bus_add_match(i->bus, &i->agent_watch,
+                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" TEEP_AGENT_BUS_NAME "'",
+                             on_agent_owner_changed, i);
+        if (r >= 0)
+                return;
+        /* what it staged still goes when installed, unstaged or expired */
+        log_warning("cannot watch %s: %s", TEEP_AGENT_BUS_NAME, strerror(-r));
+}
+
 /* What a failed staging replies, now and to the Staged() that collects it. */
 static void stage_error(const Installer *i, const char *id, int r, uint64_t max, const char **ret_name,
                         char **ret_message) {
@@ -352,6 +389,8 @@ static int method_stage(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return r;
         /* Before a byte is read: a refusal here leaves the payload unread. */
         r = staging_add(&i->staging, id, now, &e);
+        if (r >= 0)
+                watch_agent(i);
         if (r == -EEXIST) {
                 log_warning("refused stage %s: that id is staged already", id);
                 return sd_bus_error_setf(error, TEEP_ERROR_BUSY, "Something is staged under %s already", id);

@@ -989,6 +989,41 @@ Test(installer, a_staged_install_with_a_wrong_digest_changes_nothing) {
         free(after);
 }
 
+/* The agent as it runs: its connection owns org.teepkit.Agent1 and stages; then it is gone (a
+ * crash, a restart). Nobody will install or unstage that payload, so the installer drops it
+ * at once instead of keeping it for the ten minutes of its expiry. */
+static int stage_as_the_named_agent(void *userdata) {
+        sd_bus *bus = NULL;
+
+        alarm(60);
+        if (sd_bus_open_system(&bus) < 0)
+                return 2;
+        if (sd_bus_request_name(bus, "org.teepkit.Agent1", 0) < 0)
+                return 3;
+        return do_stage(bus, userdata); /* and exit: the name goes with the connection */
+}
+
+Test(installer, what_a_departed_agent_staged_goes_with_it) {
+        uint8_t sha[32];
+        const char *payload = make_payload("staged", 20000, 5, sha);
+        pid_t pid = start_installer();
+        Call *c = stage_call(stage_id, payload, 20000);
+        bool gone = false;
+
+        cr_assert_eq(run_as(stack.uid_agent, stack.gid_agent, stage_as_the_named_agent, c), 0, "%s %s", c->error,
+                     c->message);
+        for (int w = 0; w < 50 && !gone; w++) {
+                gone = temporaries() == 0;
+                if (!gone)
+                        usleep(100 * 1000);
+        }
+        cr_assert(gone, "the staged file outlived the agent by 5 s");
+        cr_assert_eq(installer_pid(), pid, "the installer restarted");
+        c = staged_call(stage_id, NULL);
+        cr_assert_eq(as_agent(c), 1);
+        cr_assert(strstr(c->message, "Nothing is staged"), "%s", c->message);
+}
+
 Test(installer, unstage_removes_the_staged_files) {
         uint8_t sha[32];
         const char *payload = make_payload("stream", 300000, 3, sha);
