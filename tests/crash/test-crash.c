@@ -75,14 +75,22 @@ static uint64_t now_ms(void) {
         return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The last TC is fetched by URI and big enough to stream: broker → agent → installer, staged in
+ * the store and committed from there, so kills land in the stream and in the staging too. */
+#define STREAMED_TC (N_TCS - 1)
+#define CONTENT_MAX (512 * 1024)
+
 /* The payload of TC i at sequence seq: known bytes, so a digest names its version. */
 static void content_of(unsigned i, unsigned seq, char *buf, size_t n) {
-        /* some size, so that a kill can land inside the copy */
-        snprintf(buf, n, "crash TC %u, sequence %u\n%0*u\n", i, seq, (int)(1000 + (seq % 7) * 3000), seq);
+        /* some size, so that a kill can land inside the copy; more than the agent keeps in
+         * memory (256 KiB) for the streamed one */
+        int width = i == STREAMED_TC ? 300000 + (int)(seq % 7) * 3000 : 1000 + (int)(seq % 7) * 3000;
+
+        snprintf(buf, n, "crash TC %u, sequence %u\n%0*u\n", i, seq, width, seq);
 }
 
 static void digest_of(unsigned i, unsigned seq, char out[65]) {
-        static char buf[32768];
+        static char buf[CONTENT_MAX];
         uint8_t d[32];
 
         content_of(i, seq, buf, sizeof(buf));
@@ -92,14 +100,18 @@ static void digest_of(unsigned i, unsigned seq, char out[65]) {
 
 /* Put sequence seq of TC i into the TAM's catalog (the TAM reads it per session). */
 static void publish(unsigned i, unsigned seq) {
-        static char buf[32768];
+        static char buf[CONTENT_MAX];
         char tcdir[512], file[32];
 
         content_of(i, seq, buf, sizeof(buf));
         snprintf(tcdir, sizeof(tcdir), "%s", stack_path(&stack, "tam/tcs"));
         snprintf(file, sizeof(file), "crash-%u", i);
         cr_assert_eq(matrix_make_tc(&stack, tcdir,
-                                    &(MatrixTc){ .file = file, .component = tcs[i].component, .sequence = seq, .content = buf },
+                                    &(MatrixTc){ .file = file,
+                                                 .component = tcs[i].component,
+                                                 .sequence = seq,
+                                                 .content = buf,
+                                                 .uri = i == STREAMED_TC },
                                     NULL),
                      0);
         tcs[i].seq = seq;
@@ -485,4 +497,12 @@ Test(crash, kill_9_anywhere_leaves_old_or_new_and_agent_and_store_agree) {
                 f.failed_ops, f.violations);
         cr_assert_eq(f.violations, 0, "%u violations (seed %u)", f.violations, seed);
         cr_assert_eq(f.iterations, iterations);
+        {
+                /* the streamed TC did take the staged path (the installer logs to the bus's log) */
+                _cleanup_free_ uint8_t *log = NULL;
+                size_t len = 0;
+
+                cr_assert_eq(read_full_file(stack_path(&stack, "log/dbus.log"), 64 << 20, &log, &len), 0);
+                cr_assert(memmem(log, len, "(staged, no copy)", 17), "no staged install in %u iterations", iterations);
+        }
 }
