@@ -803,6 +803,10 @@ int main(int argc, char *argv[]) {
                 log_error("cannot publish %s: %s", TEEP_AGENT_PATH, strerror(-r));
                 goto finish;
         }
+        /* A streamed payload goes to the installer through a pipe: if the installer dies, the
+         * write fails with EPIPE and fails the Update; SIGPIPE would kill the agent (sd-bus's
+         * own sockets use MSG_NOSIGNAL, a pipe cannot). */
+        (void)signal(SIGPIPE, SIG_IGN);
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);

@@ -36,6 +36,7 @@ typedef struct FakeStore {
         unsigned restores, discards, discard_alls;
         /* staged payloads (Installer1.Stage): a memfd each, until installed or unstaged */
         bool no_stage;            /* (before fx_restart()) an installer that cannot stage: the agent keeps a memfd */
+        bool stage_reader_gone;   /* stage_open gives a pipe nobody reads (an installer that died) */
         size_t n_staged;
         struct {
                 char id[33];

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,9 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "harness.h"
+#include "macro.h"
 
 #define AGENT_NAME "org.teepkit.Agent1"
 #define AGENT_PATH "/org/teepkit/Agent1"
@@ -104,6 +107,25 @@ Test(daemon, the_agent_runs_confined) {
         snprintf(uid, sizeof(uid), "Uid:\t%u\t%u\t%u\t%u", stack.uid_agent, stack.uid_agent, stack.uid_agent,
                  stack.uid_agent);
         cr_assert(stack_proc_status_has(pid, uid), "teep-agentd is not running as teep-agent");
+}
+
+/* The agent writes a streamed payload into a pipe the installer reads: if the installer dies,
+ * the write must fail with EPIPE, not kill the agent with SIGPIPE. */
+Test(daemon, the_agent_ignores_sigpipe) {
+        pid_t pid = stack_bus_name_pid("org.teepkit.Agent1");
+        _cleanup_free_ uint8_t *status = NULL;
+        unsigned long long ignored = 0;
+        const char *p;
+        char path[64];
+        size_t len;
+
+        cr_assert_gt(pid, 1, "nobody owns org.teepkit.Agent1");
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        cr_assert_eq(read_full_file(path, 64 * 1024, &status, &len), 0);
+        p = strstr((const char *)status, "\nSigIgn:\t");
+        cr_assert_not_null(p);
+        ignored = strtoull(p + strlen("\nSigIgn:\t"), NULL, 16);
+        cr_assert(ignored & (1ULL << (SIGPIPE - 1)), "SigIgn %llx: SIGPIPE not ignored", ignored);
 }
 
 /* ---- the full cycle, the test playing the broker ---- */

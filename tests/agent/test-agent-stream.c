@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-agent-stream.c: URI payloads that arrive through a pipe, as the broker streams them */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,4 +183,20 @@ Test(stream, a_small_download_cut_short_is_named_so) {
 Test(stream, a_big_download_cut_short_is_named_so) {
         expect_cut_short(2u * 1024u * 1024u);
         cr_assert_eq(F.store.stage_opens, 1);
+}
+
+/* The installer dies while the agent streams into it: the write fails (EPIPE, as teep-agentd
+ * ignores SIGPIPE; the daemon test checks that it does), the Update fails with that, and the
+ * agent lives on. Before the daemon ignored SIGPIPE, this killed it. */
+Test(stream, an_installer_that_dies_midway_fails_the_update_not_the_agent) {
+        _cleanup_free_ char *payload = make_text(2u * 1024u * 1024u, 9);
+        _cleanup_free_ uint8_t *raw = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
+
+        (void)signal(SIGPIPE, SIG_IGN); /* as teep-agentd's main() */
+        F.store.stage_reader_gone = true;
+        ans = update_with(payload, payload, &raw);
+        expect_error(ans, TEEP_ERR_MANIFEST_PROCESSING_FAILED, "streaming the payload to the installer");
+        cr_assert_eq(F.store.n, 0);
+        cr_assert_eq(F.store.installs, 0);
 }

@@ -399,7 +399,7 @@ static void run_crash(unsigned iterations, unsigned seed, Figures *f) {
                 unsigned i = (unsigned)random() % N_TCS, before[N_TCS], after[N_TCS], delay_ms;
                 Daemon d = (Daemon)(random() % _D_MAX);
                 Op op;
-                pid_t victim, cmd;
+                pid_t victim, cmd, others[_D_MAX];
                 char when[128];
                 int rc, again;
 
@@ -425,6 +425,10 @@ static void run_crash(unsigned iterations, unsigned seed, Figures *f) {
                 snprintf(when, sizeof(when), "iteration %u (%s %s, kill teep-%s after %u ms)", it, op_name[op],
                          tcs[i].component, daemon_name[d], delay_ms);
 
+                /* the long-running others: a kill must not take them down too (the installer is
+                 * bus-activated and may come and go by itself) */
+                for (unsigned e = 0; e < _D_MAX; e++)
+                        others[e] = e == d || e == D_INSTALLER ? 0 : stack_bus_name_pid(daemon_bus[e]);
                 cmd = start_op(op, i);
                 usleep(delay_ms * 1000);
                 victim = stack_bus_name_pid(daemon_bus[d]);
@@ -443,6 +447,11 @@ static void run_crash(unsigned iterations, unsigned seed, Figures *f) {
                 }
                 f->ok_ops += rc == 0;
                 f->failed_ops += rc > 0 && rc < 126;
+                for (unsigned e = 0; e < _D_MAX; e++)
+                        if (others[e] > 1 && !alive(others[e])) {
+                                fprintf(stderr, "crash: %s: teep-%s died too\n", when, daemon_name[e]);
+                                f->violations++;
+                        }
                 if (victim > 1)
                         restart(d, victim);
 
