@@ -175,13 +175,13 @@ static int bus_restore(void *userdata, const char *component) {
         return 0;
 }
 
-static int on_discard_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+/* The answer to a call sent without waiting (userdata: the method's name): only a failure is
+ * worth a line, since nothing waits for it. */
+static int on_unwaited_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const sd_bus_error *e = sd_bus_message_get_error(reply);
 
-        /* nothing depends on it: a record left behind is dropped by the next change of its file
-         * or the next Discard */
         if (e)
-                log_warning("Installer1.Discard: %s", e->message ?: e->name);
+                log_warning("%s: %s", (const char *)userdata, e->message ?: e->name);
         return 0;
 }
 
@@ -202,8 +202,10 @@ static int bus_discard(void *userdata, const char *const *components, size_t n, 
         if (r < 0)
                 return r;
         if (!wait) {
-                /* floating slot: the reply is handled (and freed) whenever the loop gets to it */
-                r = sd_bus_call_async(bus, NULL, m, on_discard_reply, NULL, LIST_TIMEOUT_USEC);
+                /* floating slot: the reply is handled (and freed) whenever the loop gets to it;
+                 * nothing depends on it: a record left behind is dropped by the next change of
+                 * its file or the next Discard */
+                r = sd_bus_call_async(bus, NULL, m, on_unwaited_reply, (void *)"Installer1.Discard", LIST_TIMEOUT_USEC);
                 if (r < 0)
                         log_warning("Installer1.Discard: %s", strerror(-r));
                 return r;
@@ -215,15 +217,6 @@ static int bus_discard(void *userdata, const char *const *components, size_t n, 
                 sd_bus_error_free(&error);
                 return r;
         }
-        return 0;
-}
-
-static int on_stage_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        /* Staged() reports the same failure, and waits for it */
-        if (e)
-                log_warning("Installer1.Stage: %s", e->message ?: e->name);
         return 0;
 }
 
@@ -249,8 +242,9 @@ static int bus_stage_open(void *userdata, const char *id, uint64_t max, int *ret
                 r = sd_bus_message_append(m, "sht", id, rfd, max);
         if (r >= 0)
                 r = sd_bus_message_append(m, "a{sv}", 0);
+        /* a failure is logged when it comes; Staged() reports it again, and waits for it */
         if (r >= 0)
-                r = sd_bus_call_async(bus, NULL, m, on_stage_reply, NULL, INSTALL_TIMEOUT_USEC);
+                r = sd_bus_call_async(bus, NULL, m, on_unwaited_reply, (void *)"Installer1.Stage", INSTALL_TIMEOUT_USEC);
         if (r >= 0)
                 r = sd_bus_flush(bus); /* out before we start writing: nobody reads the pipe until then */
         if (r < 0) {
@@ -300,15 +294,6 @@ static int bus_stage_close(void *userdata, const char *id, int *ret_fd, uint64_t
         return 0;
 }
 
-static int on_unstage_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        /* a staged file left behind expires in the installer, or goes when it exits */
-        if (e)
-                log_warning("Installer1.Unstage: %s", e->message ?: e->name);
-        return 0;
-}
-
 static int bus_unstage(void *userdata, const char *const *ids, size_t n) {
         sd_bus *bus = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
@@ -322,8 +307,10 @@ static int bus_unstage(void *userdata, const char *const *ids, size_t n) {
                 r = sd_bus_message_append(m, "s", ids[i]);
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
+        /* not waited for: a staged file left behind expires in the installer, or goes when it
+         * exits or the agent does */
         if (r >= 0)
-                r = sd_bus_call_async(bus, NULL, m, on_unstage_reply, NULL, LIST_TIMEOUT_USEC);
+                r = sd_bus_call_async(bus, NULL, m, on_unwaited_reply, (void *)"Installer1.Unstage", LIST_TIMEOUT_USEC);
         if (r < 0)
                 log_warning("Installer1.Unstage: %s", strerror(-r));
         return r;

@@ -17,16 +17,9 @@
 /* Bytes moved per read: the pipes are asked for 1 MiB (F_SETPIPE_SZ), a read takes what is there. */
 #define STREAM_CHUNK (256u * 1024u)
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 void stream_limits_init(StreamLimits *l, uint64_t stall_usec, uint64_t total_usec) {
         l->stall_usec = stall_usec;
-        l->deadline_usec = now_usec() + total_usec;
+        l->deadline_usec = agent_now_usec() + total_usec;
 }
 
 /* Wait for events on fd: 0, or -ETIMEDOUT when nothing came for the stall time or the deadline
@@ -36,7 +29,7 @@ static int stream_wait(int fd, short events, const StreamLimits *l) {
         struct pollfd p = { .fd = fd, .events = events };
 
         for (;;) {
-                uint64_t now = now_usec(), wait = l->stall_usec;
+                uint64_t now = agent_now_usec(), wait = l->stall_usec;
                 struct timespec ts;
                 int k;
 

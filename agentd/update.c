@@ -37,12 +37,6 @@
 
 #define MAX_U64(x, y) ((x) > (y) ? (x) : (y))
 
-static int close_fd(int fd) {
-        if (fd >= 0)
-                (void)close(fd);
-        return -1;
-}
-
 enum {
         ACT_NONE,    /* nothing to do (unlink of something not installed) */
         ACT_KEEP,    /* the same image at the same sequence number: idempotent */
@@ -90,7 +84,7 @@ static void staged_done(Staged *s) {
                 free(s->payload);
         free(s->stored);
         if (s->has_payload_fd)
-                close_fd(s->payload_fd);
+                safe_close(s->payload_fd);
         *s = (Staged){};
 }
 
@@ -307,7 +301,7 @@ static bool id_configured(const uint8_t ids[][16], size_t n, TeepBuf id) {
 }
 
 static void drop_content(Run *run) {
-        run->content_fd = close_fd(run->content_fd);
+        run->content_fd = safe_close(run->content_fd);
         if (run->secret)
                 agent_plaintext_free(run->content, run->content_len);
         else
@@ -410,15 +404,13 @@ static int stage_stream(Run *run, const TeepSuitCommand *c, int in_fd, const uin
 
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
                 return run_fail(run, c, -EIO, SUIT_REPORT_REASON_OPERATION_FAILED, "no randomness for a staging id");
-        id = a->stage_ids[a->n_stage_ids];
-        for (size_t i = 0; i < sizeof(rnd); i++)
-                (void)snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+        id = hexstr(rnd, sizeof(rnd), a->stage_ids[a->n_stage_ids]);
         r = a->installer->stage_open(a->installer_userdata, id, max, &out);
         if (r < 0)
                 return stream_fail(run, c, r, max, "cannot stage the payload");
         a->n_stage_ids++; /* from here on it is unstaged when the Update ends, whatever happens */
         r = stream_pump(in_fd, out, head, head_len, max, l, &len, sha);
-        out = close_fd(out); /* the end of the stream for the installer */
+        out = safe_close(out); /* the end of the stream for the installer */
         if (r < 0)
                 return stream_fail(run, c, r, max, "streaming the payload to the installer");
         r = stream_cut_short(run, c, len, claimed);

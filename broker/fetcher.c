@@ -51,12 +51,6 @@ struct Fetch {
         LIST_FIELDS(Fetch, fetches);
 };
 
-static int fd_close(int fd) {
-        if (fd >= 0)
-                (void)close(fd);
-        return -1;
-}
-
 static Fetch *fetch_free(Fetch *f) {
         if (!f)
                 return NULL;
@@ -68,8 +62,8 @@ static Fetch *fetch_free(Fetch *f) {
         sd_event_source_disable_unref(f->pipe_out);
         sd_event_source_disable_unref(f->stall);
         sd_bus_message_unref(f->call);
-        fd_close(f->read_fd);
-        fd_close(f->write_fd);
+        safe_close(f->read_fd);
+        safe_close(f->write_fd);
         free(f->carry);
         free(f->uri);
         free(f);
@@ -125,7 +119,7 @@ static int fetch_reply_pipe(Fetch *f, uint64_t size) {
 
         r = sd_bus_reply_method_return(f->call, "ht", f->read_fd, size);
         f->call = sd_bus_message_unref(f->call);
-        f->read_fd = fd_close(f->read_fd);
+        f->read_fd = safe_close(f->read_fd);
         if (r < 0)
                 return log_warning_errno(r, "fetch %s: cannot answer the agent: %s", f->uri, strerror(-r));
         if (size == UINT64_MAX)
@@ -280,7 +274,7 @@ static void on_fetch_done(HttpRequest *req, const HttpResult *res, void *userdat
                 else {
                         /* an empty body: an empty pipe, already closed */
                         f->pipe_out = sd_event_source_disable_unref(f->pipe_out);
-                        f->write_fd = fd_close(f->write_fd);
+                        f->write_fd = safe_close(f->write_fd);
                         if (fetch_reply_pipe(f, res->content_length) >= 0)
                                 log_info("fetched %s: 0 bytes for the agent", f->uri);
                 }

@@ -25,6 +25,12 @@ static inline void closep(int *fd) {
 }
 #define _cleanup_close_ _cleanup_(closep)
 
+/* Close fd if it is one; returns -1, for "fd = safe_close(fd);". */
+static inline int safe_close(int fd) {
+        closep(&fd);
+        return -1;
+}
+
 /* Take ownership: return the pointer and leave NULL (or -1) behind. */
 #define TAKE_PTR(p)                                    \
         ({                                             \
