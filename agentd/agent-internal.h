@@ -111,8 +111,8 @@ ssize_t stream_read(int fd, void *buf, size_t len, const StreamLimits *l);
  * cap bytes came and there may be more). */
 int stream_read_head(int fd, size_t cap, const StreamLimits *l, uint8_t **ret, size_t *ret_len, bool *ret_ended);
 /* head (already read from in_fd), then the rest of in_fd up to its end, into out_fd, hashed on
- * the way. -EFBIG as soon as more than max bytes came; -ETIMEDOUT; -EPIPE when out_fd's reader
- * left; -errno. */
+ * the way (unless ret_sha256 is NULL). -EFBIG as soon as more than max bytes came; -ETIMEDOUT;
+ * -EPIPE when out_fd's reader left; -errno. */
 int stream_pump(int in_fd, int out_fd, const uint8_t *head, size_t head_len, uint64_t max, const StreamLimits *l,
                 uint64_t *ret_len, uint8_t ret_sha256[32]);
 /* The same into a sealed memfd of our own, rewound. */

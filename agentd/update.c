@@ -495,6 +495,8 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                  * plaintext is staged with the installer as it comes, a larger ciphertext
                  * copied into a sealed memfd of ours and decrypted from there. */
                 uint64_t size = 0;
+                uint8_t sha[32];
+                bool hashed = false; /* sha: a plaintext copied into our own memfd, hashed on the way */
                 r = sealed_memfd_size(fd, &size);
                 if (r < 0)
                         return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "the payload descriptor: %s",
@@ -502,7 +504,6 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                 if (r == 0) {
                         StreamLimits l;
                         bool ended = false;
-                        uint8_t sha[32];
                         int own = -1;
 
                         stream_limits_init(&l, a->cfg.payload_stall_usec, a->cfg.payload_timeout_usec);
@@ -520,9 +521,11 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                                 if (r < 0)
                                         return r;
                         } else {
-                                r = stream_to_sealed_memfd(fd, data, len, max, &l, &own, &size, sha);
+                                /* a ciphertext's hash would serve nobody: the plaintext's counts */
+                                r = stream_to_sealed_memfd(fd, data, len, max, &l, &own, &size, encrypted ? NULL : sha);
                                 if (r < 0)
                                         return stream_fail(run, c, r, max, "reading the payload");
+                                hashed = !encrypted;
                                 r = stream_cut_short(run, c, size, claimed);
                                 if (r < 0) {
                                         (void)close(own);
@@ -538,7 +541,6 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                 if (r > 0 && encrypted) {
                         uint64_t plain_len = 0;
                         int plain_fd = -1;
-                        uint8_t sha[32];
                         TeepError err = {};
 
                         if (size > max)
@@ -571,7 +573,10 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                                                 "size mismatch: %" PRIu64 " bytes, manifest says %" PRIu64, size,
                                                 run->p.image_size);
                         drop_content(run);
-                        r = fd_sha256(fd, size, run->content_sha);
+                        if (hashed)
+                                memcpy(run->content_sha, sha, 32);
+                        else
+                                r = fd_sha256(fd, size, run->content_sha);
                         if (r < 0)
                                 return run_fail(run, c, r, SUIT_REPORT_REASON_OPERATION_FAILED, "reading the payload: %s",
                                                 strerror(-r));

@@ -111,6 +111,7 @@ static void device_key_file(char *path, size_t n) {
 /* An encrypted TC for the stack's TAM. by_uri: the ciphertext is served at
  * /payload/NAME.bin; otherwise it travels inside the manifest. */
 static const char *dep_on, *dep_uri; /* make_encrypted_tc: --depends-on/--depends-uri when set */
+static const char *plaintext = SECRET; /* make_encrypted_tc: what it encrypts */
 
 static void make_encrypted_tc(const char *name, const char *component, const char *key, const char *alg, bool by_uri) {
         char payload[512], out[512], tmp[512], vendor[64], class[64], uri[512], ct[512];
@@ -121,7 +122,7 @@ static void make_encrypted_tc(const char *name, const char *component, const cha
         env_value("TEEP_VENDOR_ID", vendor, sizeof(vendor));
         env_value("TEEP_CLASS_ID", class, sizeof(class));
         snprintf(payload, sizeof(payload), "%s/%s.plain", work, name);
-        write_text(payload, SECRET);
+        write_text(payload, plaintext);
         snprintf(out, sizeof(out), "%s/%s.suit", stack_path(&stack, "tam/tcs"), name);
         snprintf(tmp, sizeof(tmp), "%s/%s.suit", work, name);
         argv[n++] = tool("tam/teep-manifest");
@@ -386,6 +387,28 @@ Test(encrypt_stack, tampered_gcm_tag_is_refused) {
 
 Test(encrypt_stack, tampered_ctr_ciphertext_fails_the_digest) {
         refused("enc-ctr-bad", "teepkit-test/enc-ctr-bad", "A128CTR", true, false, flip_first_byte, "digest mismatch");
+}
+
+/* A ciphertext larger than what the agent keeps in memory (256 KiB) streams in from the broker
+ * into a sealed memfd of the agent's, is decrypted from there and installed; the plaintext
+ * reaches the store and nowhere else. */
+Test(encrypt_stack, a_big_encrypted_payload_by_uri_installs) {
+        const size_t len = 400u * 1024u;
+        _cleanup_free_ char *big = malloc(len + 1), *o = NULL;
+        char key[512];
+
+        cr_assert_not_null(big);
+        memset(big, 'x', len);
+        memcpy(big, SECRET, strlen(SECRET));
+        big[len] = '\0';
+        plaintext = big;
+        device_key_file(key, sizeof(key));
+        make_encrypted_tc("enc-big", "teepkit-test/enc-big", key, "A128GCM", true);
+        plaintext = SECRET;
+        cr_assert_eq(files_containing(stack_path(&stack, "tam"), NULL, SECRET), 0, "plaintext in %s", walk_first);
+        cr_assert_eq(request("teepkit-test/enc-big", &o, NULL), 0, "%s", o ?: "");
+        cr_assert_eq(files_containing(stack_path(&stack, "var/lib/teepkit/tc"), NULL, SECRET), 1,
+                     "the plaintext is not in the store");
 }
 
 /* ---- dependencies through the broker ---- */
