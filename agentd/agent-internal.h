@@ -161,7 +161,7 @@ struct Agent {
         void *installer_userdata;
         const AgentFetcher *fetcher;
         void *fetcher_userdata;
-        void (*changed_cb)(Agent *a, unsigned what, void *userdata);
+        void (*changed_cb)(Agent *a, const AgentChange *change, void *userdata);
         void *changed_userdata;
 
         int state_fd; /* the state directory */
@@ -231,6 +231,7 @@ struct Agent {
 
 uint64_t agent_now_usec(void);
 void agent_notify(Agent *a, unsigned what);
+void agent_notify_change(Agent *a, const AgentChange *change);
 
 /* tam-policy.c: several TAMs */
 void agent_tam_policy_free(Agent *a);

@@ -25,9 +25,13 @@ uint64_t agent_now_usec(void) {
         return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+void agent_notify_change(Agent *a, const AgentChange *change) {
+        if (change->what && a->changed_cb)
+                a->changed_cb(a, change, a->changed_userdata);
+}
+
 void agent_notify(Agent *a, unsigned what) {
-        if (what && a->changed_cb)
-                a->changed_cb(a, what, a->changed_userdata);
+        agent_notify_change(a, &(AgentChange){ .what = what });
 }
 
 void agent_store_entries_free(AgentStoreEntry *e, size_t n) {
@@ -161,7 +165,8 @@ Agent *agent_free(Agent *a) {
         return NULL;
 }
 
-void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, unsigned what, void *userdata), void *userdata) {
+void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, const AgentChange *change, void *userdata),
+                                void *userdata) {
         a->changed_cb = cb;
         a->changed_userdata = userdata;
 }
@@ -597,6 +602,7 @@ static int request_apply(Agent *a, AgentState *next, RequestIndex *x, const Agen
 int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int *ret_r, char **ret_uri) {
         AgentState next = {};
         unsigned changed = 0;
+        size_t n_before = a->state.n_reqs;
         int r;
 
         for (size_t i = 0; i < n; i++) {
@@ -653,7 +659,10 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                         log_info("RequestTAMany: %zu request(s), %zu recorded (%zu already installed), %zu refused", n,
                                  ok, installed, n - ok);
         }
-        agent_notify(a, changed);
+        /* request_apply() only appends: what this batch recorded is the tail */
+        agent_notify_change(a, &(AgentChange){ .what = changed,
+                                               .added = changed ? a->state.reqs + n_before : NULL,
+                                               .n_added = changed ? a->state.n_reqs - n_before : 0 });
         return 0;
 }
 
@@ -712,7 +721,10 @@ int agent_unrequest_ta(Agent *a, const char *requester, const char *component, c
         log_info("UnrequestTA %s by %s: %s", component, requester,
                  uri ? uri : agent_state_is_requested(&a->state, component) ? "still needed by another requester"
                                                                              : "was not installed");
-        agent_notify(a, changed);
+        agent_notify_change(a, &(AgentChange){ .what = changed,
+                                               .removed = &(AgentRequest){ .component = (char *)component,
+                                                                           .requester = (char *)requester },
+                                               .n_removed = 1 });
         *ret_uri = uri;
         return 0;
 }

@@ -138,7 +138,18 @@ static inline void agent_freep(Agent **a) {
                 *a = agent_free(*a);
 }
 
-void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, unsigned what, void *userdata), void *userdata);
+/* What one change did. The request lists name what was recorded or dropped by it (valid during
+ * the callback only), so that a listener can follow Requests without reading it again. */
+typedef struct AgentChange {
+        unsigned what; /* AGENT_CHANGED_* */
+        const struct AgentRequest *added;
+        size_t n_added;
+        const struct AgentRequest *removed;
+        size_t n_removed;
+} AgentChange;
+
+void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, const AgentChange *change, void *userdata),
+                                void *userdata);
 
 /*
  * Load (or create) the device key in the state directory (directory 0700, key file 0600),

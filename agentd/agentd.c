@@ -517,6 +517,16 @@ static int property_get_installed(sd_bus *bus, const char *path, const char *int
         return r;
 }
 
+static int append_requests(sd_bus_message *m, const AgentRequest *reqs, size_t n) {
+        int r = sd_bus_message_open_container(m, 'a', "(ss)");
+
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = sd_bus_message_append(m, "(ss)", reqs[i].component, reqs[i].requester);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
 static int property_get_requests(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         Daemon *d = userdata;
@@ -527,12 +537,7 @@ static int property_get_requests(sd_bus *bus, const char *path, const char *inte
         if (r < 0)
                 return r;
         n = agent_requests(d->agent, &reqs);
-        r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (size_t i = 0; i < n && r >= 0; i++)
-                r = sd_bus_message_append(reply, "(ss)", reqs[i].component, reqs[i].requester);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        return r;
+        return append_requests(reply, reqs, n);
 }
 
 static int property_get_pending(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -578,27 +583,48 @@ static const sd_bus_vtable agent_vtable[] = {
         SD_BUS_METHOD_WITH_NAMES("GetDeviceKey", "", , "sayay", SD_BUS_PARAM(pem) SD_BUS_PARAM(cose_key) SD_BUS_PARAM(kid),
                                  method_get_device_key, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_NAMES("Refused", "sss", SD_BUS_PARAM(tam_uri) SD_BUS_PARAM(error) SD_BUS_PARAM(message), 0),
+        SD_BUS_SIGNAL_WITH_NAMES("RequestsChanged", "a(ss)a(ss)", SD_BUS_PARAM(added) SD_BUS_PARAM(removed), 0),
         SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("InstalledTCs", "a(stay)", property_get_installed, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* announced by RequestsChanged, what changed only: the whole list can be long */
+        SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, 0),
         SD_BUS_PROPERTY("PendingRequests", "as", property_get_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("TamURIs", "as", property_get_tam_uris, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_VTABLE_END,
 };
 
-static void on_changed(Agent *a, unsigned what, void *userdata) {
+/* Requests is announced by what changed, not by its whole value (PropertiesChanged would
+ * carry every request on the device for each one added): O(change) on the bus. */
+static int emit_requests_changed(Daemon *d, const AgentChange *c) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(d->bus, &m, TEEP_AGENT_PATH, TEEP_AGENT_INTERFACE, "RequestsChanged");
+        if (r >= 0)
+                r = append_requests(m, c->added, c->n_added);
+        if (r >= 0)
+                r = append_requests(m, c->removed, c->n_removed);
+        if (r >= 0)
+                r = sd_bus_send(d->bus, m, NULL);
+        return r;
+}
+
+static void on_changed(Agent *a, const AgentChange *c, void *userdata) {
         Daemon *d = userdata;
-        const char *names[4];
+        const char *names[3];
         size_t n = 0;
         int r;
 
         if (!d->bus)
                 return;
-        if (what & AGENT_CHANGED_INSTALLED)
+        if ((c->what & AGENT_CHANGED_REQUESTS) && (c->n_added > 0 || c->n_removed > 0)) {
+                r = emit_requests_changed(d, c);
+                if (r < 0)
+                        log_warning("cannot emit RequestsChanged: %s", strerror(-r));
+        }
+        if (c->what & AGENT_CHANGED_INSTALLED)
                 names[n++] = "InstalledTCs";
-        if (what & AGENT_CHANGED_REQUESTS)
-                names[n++] = "Requests";
-        if (what & AGENT_CHANGED_PENDING)
+        if (c->what & AGENT_CHANGED_PENDING)
                 names[n++] = "PendingRequests";
         names[n] = NULL;
         if (n == 0)

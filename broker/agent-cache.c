@@ -165,14 +165,12 @@ fail:
         return r;
 }
 
-static int read_requests(sd_bus_message *m, AgentRequest **ret, size_t *ret_n) {
+/* An a(ss) at the current position of m. */
+static int read_request_array(sd_bus_message *m, AgentRequest **ret, size_t *ret_n) {
         AgentRequest *q = NULL;
         size_t n = 0, alloc = 0;
         int r;
 
-        r = expect_variant(m, "a(ss)");
-        if (r < 0)
-                return r;
         r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ss)");
         if (r < 0)
                 return r;
@@ -209,8 +207,6 @@ static int read_requests(sd_bus_message *m, AgentRequest **ret, size_t *ret_n) {
                 n++;
         }
         r = sd_bus_message_exit_container(m);
-        if (r >= 0)
-                r = sd_bus_message_exit_container(m);
         if (r < 0)
                 goto fail;
         *ret = q;
@@ -218,6 +214,22 @@ static int read_requests(sd_bus_message *m, AgentRequest **ret, size_t *ret_n) {
         return 0;
 fail:
         requests_free(q, n);
+        return r;
+}
+
+static int read_requests(sd_bus_message *m, AgentRequest **ret, size_t *ret_n) {
+        int r;
+
+        r = expect_variant(m, "a(ss)");
+        if (r >= 0)
+                r = read_request_array(m, ret, ret_n);
+        if (r >= 0) {
+                r = sd_bus_message_exit_container(m);
+                if (r < 0) {
+                        requests_free(*ret, *ret_n);
+                        *ret = NULL;
+                }
+        }
         return r;
 }
 
@@ -347,6 +359,56 @@ int agent_cache_apply(AgentCache *c, sd_bus_message *m, unsigned *ret_changed) {
         return 0;
 fail:
         agent_cache_done(&new);
+        return r;
+}
+
+int agent_cache_apply_requests_changed(AgentCache *c, sd_bus_message *m, unsigned *ret_changed) {
+        AgentRequest *added = NULL, *removed = NULL;
+        size_t n_added = 0, n_removed = 0, n;
+        unsigned changed = 0;
+        int r;
+
+        r = read_request_array(m, &added, &n_added);
+        if (r >= 0)
+                r = read_request_array(m, &removed, &n_removed);
+        if (r >= 0 && c->n_requests + n_added > AGENT_CACHE_MAX_ENTRIES)
+                r = -E2BIG;
+        if (r < 0)
+                goto out;
+        /* the agent removes in place and appends at the end: the same here keeps the two lists
+         * in the same order, so a later GetAll finds nothing changed */
+        n = c->n_requests;
+        for (size_t k = 0; k < n_removed; k++)
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(c->requests[i].component, removed[k].component) == 0 &&
+                            strcmp(c->requests[i].requester, removed[k].requester) == 0) {
+                                free(c->requests[i].component);
+                                free(c->requests[i].requester);
+                                memmove(c->requests + i, c->requests + i + 1, (n - i - 1) * sizeof(*c->requests));
+                                n--;
+                                changed = AGENT_PROP_REQUESTS;
+                                break;
+                        }
+        c->n_requests = n;
+        if (n_added > 0) {
+                AgentRequest *q = realloc(c->requests, (n + n_added) * sizeof(*q));
+                if (!q) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                memcpy(q + n, added, n_added * sizeof(*q));
+                c->requests = q;
+                c->n_requests = n + n_added;
+                free(added); /* the strings are the cache's now */
+                added = NULL;
+                n_added = 0;
+                changed = AGENT_PROP_REQUESTS;
+        }
+out:
+        requests_free(added, n_added);
+        requests_free(removed, n_removed);
+        if (ret_changed)
+                *ret_changed = r < 0 ? 0 : changed;
         return r;
 }
 

@@ -56,6 +56,14 @@ unsigned agent_cache_clear(AgentCache *c);
  */
 int agent_cache_apply(AgentCache *c, sd_bus_message *m, unsigned *ret_changed);
 
+/*
+ * Apply Agent1.RequestsChanged (a(ss) added, a(ss) removed) at the current position of m: the
+ * agent announces Requests by what changed, not by its whole value. On -EBADMSG/-E2BIG/-ENOMEM
+ * the requests may be half-applied: read them again (GetAll). *ret_changed gets AGENT_PROP_REQUESTS
+ * if the list changed.
+ */
+int agent_cache_apply_requests_changed(AgentCache *c, sd_bus_message *m, unsigned *ret_changed);
+
 bool agent_cache_has_tc(const AgentCache *c, const char *component);
 /* Whether anyone other than requester has a recorded request for component. */
 bool agent_cache_requested_by_other(const AgentCache *c, const char *component, const char *requester);

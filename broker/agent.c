@@ -218,6 +218,26 @@ static int on_refused(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return 0;
 }
 
+static int on_requests_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Broker *b = userdata;
+        const char *sender = sd_bus_message_get_sender(m);
+        unsigned changed = 0;
+        int r;
+
+        if (!b->agent_owner || !sender || strcmp(sender, b->agent_owner) != 0) {
+                log_debug("ignoring RequestsChanged for the agent from %s", sender ?: "?");
+                return 0;
+        }
+        r = agent_cache_apply_requests_changed(&b->agent, m, &changed);
+        if (r < 0) {
+                log_warning("the agent's RequestsChanged does not parse (%s); asking again", strerror(-r));
+                refresh_mirror(b);
+                return 0;
+        }
+        emit_agent_changed(b, changed);
+        return 0;
+}
+
 int broker_agent_watch(Broker *b) {
         int r;
 
@@ -233,6 +253,10 @@ int broker_agent_watch(Broker *b) {
                                       NULL, b);
         if (r < 0)
                 return log_error_errno(r, "cannot watch the agent's properties: %s", strerror(-r));
+        r = sd_bus_match_signal_async(b->bus, &b->agent_match_requests, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
+                                      TEEP_AGENT_INTERFACE, "RequestsChanged", on_requests_changed, NULL, b);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch the agent's requests: %s", strerror(-r));
         r = sd_bus_match_signal_async(b->bus, &b->agent_match_refused, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH,
                                       TEEP_AGENT_INTERFACE, "Refused", on_refused, NULL, b);
         if (r < 0)

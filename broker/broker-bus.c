@@ -583,7 +583,8 @@ static const sd_bus_vtable broker_vtable[] = {
         SD_BUS_PROPERTY("InstalledTCs", "a(stay)", property_get_installed_tcs, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PendingRequests", "as", property_get_pending, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* a change is announced without the value (it holds every request on the device): Get it */
+        SD_BUS_PROPERTY("Requests", "a(ss)", property_get_requests, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_PROPERTY("TamURIs", "as", property_get_tam_uris, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastPolicyCheck", "t", property_get_last_policy_check, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

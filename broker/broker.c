@@ -48,6 +48,7 @@ Broker *broker_free(Broker *b) {
                 job_free(b->jobs);
         sd_bus_slot_unref(b->agent_match_props);
         sd_bus_slot_unref(b->agent_match_refused);
+        sd_bus_slot_unref(b->agent_match_requests);
         sd_bus_slot_unref(b->agent_match_owner);
         sd_bus_slot_unref(b->agent_refresh_slot);
         job_route_batches_free(b);

@@ -158,6 +158,7 @@ struct Broker {
         char *agent_owner;        /* unique name of org.teepkit.Agent1's owner */
         sd_bus_slot *agent_match_props;
         sd_bus_slot *agent_match_refused;
+        sd_bus_slot *agent_match_requests;
         sd_bus_slot *agent_match_owner;
         sd_bus_slot *agent_refresh_slot;
         bool agent_stale;         /* the mirror may have missed a change: a GetAll is on its way */

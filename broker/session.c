@@ -283,6 +283,14 @@ static void session_done(Session *s) {
         LIST_FOREACH(session, j, s->covered)
                 job_set_progress(j, 95);
         s->slot = sd_bus_slot_unref(s->slot);
+        /* The agent announced every change of its state before its last answer, and the bus
+         * keeps its messages in order: a mirror that follows its signals is as new as that
+         * answer (as in job.c). Reading every property again after each session cost the agent
+         * and the broker O(requests on the device) per session. */
+        if (s->broker->agent.known && !s->broker->agent_stale) {
+                on_refreshed(s->broker, NULL, s);
+                return;
+        }
         r = broker_agent_refresh(s->broker, &s->slot, on_refreshed, s);
         if (r < 0) {
                 char msg[256];

@@ -322,9 +322,19 @@ void fx_write_pem(const char *path, const TeepKey *key) {
         cr_assert_eq(fclose(fp), 0);
 }
 
-static void on_changed(Agent *a, unsigned what, void *userdata) {
+static void note_delta(Fixture *f, char sign, const AgentRequest *reqs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(f->deltas);
+                snprintf(f->deltas + len, sizeof(f->deltas) - len, "%c%s %s\n", sign, reqs[i].component,
+                         reqs[i].requester);
+        }
+}
+
+static void on_changed(Agent *a, const AgentChange *c, void *userdata) {
         Fixture *f = userdata;
-        f->changed |= what;
+        f->changed |= c->what;
+        note_delta(f, '+', c->added, c->n_added);
+        note_delta(f, '-', c->removed, c->n_removed);
 }
 
 static void start_agent(Fixture *f) {

@@ -82,6 +82,7 @@ typedef struct Fixture {
         FakeFetcher fetcher;
         TeepKey *device_pub;
         unsigned changed;    /* AGENT_CHANGED_* seen */
+        char deltas[4096];   /* the requests each change added ("+COMPONENT REQUESTER\n") or removed ("-…") */
 } Fixture;
 
 /* Temporary directories, keys, a config with one [TAM] and vendor/class ids; starts the agent. */

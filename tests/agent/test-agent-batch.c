@@ -56,6 +56,9 @@ Test(batch, each_call_its_own_outcome_one_state) {
         for (size_t i = 0; i < 5; i++)
                 free(uris[i]);
         cr_assert(F.changed & AGENT_CHANGED_REQUESTS);
+        /* the change names what it recorded, once each (RequestsChanged on the bus) */
+        cr_assert_str_eq(F.deltas, "+" TEST_COMPONENT " uid:1000\n+" TEST_COMPONENT " uid:1001\n+" TEST_COMPONENT2
+                                   " uid:1000\n");
         cr_assert_eq(agent_requests(F.agent, &reqs), 3, "the duplicate is one request");
         cr_assert(has_request("uid:1000", TEST_COMPONENT));
         cr_assert(has_request("uid:1001", TEST_COMPONENT));

@@ -471,12 +471,15 @@ Test(agent, requests_and_unneeded) {
         cr_assert_eq(agent_requests(F.agent, &reqs), 2);
         fx_install(&F, TEST_COMPONENT, 1, "shared TC");
 
+        F.deltas[0] = '\0';
         cr_assert_eq(agent_unrequest_ta(F.agent, "uid:2000", TEST_COMPONENT, &uri), -ENOENT);
+        cr_assert_str_empty(F.deltas, "a refused unrequest changes nothing");
         cr_assert_eq(agent_unrequest_ta(F.agent, "uid:1000", TEST_COMPONENT, &uri), 0);
         cr_assert_null(uri, "another requester still needs it");
         cr_assert_eq(agent_unrequest_ta(F.agent, "package:foo", TEST_COMPONENT, &uri), 0);
         cr_assert_str_eq(uri, TEST_TAM_URI);
         cr_assert_eq(agent_requests(F.agent, &reqs), 0);
+        cr_assert_str_eq(F.deltas, "-" TEST_COMPONENT " uid:1000\n-" TEST_COMPONENT " package:foo\n");
 
         /* the TAM learns it in the QueryResponse, by manifest id, and removes it with an Update */
         {

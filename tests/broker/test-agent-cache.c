@@ -2,6 +2,7 @@
 /* test-agent-cache.c: the broker's mirror of the agent's properties */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "agent-cache.h"
@@ -135,4 +136,63 @@ Test(agent_cache, partial_update_and_clear) {
         cr_assert(was & AGENT_PROP_PENDING);
         cr_assert_eq(cache.n_tcs, 0);
         cr_assert(!cache.known);
+}
+
+static sd_bus_message *requests_changed(const char *types, ...) {
+        sd_bus_message *m = test_message_new(bus);
+        va_list ap;
+
+        va_start(ap, types);
+        cr_assert_geq(sd_bus_message_appendv(m, types, ap), 0);
+        va_end(ap);
+        test_message_seal(m);
+        return m;
+}
+
+static void assert_requests(const char *want) {
+        char have[512] = "";
+
+        for (size_t i = 0; i < cache.n_requests; i++) {
+                size_t len = strlen(have);
+                snprintf(have + len, sizeof(have) - len, "%s %s;", cache.requests[i].component,
+                         cache.requests[i].requester);
+        }
+        cr_assert_str_eq(have, want);
+}
+
+Test(agent_cache, requests_follow_what_changed) {
+        sd_bus_message *m = get_all("x/ta", 3, false); /* requests: x/ta uid:1000, x/ta package:foo */
+        unsigned changed = 0;
+
+        cr_assert_eq(agent_cache_apply(&cache, m, &changed), 0);
+        sd_bus_message_unref(m);
+
+        m = requests_changed("a(ss)a(ss)", 2, "y/ta", "uid:1001", "z/ta", "uid:1000", 0);
+        cr_assert_eq(agent_cache_apply_requests_changed(&cache, m, &changed), 0);
+        sd_bus_message_unref(m);
+        cr_assert_eq(changed, AGENT_PROP_REQUESTS);
+        assert_requests("x/ta uid:1000;x/ta package:foo;y/ta uid:1001;z/ta uid:1000;");
+        cr_assert(agent_cache_requested_by_other(&cache, "y/ta", "uid:1000"));
+
+        /* removed in place, the order of the rest kept (the agent's own order) */
+        m = requests_changed("a(ss)a(ss)", 0, 2, "x/ta", "package:foo", "y/ta", "uid:1001");
+        cr_assert_eq(agent_cache_apply_requests_changed(&cache, m, &changed), 0);
+        sd_bus_message_unref(m);
+        cr_assert_eq(changed, AGENT_PROP_REQUESTS);
+        assert_requests("x/ta uid:1000;z/ta uid:1000;");
+        cr_assert(!agent_cache_requested_by_other(&cache, "x/ta", "uid:1000"));
+
+        /* removing what is not there changes nothing */
+        m = requests_changed("a(ss)a(ss)", 0, 1, "q/ta", "uid:1000");
+        cr_assert_eq(agent_cache_apply_requests_changed(&cache, m, &changed), 0);
+        sd_bus_message_unref(m);
+        cr_assert_eq(changed, 0);
+        assert_requests("x/ta uid:1000;z/ta uid:1000;");
+
+        /* a signal of the wrong shape is refused as a whole */
+        m = requests_changed("a(ss)as", 1, "w/ta", "uid:1", 1, "x/ta");
+        cr_assert_lt(agent_cache_apply_requests_changed(&cache, m, &changed), 0);
+        sd_bus_message_unref(m);
+        cr_assert_eq(changed, 0);
+        assert_requests("x/ta uid:1000;z/ta uid:1000;");
 }

@@ -155,6 +155,24 @@ static size_t n_installed(void) {
         return n;
 }
 
+/* Broker1.Requests as "COMPONENT REQUESTER;" for each, in its order. */
+static void broker_requests(char *out, size_t n) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *c, *q;
+
+        out[0] = '\0';
+        cr_assert_geq(sd_bus_open_system(&bus), 0);
+        cr_assert_geq(sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
+                                          "Requests", NULL, &reply, "a(ss)"),
+                      0);
+        cr_assert_geq(sd_bus_message_enter_container(reply, 'a', "(ss)"), 0);
+        while (sd_bus_message_read(reply, "(ss)", &c, &q) > 0) {
+                size_t len = strlen(out);
+                snprintf(out + len, n - len, "%s %s;", c, q);
+        }
+}
+
 /* How many regular files in the TC store have this SHA-256 (hex). */
 static const char *walk_digest;
 static unsigned walk_hits, walk_files;
@@ -295,17 +313,25 @@ Test(broker_e2e, request_installs_the_tc_with_the_right_digest) {
 
 Test(broker_e2e, unrequest_removes_only_when_the_last_requester_goes) {
         _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *o4 = NULL, *e5 = NULL;
-        char want[65];
+        char want[65], reqs[1024], want_reqs[1024];
 
         demo_digest(want);
         cr_assert_eq(ctl(APP, &o1, NULL, "request", stack.demo_component, NULL, NULL), 0);
         cr_assert_eq(ctl(APP2, &o2, NULL, "request", stack.demo_component, NULL, NULL), 0);
         cr_assert(strstr(o2, "already installed"), "%s", o2);
         cr_assert_eq(store_files_with_digest(want, NULL), 1);
+        /* the broker's Requests follows the agent's RequestsChanged, in the agent's order */
+        snprintf(want_reqs, sizeof(want_reqs), "%s uid:%u;%s uid:%u;", stack.demo_component, (unsigned)stack.uid_app,
+                 stack.demo_component, (unsigned)stack.uid_app2);
+        broker_requests(reqs, sizeof(reqs));
+        cr_assert_str_eq(reqs, want_reqs);
 
         /* the second requester goes: the first still needs it */
         cr_assert_eq(ctl(APP2, &o3, NULL, "unrequest", stack.demo_component, NULL, NULL), 0);
         cr_assert(strstr(o3, "still needed"), "%s", o3);
+        snprintf(want_reqs, sizeof(want_reqs), "%s uid:%u;", stack.demo_component, (unsigned)stack.uid_app);
+        broker_requests(reqs, sizeof(reqs));
+        cr_assert_str_eq(reqs, want_reqs);
         cr_assert(installed(stack.demo_component, NULL, NULL));
         cr_assert_eq(store_files_with_digest(want, NULL), 1, "removed while still needed");
 
@@ -318,6 +344,8 @@ Test(broker_e2e, unrequest_removes_only_when_the_last_requester_goes) {
         cr_assert(strstr(o4, "removed"), "%s", o4);
         cr_assert(!installed(stack.demo_component, NULL, NULL));
         cr_assert_eq(store_files_with_digest(want, NULL), 0, "still in the store");
+        broker_requests(reqs, sizeof(reqs));
+        cr_assert_str_empty(reqs);
         broker_exits_cleanly();
 }
 
