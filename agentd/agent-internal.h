@@ -55,6 +55,9 @@ int agent_state_serialize(const AgentState *s, char **ret, size_t *ret_len);
 int agent_state_parse(const char *text, size_t len, AgentState *ret);
 
 ssize_t agent_state_find_tc(const AgentState *s, const char *component);
+/* The components requested and not installed, once each, in request order: views into s, in a
+ * NULL-terminated array (free() it). O(requests + TCs). */
+int agent_state_wanted(const AgentState *s, const char ***ret, size_t *ret_n);
 ssize_t agent_state_find_tc_by_manifest_id(const AgentState *s, const char *manifest_id);
 ssize_t agent_state_find_request(const AgentState *s, const char *requester, const char *component);
 bool agent_state_is_requested(const AgentState *s, const char *component);

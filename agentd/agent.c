@@ -13,6 +13,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
+#include "strset.h"
 #include "teep-component.h"
 
 #define STATE_FILE "state"
@@ -195,21 +196,17 @@ size_t agent_tam_uris(const Agent *a, const char *const **ret) {
 }
 
 int agent_pending(const Agent *a, const char ***ret) {
-        const char **list;
+        const char **wanted, **list;
         size_t n = 0;
+        int r;
 
-        list = calloc(a->state.n_reqs + a->state.n_unneeded + 1, sizeof(char *));
-        if (!list)
+        r = agent_state_wanted(&a->state, &wanted, &n);
+        if (r < 0)
+                return r;
+        list = reallocarray(wanted, n + a->state.n_unneeded + 1, sizeof(char *));
+        if (!list) {
+                free(wanted);
                 return -ENOMEM;
-        for (size_t i = 0; i < a->state.n_reqs; i++) {
-                const char *c = a->state.reqs[i].component;
-                bool dup = false;
-                if (agent_state_find_tc(&a->state, c) >= 0)
-                        continue;
-                for (size_t k = 0; k < n && !dup; k++)
-                        dup = strcmp(list[k], c) == 0;
-                if (!dup)
-                        list[n++] = c;
         }
         for (size_t i = 0; i < a->state.n_unneeded; i++)
                 list[n++] = a->state.unneeded[i];
@@ -484,11 +481,6 @@ typedef struct RequestIndex {
         size_t mask;
 } RequestIndex;
 
-static uint64_t fnv1a(uint64_t h, const char *s) {
-        for (; *s; s++)
-                h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-        return (h ^ 0xff) * 0x100000001b3ull; /* a separator: ("ab","c") is not ("a","bc") */
-}
 
 static void request_index_done(RequestIndex *x) {
         free(x->pairs);
@@ -499,12 +491,12 @@ static void request_index_done(RequestIndex *x) {
 
 static void request_index_add(RequestIndex *x, const AgentState *s, size_t i) {
         const char *q = s->reqs[i].requester;
-        size_t h = (size_t)fnv1a(fnv1a(0xcbf29ce484222325ull, q), s->reqs[i].component) & x->mask;
+        size_t h = (size_t)str_hash(str_hash(STR_HASH_INIT, q), s->reqs[i].component) & x->mask;
 
         while (x->pairs[h])
                 h = (h + 1) & x->mask;
         x->pairs[h] = (uint32_t)i + 1;
-        h = (size_t)fnv1a(0xcbf29ce484222325ull, q) & x->mask;
+        h = (size_t)str_hash(STR_HASH_INIT, q) & x->mask;
         while (x->owners[h] && strcmp(s->reqs[x->owners[h] - 1].requester, q) != 0)
                 h = (h + 1) & x->mask;
         if (!x->owners[h])
@@ -530,7 +522,7 @@ static int request_index_build(RequestIndex *x, const AgentState *s, size_t max)
 }
 
 static bool request_index_has(const RequestIndex *x, const AgentState *s, const char *requester, const char *component) {
-        size_t h = (size_t)fnv1a(fnv1a(0xcbf29ce484222325ull, requester), component) & x->mask;
+        size_t h = (size_t)str_hash(str_hash(STR_HASH_INIT, requester), component) & x->mask;
 
         for (; x->pairs[h]; h = (h + 1) & x->mask) {
                 const AgentRequest *q = &s->reqs[x->pairs[h] - 1];
@@ -541,7 +533,7 @@ static bool request_index_has(const RequestIndex *x, const AgentState *s, const 
 }
 
 static size_t request_index_count(const RequestIndex *x, const AgentState *s, const char *requester) {
-        size_t h = (size_t)fnv1a(0xcbf29ce484222325ull, requester) & x->mask;
+        size_t h = (size_t)str_hash(STR_HASH_INIT, requester) & x->mask;
 
         for (; x->owners[h]; h = (h + 1) & x->mask)
                 if (strcmp(s->reqs[x->owners[h] - 1].requester, requester) == 0)
@@ -757,9 +749,13 @@ int agent_process_error(Agent *a, const char *tam_uri, const char *error, char *
                         free(a->exchanges[i].tam_uri);
                         a->exchanges[i] = (AgentExchange){};
                 }
-        for (size_t i = 0; i < a->state.n_reqs && !work; i++)
-                work = agent_state_find_tc(&a->state, a->state.reqs[i].component) < 0;
-        work = work || a->state.n_unneeded > 0;
+        {
+                _cleanup_free_ const char **wanted = NULL;
+                size_t n_wanted = 0;
+                if (agent_state_wanted(&a->state, &wanted, &n_wanted) < 0)
+                        n_wanted = 1; /* out of memory: assume there is work, try the next TAM */
+                work = n_wanted > 0 || a->state.n_unneeded > 0;
+        }
         if (work && t != SIZE_MAX) {
                 errno = 0;
                 next = agent_tam_next_after(a, tam_uri);

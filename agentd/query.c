@@ -217,6 +217,8 @@ int agent_handle_query_request(Agent *a, size_t tam, const char *tam_uri, const 
                                uint8_t **ret, size_t *ret_len) {
         _cleanup_(teep_message_freep) TeepMessage *resp = NULL;
         _cleanup_free_ uint8_t *eat = NULL;
+        _cleanup_free_ const char **wanted = NULL;
+        size_t n_wanted = 0;
         const TeepBuf *token = m->has_token ? &m->token : NULL;
         const char *fail = NULL;
         uint64_t code = 0;
@@ -316,19 +318,14 @@ int agent_handle_query_request(Agent *a, size_t tam, const char *tam_uri, const 
                         goto out;
         }
         /* requested-tc-list: wanted, not installed (with the sequence number floor we know) */
-        for (size_t i = 0; i < a->state.n_reqs && r >= 0; i++) {
-                const char *c = a->state.reqs[i].component;
+        r = agent_state_wanted(&a->state, &wanted, &n_wanted);
+        for (size_t i = 0; i < n_wanted && r >= 0; i++) {
+                const char *c = wanted[i];
                 TeepSuitComponentId id;
                 TeepRequestedTcInfo *info = NULL;
-                bool dup = false, seen = false;
+                bool seen = false;
                 uint64_t seq;
 
-                if (agent_state_find_tc(&a->state, c) >= 0)
-                        continue;
-                for (size_t k = 0; k < i && !dup; k++)
-                        dup = strcmp(a->state.reqs[k].component, c) == 0;
-                if (dup)
-                        continue;
                 r = component_views(&ar, c, &id);
                 if (r >= 0)
                         r = teep_message_add_requested_tc(resp, id.segments, id.n_segments, &info);

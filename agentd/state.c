@@ -9,6 +9,7 @@
 #include "agent-internal.h"
 #include "fileio.h"
 #include "macro.h"
+#include "strset.h"
 
 /*
  * The state file is line-oriented text, one record per line, fields separated by one space;
@@ -277,6 +278,39 @@ ssize_t agent_state_find_tc(const AgentState *s, const char *component) {
         return -1;
 }
 
+int agent_state_wanted(const AgentState *s, const char ***ret, size_t *ret_n) {
+        StrSet installed = {}, seen = {};
+        const char **list;
+        size_t n = 0;
+        int r;
+
+        list = calloc(s->n_reqs + 1, sizeof(char *));
+        if (!list)
+                return -ENOMEM;
+        r = strset_init(&installed, s->n_tcs);
+        if (r >= 0)
+                r = strset_init(&seen, s->n_reqs);
+        for (size_t i = 0; i < s->n_tcs && r >= 0; i++)
+                r = strset_add(&installed, s->tcs[i].component);
+        for (size_t i = 0; i < s->n_reqs && r >= 0; i++) {
+                const char *c = s->reqs[i].component;
+                if (strset_contains(&installed, c))
+                        continue;
+                r = strset_add(&seen, c);
+                if (r > 0)
+                        list[n++] = c;
+        }
+        strset_done(&installed);
+        strset_done(&seen);
+        if (r < 0) {
+                free(list);
+                return r;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
 ssize_t agent_state_find_tc_by_manifest_id(const AgentState *s, const char *manifest_id) {
         for (size_t i = 0; i < s->n_tcs; i++)
                 if (strcmp(s->tcs[i].manifest_id ?: s->tcs[i].component, manifest_id) == 0)
@@ -366,13 +400,20 @@ static void out_field(Out *o, const char *s) {
                 out_str(o, "%");
                 return;
         }
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if (*p <= 0x20 || *p >= 0x7f || *p == '%') {
-                        char esc[4];
-                        (void)snprintf(esc, sizeof(esc), "%%%02x", *p);
+        /* runs of plain characters go out in one copy: a save writes every request */
+        for (const unsigned char *p = (const unsigned char *)s; *p;) {
+                const unsigned char *q = p;
+                while (*q > 0x20 && *q < 0x7f && *q != '%')
+                        q++;
+                out_raw(o, (const char *)p, (size_t)(q - p));
+                if (!*q)
+                        break;
+                {
+                        static const char hexd[] = "0123456789abcdef";
+                        const char esc[3] = { '%', hexd[*q >> 4], hexd[*q & 15] };
                         out_raw(o, esc, 3);
-                } else
-                        out_raw(o, (const char *)p, 1);
+                }
+                p = q + 1;
         }
 }
 

@@ -792,3 +792,57 @@ Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
         cr_assert_eq(count_files(dir, &good), 2, "only the two copies in use are left");
         cr_assert_eq(good, 2);
 }
+
+/* What the QueryResponse asks for and PendingRequests lists: each component requested and not
+ * installed, once, in the order of its first request (agent_state_wanted(), O(n) with sets). */
+Test(agent, wanted_is_each_missing_component_once_in_request_order) {
+        static const char text[] = "teep-agentd-state 1\n"
+                                   "tc a/one 3 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 10 "
+                                   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd - -\n"
+                                   "req c/three uid:1\n"
+                                   "req a/one uid:1\n"
+                                   "req b/two uid:1\n"
+                                   "req c/three uid:2\n"
+                                   "req b/two package:foo\n"
+                                   "req a/one uid:2\n";
+        AgentState st = {};
+        _cleanup_free_ const char **wanted = NULL;
+        size_t n = 99;
+
+        cr_assert_eq(agent_state_parse(text, strlen(text), &st), 0);
+        cr_assert_eq(agent_state_wanted(&st, &wanted, &n), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(wanted[0], "c/three");
+        cr_assert_str_eq(wanted[1], "b/two");
+        cr_assert_null(wanted[2]);
+        free(wanted);
+        wanted = NULL;
+
+        /* nothing requested: an empty list, not NULL */
+        agent_state_done(&st);
+        cr_assert_eq(agent_state_wanted(&st, &wanted, &n), 0);
+        cr_assert_eq(n, 0);
+        cr_assert_not_null(wanted);
+        cr_assert_null(wanted[0]);
+}
+
+/* Fields are %-escaped byte by byte (space, controls, bytes ≥ 0x7f, '%'), whole runs of plain
+ * characters copied at once: escapes at the start, the middle and the end round-trip. */
+Test(agent, state_fields_escape_and_round_trip) {
+        static const char text[] = "teep-agentd-state 1\n"
+                                   "req %20a/one%0a%ff uid:1%25\n"
+                                   "req b/two %25%25x%7f\n"
+                                   "unneeded %2d\n";
+        AgentState st = {};
+        _cleanup_free_ char *out = NULL;
+        size_t len;
+
+        cr_assert_eq(agent_state_parse(text, strlen(text), &st), 0);
+        cr_assert_str_eq(st.reqs[0].component, " a/one\n\xff");
+        cr_assert_str_eq(st.reqs[0].requester, "uid:1%");
+        cr_assert_str_eq(st.reqs[1].requester, "%%x\x7f");
+        cr_assert_str_eq(st.unneeded[0], "-");
+        cr_assert_eq(agent_state_serialize(&st, &out, &len), 0);
+        cr_assert_str_eq(out, text);
+        agent_state_done(&st);
+}
