@@ -91,51 +91,15 @@ int tam_device_keys_load(const char *dir, TamDeviceKeys **ret) {
         return 0;
 }
 
-/* What the files of dir are now: name, inode, size and modification time of each regular,
- * non-hidden one, in name order. */
-static int keys_dir_signature(const char *dir, char **ret, size_t *ret_len) {
-        struct dirent **names = NULL;
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f;
-        int n;
-
-        f = open_memstream(&text, &len);
-        if (!f)
-                return -ENOMEM;
-        n = dir ? scandir(dir, &names, NULL, alphasort) : 0;
-        for (int i = 0; i < n; i++) {
-                struct stat st;
-                char *path = NULL;
-                if (names[i]->d_name[0] != '.' && asprintf(&path, "%s/%s", dir, names[i]->d_name) >= 0 &&
-                    stat(path, &st) == 0 && S_ISREG(st.st_mode))
-                        fprintf(f, "%s/%ju/%jd/%jd.%09ld\n", names[i]->d_name, (uintmax_t)st.st_ino,
-                                (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-                free(path);
-                free(names[i]);
-        }
-        free(names);
-        if (n < 0)
-                fprintf(f, "unreadable: %d\n", errno);
-        if (fclose(f) != 0) {
-                free(text);
-                return -ENOMEM;
-        }
-        *ret = text;
-        *ret_len = len;
-        return 0;
-}
-
 int tam_device_keys_cached(const char *dir, TamDeviceKeysCache *c, const TamDeviceKeys **ret) {
-        _cleanup_free_ char *sig = NULL;
+        _cleanup_(tam_dir_signature_done) TamDirSignature sig = {};
         TamDeviceKeys *keys = NULL;
-        size_t sig_len = 0;
         int r;
 
-        r = keys_dir_signature(dir, &sig, &sig_len);
+        r = tam_dir_signature(dir, &sig);
         if (r < 0)
                 return r;
-        if (c->keys && c->signature && sig_len == c->signature_len && memcmp(sig, c->signature, sig_len) == 0) {
+        if (c->keys && tam_dir_signature_equal(&sig, &c->signature)) {
                 *ret = c->keys;
                 return 0;
         }
@@ -145,10 +109,10 @@ int tam_device_keys_cached(const char *dir, TamDeviceKeysCache *c, const TamDevi
         if (r < 0)
                 return r;
         tam_device_keys_free(c->keys);
-        free(c->signature);
+        tam_dir_signature_done(&c->signature);
         c->keys = keys;
-        c->signature = TAKE_PTR(sig);
-        c->signature_len = sig_len;
+        c->signature = sig;
+        sig = (TamDirSignature){};
         c->loads++;
         *ret = c->keys;
         return 0;
@@ -156,7 +120,7 @@ int tam_device_keys_cached(const char *dir, TamDeviceKeysCache *c, const TamDevi
 
 void tam_device_keys_cache_done(TamDeviceKeysCache *c) {
         tam_device_keys_free(c->keys);
-        free(c->signature);
+        tam_dir_signature_done(&c->signature);
         *c = (TamDeviceKeysCache){};
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tam-util.h"
 #include "teep-cose.h"
 
 /*
@@ -40,9 +41,8 @@ int tam_device_keys_find(const TamDeviceKeys *k, const char *thumbprint);
  * load. Each message used to parse every key file (and hash it for its thumbprint). */
 typedef struct TamDeviceKeysCache {
         TamDeviceKeys *keys;
-        char *signature;
-        size_t signature_len;
-        unsigned loads; /* how many times the files were read (tests) */
+        TamDirSignature signature; /* of dir when keys were loaded */
+        unsigned loads;            /* how many times the files were read (tests) */
 } TamDeviceKeysCache;
 
 /* *ret is the cache's: valid until the next call or tam_device_keys_cache_done(). */

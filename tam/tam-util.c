@@ -2,6 +2,7 @@
 /* tam-util.c: see tam-util.h */
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -202,6 +203,108 @@ int tam_write_file_atomic(const char *path, const void *data, size_t len, mode_t
 fail:
         (void)unlink(tmp);
         return r;
+}
+
+bool tam_file_key_equal(const TamFileKey *a, const TamFileKey *b) {
+        return a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+               a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+void tam_dir_signature_done(TamDirSignature *s) {
+        if (!s)
+                return;
+        free(s->files);
+        free(s->pool);
+        *s = (TamDirSignature){};
+}
+
+bool tam_dir_signature_equal(const TamDirSignature *a, const TamDirSignature *b) {
+        if (a->n != b->n || a->error != b->error)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!tam_file_key_equal(&a->files[i].key, &b->files[i].key) ||
+                    strcmp(a->files[i].name, b->files[i].name) != 0)
+                        return false;
+        return true;
+}
+
+static int dir_file_compare(const void *a, const void *b) {
+        /* what alphasort() compares */
+        return strcoll(((const TamDirFile *)a)->name, ((const TamDirFile *)b)->name);
+}
+
+int tam_dir_signature(const char *dir, TamDirSignature *ret) {
+        _cleanup_(tam_dir_signature_done) TamDirSignature s = {};
+        _cleanup_free_ size_t *offsets = NULL; /* of the names in the pool, which moves as it grows */
+        size_t files_size = 0, pool_len = 0, pool_size = 0;
+        struct dirent *de;
+        DIR *d;
+
+        *ret = (TamDirSignature){};
+        if (!dir)
+                return 0;
+        d = opendir(dir);
+        if (!d) {
+                ret->error = errno;
+                return 0;
+        }
+        for (;;) {
+                struct stat st;
+                size_t k;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        s.error = errno;
+                        break;
+                }
+                if (de->d_name[0] == '.' || de->d_type == DT_DIR)
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (s.n == files_size) {
+                        size_t size = files_size ? files_size * 2 : 64;
+                        TamDirFile *f = reallocarray(s.files, size, sizeof(*f));
+                        size_t *o = f ? reallocarray(offsets, size, sizeof(*o)) : NULL;
+
+                        if (f)
+                                s.files = f;
+                        if (!o)
+                                goto nomem;
+                        offsets = o;
+                        files_size = size;
+                }
+                k = strlen(de->d_name) + 1;
+                if (pool_len + k > pool_size) {
+                        size_t size = pool_size * 2 > pool_len + k ? pool_size * 2 : pool_len + k + 4096;
+                        char *p = realloc(s.pool, size);
+
+                        if (!p)
+                                goto nomem;
+                        s.pool = p;
+                        pool_size = size;
+                }
+                memcpy(s.pool + pool_len, de->d_name, k);
+                offsets[s.n] = pool_len;
+                s.files[s.n++].key = (TamFileKey){.ino = st.st_ino, .size = st.st_size, .mtime = st.st_mtim};
+                pool_len += k;
+        }
+        closedir(d);
+        if (s.error != 0) {
+                /* as scandir() fails: no files, and why */
+                ret->error = s.error;
+                return 0;
+        }
+        for (size_t i = 0; i < s.n; i++)
+                s.files[i].name = s.pool + offsets[i];
+        if (s.n > 1)
+                qsort(s.files, s.n, sizeof(*s.files), dir_file_compare);
+        *ret = s;
+        s = (TamDirSignature){};
+        return 0;
+nomem:
+        closedir(d);
+        return -ENOMEM;
 }
 
 int tam_key_thumbprint_hex(const TeepKey *key, char out[65]) {

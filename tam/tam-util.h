@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "teep-component.h"
 #include "teep-cose.h"
@@ -62,6 +63,38 @@ int tam_write_state_file(const char *path, const void *data, size_t len, mode_t 
  * before its exchange and the directory after it. teep-tam --no-sync
  * clears it (bench/run: the TAM's disk is not the device's, and not what is measured). */
 extern bool tam_sync_writes;
+
+/* What stat() says of a file that tells a changed one from the same one. */
+typedef struct TamFileKey {
+        ino_t ino;
+        off_t size;
+        struct timespec mtime;
+} TamFileKey;
+
+typedef struct TamDirFile {
+        const char *name; /* points into the signature's pool */
+        TamFileKey key;
+} TamDirFile;
+
+/* What the files of a directory are now, for the caches that read a directory per message. */
+typedef struct TamDirSignature {
+        size_t n;
+        TamDirFile *files; /* in alphasort() order */
+        char *pool;        /* the names */
+        int error;         /* errno when the directory could not be read (ENOENT: there is none) */
+} TamDirSignature;
+
+/*
+ * The regular, non-hidden files of dir (symbolic links followed), each with its name, inode,
+ * size and modification time (nanoseconds), in alphasort() order, as scandir() would give
+ * them: two signatures are equal when no file was added, removed, renamed or written. One
+ * opendir() and one fstatat() per entry: nothing is opened or read. A directory that cannot be
+ * read has no files and error set; dir NULL has neither. Returns 0 or -ENOMEM.
+ */
+int tam_dir_signature(const char *dir, TamDirSignature *ret);
+bool tam_dir_signature_equal(const TamDirSignature *a, const TamDirSignature *b);
+void tam_dir_signature_done(TamDirSignature *s);
+bool tam_file_key_equal(const TamFileKey *a, const TamFileKey *b);
 
 /* Lower-case hex of the key's RFC 9679 thumbprint into out (65 bytes). */
 int tam_key_thumbprint_hex(const TeepKey *key, char out[65]);
