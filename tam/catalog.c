@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* catalog.c: see catalog.h */
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +63,9 @@ static void scan_parameters(const TeepSuitSequence *s, TamTc *tc) {
         }
 }
 
-static int tc_load(const char *dir, const char *file, TamTc *ret) {
+/* Read and decode dir/file. On failure *ret_retry says whether the file could not be read
+ * (try again later) rather than holds what the TAM cannot serve (the same until it changes). */
+static int tc_load(const char *dir, const char *file, TamTc *ret, bool *ret_retry) {
         _cleanup_(teep_suit_envelope_freep) TeepSuitEnvelope *env = NULL;
         _cleanup_(teep_suit_manifest_freep) TeepSuitManifest *m = NULL;
         _cleanup_free_ char *path = NULL;
@@ -72,11 +73,14 @@ static int tc_load(const char *dir, const char *file, TamTc *ret) {
         TeepError err = {};
         int r;
 
+        *ret_retry = false;
         if (asprintf(&path, "%s/%s", dir, file) < 0)
                 return -ENOMEM;
         r = read_full_file(path, TAM_CATALOG_MAX_ENVELOPE, &tc.data, &tc.len);
-        if (r < 0)
+        if (r < 0) {
+                *ret_retry = r != -EFBIG;
                 return log_warning_errno(r, "Skipping %s: %s", path, strerror(-r));
+        }
         r = teep_suit_envelope_decode(TEEP_BUF(tc.data, tc.len), &env, &err);
         if (r >= 0)
                 r = teep_suit_manifest_decode(env, TEEP_SUIT_DECODE_UNAUTHENTICATED, &m, &err);
@@ -124,41 +128,147 @@ static bool has_suffix(const char *s, const char *suffix) {
         return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-int tam_catalog_load(const char *dir, TamCatalog **ret) {
-        _cleanup_(tam_catalog_freep) TamCatalog *c = NULL;
-        struct dirent **names = NULL;
-        int n, r = 0;
+static void failed_free(char **failed, size_t n) {
+        for (size_t i = 0; failed && i < n; i++)
+                free(failed[i]);
+        free(failed);
+}
 
-        c = calloc(1, sizeof(*c));
+void tam_catalog_cache_done(TamCatalogCache *c) {
         if (!c)
-                return -ENOMEM;
-        n = dir ? scandir(dir, &names, NULL, alphasort) : 0;
-        if (n < 0) {
-                if (errno != ENOENT)
-                        log_warning("Cannot read the TC directory %s: %s", dir, strerror(errno));
-                *ret = TAKE_PTR(c);
-                return 0;
-        }
-        c->tcs = calloc(n > 0 ? (size_t)n : 1, sizeof(TamTc));
-        if (!c->tcs)
-                r = -ENOMEM;
-        for (int i = 0; i < n; i++) {
-                const char *name = names[i]->d_name;
+                return;
+        tam_catalog_free(c->catalog);
+        free(c->keys);
+        failed_free(c->failed, c->n_failed);
+        free(c->failed_keys);
+        tam_dir_signature_done(&c->signature);
+        *c = (TamCatalogCache){.loads = c->loads, .decodes = c->decodes};
+}
 
-                if (r == 0 && name[0] != '.' && has_suffix(name, ".suit") && c->n < TAM_CATALOG_MAX_FILES) {
-                        int k = tc_load(dir, name, &c->tcs[c->n]);
-                        if (k == -ENOMEM)
-                                r = k;
-                        else if (k >= 0)
-                                c->n++;
-                }
-                free(names[i]);
-        }
-        free(names);
+/*
+ * The cache's entry for file name, or NULL. The names of a pass come in the order the cache's
+ * entries are in, so *j only moves forward; an entry taken is stepped over by the caller.
+ */
+static TamTc *cached_tc(TamCatalogCache *c, const char *name, size_t *j) {
+        size_t n = c->catalog ? c->catalog->n : 0;
+
+        while (*j < n && strcoll(c->catalog->tcs[*j].file, name) < 0)
+                (*j)++;
+        return *j < n && strcmp(c->catalog->tcs[*j].file, name) == 0 ? &c->catalog->tcs[*j] : NULL;
+}
+
+static bool cached_failure(TamCatalogCache *c, const char *name, size_t *j) {
+        while (*j < c->n_failed && strcoll(c->failed[*j], name) < 0)
+                (*j)++;
+        return *j < c->n_failed && strcmp(c->failed[*j], name) == 0;
+}
+
+int tam_catalog_cached(const char *dir, TamCatalogCache *c, const TamCatalog **ret) {
+        _cleanup_(tam_dir_signature_done) TamDirSignature sig = {};
+        _cleanup_(tam_catalog_freep) TamCatalog *cat = NULL;
+        _cleanup_free_ TamFileKey *keys = NULL, *failed_keys = NULL;
+        char **failed = NULL;
+        size_t n_suit = 0, n_failed = 0, j = 0, f = 0;
+        unsigned decodes = 0;
+        bool again = false;
+        int r;
+
+        r = tam_dir_signature(dir, &sig);
         if (r < 0)
                 return r;
-        *ret = TAKE_PTR(c);
+        if (c->catalog && !c->again && tam_dir_signature_equal(&sig, &c->signature)) {
+                *ret = c->catalog;
+                return 0;
+        }
+        if (sig.error != 0 && sig.error != ENOENT)
+                log_warning("Cannot read the TC directory %s: %s", dir, strerror(sig.error));
+
+        /* the signature has the regular files only, hidden ones left out */
+        for (size_t i = 0; i < sig.n; i++)
+                n_suit += has_suffix(sig.files[i].name, ".suit");
+        cat = calloc(1, sizeof(*cat));
+        if (!cat)
+                goto nomem;
+        cat->tcs = calloc(n_suit ?: 1, sizeof(TamTc));
+        keys = calloc(n_suit ?: 1, sizeof(TamFileKey));
+        failed = calloc(n_suit ?: 1, sizeof(char *));
+        failed_keys = calloc(n_suit ?: 1, sizeof(TamFileKey));
+        if (!cat->tcs || !keys || !failed || !failed_keys)
+                goto nomem;
+
+        for (size_t i = 0; i < sig.n && cat->n < TAM_CATALOG_MAX_FILES; i++) {
+                const char *name = sig.files[i].name;
+                const TamFileKey *key = &sig.files[i].key;
+                TamTc *old;
+                bool retry;
+
+                if (!has_suffix(name, ".suit"))
+                        continue;
+                old = cached_tc(c, name, &j);
+                if (old && tam_file_key_equal(&c->keys[j], key)) {
+                        /* the same file: its entry moves over, data (and the views into it) as is */
+                        cat->tcs[cat->n] = *old;
+                        *old = (TamTc){};
+                        keys[cat->n++] = *key;
+                        j++;
+                        continue;
+                }
+                if (cached_failure(c, name, &f) && tam_file_key_equal(&c->failed_keys[f], key)) {
+                        /* still not an envelope we can serve, and warned about */
+                        failed[n_failed] = TAKE_PTR(c->failed[f]);
+                        failed_keys[n_failed++] = *key;
+                        f++;
+                        continue;
+                }
+                decodes++;
+                r = tc_load(dir, name, &cat->tcs[cat->n], &retry);
+                if (r == -ENOMEM)
+                        goto nomem;
+                if (r >= 0)
+                        keys[cat->n++] = *key;
+                else if (retry)
+                        again = true;
+                else {
+                        failed[n_failed] = strdup(name);
+                        if (!failed[n_failed])
+                                goto nomem;
+                        failed_keys[n_failed++] = *key;
+                }
+        }
+
+        tam_catalog_cache_done(c);
+        c->catalog = TAKE_PTR(cat);
+        c->keys = TAKE_PTR(keys);
+        c->failed = TAKE_PTR(failed);
+        c->n_failed = n_failed;
+        c->failed_keys = TAKE_PTR(failed_keys);
+        c->again = again;
+        c->signature = sig;
+        sig = (TamDirSignature){};
+        c->loads++;
+        c->decodes += decodes;
+        log_debug("TC directory %s: %zu envelopes, %u read and decoded, %zu skipped", dir ?: "-",
+                  c->catalog->n, decodes, n_failed);
+        *ret = c->catalog;
         return 0;
+nomem:
+        /* entries may have moved out of the cache already: start over next time */
+        failed_free(failed, n_failed);
+        tam_catalog_cache_done(c);
+        c->decodes += decodes;
+        return -ENOMEM;
+}
+
+int tam_catalog_load(const char *dir, TamCatalog **ret) {
+        TamCatalogCache c = {};
+        const TamCatalog *cat = NULL;
+        int r;
+
+        r = tam_catalog_cached(dir, &c, &cat);
+        if (r >= 0)
+                *ret = TAKE_PTR(c.catalog);
+        tam_catalog_cache_done(&c);
+        return r;
 }
 
 bool tam_tc_matches(const TamTc *tc, const TeepSuitComponentId *id) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tam-util.h"
 #include "teep-component.h"
 
 /*
@@ -46,9 +47,10 @@ typedef struct TamCatalog {
 } TamCatalog;
 
 /*
- * Load every *.suit in dir (a missing directory is an empty catalog). Files that are not
- * envelopes, or hold more than one component, are skipped with a warning.
- * Returns 0 or -ENOMEM.
+ * Load every *.suit in dir (a missing directory is an empty catalog): regular files (or
+ * symbolic links to them), not hidden, in alphasort() order, at most TAM_CATALOG_MAX_FILES
+ * envelopes. Files that are not envelopes, or hold more than one component, are skipped with
+ * a warning. Returns 0 or -ENOMEM.
  */
 int tam_catalog_load(const char *dir, TamCatalog **ret);
 TamCatalog *tam_catalog_free(TamCatalog *c);
@@ -56,6 +58,32 @@ static inline void tam_catalog_freep(TamCatalog **c) {
         if (*c)
                 *c = tam_catalog_free(*c);
 }
+
+/*
+ * The catalog of dir as tam_catalog_load() gives it, kept between messages. Each call takes
+ * the directory's signature (tam_dir_signature(): name, inode, size, modification time of
+ * every file); when it is the last one's, the catalog is the last one. Otherwise only the
+ * *.suit files that are new or whose inode, size or modification time changed are read and
+ * decoded again; the other entries are kept as they are. A file that is not an envelope the
+ * TAM can serve is remembered so (warned about once) until it changes; one that could not be
+ * read at all (permissions, gone meanwhile) is tried again at the next call.
+ */
+typedef struct TamCatalogCache {
+        TamCatalog *catalog;
+        TamFileKey *keys; /* keys[i]: of catalog->tcs[i].file when it was decoded */
+        size_t n_failed;  /* the *.suit files that did not decode, in directory order */
+        char **failed;
+        TamFileKey *failed_keys;
+        bool again; /* a file could not be read: go through the files at the next call */
+        TamDirSignature signature;
+        unsigned loads;   /* how many times the files were gone through: a changed directory */
+        unsigned decodes; /* how many envelopes were read and decoded (tests) */
+} TamCatalogCache;
+
+/* *ret is the cache's: valid until the next call or tam_catalog_cache_done(). Returns 0 or
+ * -ENOMEM (the cache is then empty, and the next call starts over). */
+int tam_catalog_cached(const char *dir, TamCatalogCache *c, const TamCatalog **ret);
+void tam_catalog_cache_done(TamCatalogCache *c);
 
 /* True if id names tc: its component or its manifest component id. */
 bool tam_tc_matches(const TamTc *tc, const TeepSuitComponentId *id);

@@ -56,6 +56,7 @@ struct Tam {
         size_t n_keys;
         char *tc_dir, *payload_dir, *device_keys_dir, *state_dir;
         TamDeviceKeysCache device_keys; /* the keys of device_keys_dir, under lock */
+        TamCatalogCache catalog;        /* the envelopes of tc_dir, under lock */
         char **revoked;
         size_t n_revoked;
         TamMode mode;
@@ -149,6 +150,7 @@ Tam *tam_free(Tam *t) {
                 free(t->revoked[i]);
         free(t->revoked);
         free(t->tc_dir);
+        tam_catalog_cache_done(&t->catalog);
         free(t->payload_dir);
         free(t->device_keys_dir);
         tam_device_keys_cache_done(&t->device_keys);
@@ -181,6 +183,16 @@ static void reply_teep(TamReply *r, uint8_t *body, size_t len) {
         r->body = body;
         r->body_len = len;
         r->content_type = TEEP_MEDIA_TYPE;
+}
+
+void tam_counters(Tam *t, TamCounters *ret) {
+        pthread_mutex_lock(&t->lock);
+        *ret = (TamCounters){
+                .catalog_loads = t->catalog.loads,
+                .catalog_decodes = t->catalog.decodes,
+                .device_key_loads = t->device_keys.loads,
+        };
+        pthread_mutex_unlock(&t->lock);
 }
 
 size_t tam_open_sessions(Tam *t) {
@@ -870,7 +882,7 @@ out:
 
 static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key, const char *device,
                               int64_t device_alg, TamReply *reply) {
-        _cleanup_(tam_catalog_freep) TamCatalog *cat = NULL;
+        const TamCatalog *cat = NULL; /* t->catalog's (under t->lock), until the next message */
         _cleanup_(tam_device_state_freep) TamDeviceState *state = NULL;
         TamSession *s = NULL;
         Plan plan = {};
@@ -899,7 +911,7 @@ static void on_query_response(Tam *t, const TeepMessage *m, TeepKey *device_key,
                 return send_update(t, s, &plan, device_alg, TEEP_ERR_ATTESTATION_REQUIRED, msg, reply);
         }
 
-        r = tam_catalog_load(t->tc_dir, &cat);
+        r = tam_catalog_cached(t->tc_dir, &t->catalog, &cat);
         if (r >= 0)
                 r = t->state_dir ? tam_device_state_load(t->state_dir, device, &state) : 0;
         if (r >= 0 && !state) {

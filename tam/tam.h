@@ -57,7 +57,7 @@ typedef enum TamMode {
 typedef struct TamConfig {
         TeepKey *keys[TAM_MAX_KEYS]; /* the TAM's signing keys; tam_new() takes them over */
         size_t n_keys;
-        const char *tc_dir;          /* signed envelopes (*.suit), read per session */
+        const char *tc_dir;          /* signed envelopes (*.suit), looked at per session (catalog.h) */
         const char *payload_dir;     /* files served at GET /payload/NAME (NULL: none) */
         const char *device_keys_dir; /* enrolled device public keys, read per message */
         const char *state_dir;       /* per-device state */
@@ -99,6 +99,15 @@ void tam_handle_post(Tam *t, const uint8_t *body, size_t len, TamReply *ret);
 void tam_handle_payload(Tam *t, const char *name, TamReply *ret);
 
 void tam_reply_done(TamReply *r);
+
+/* How often the TAM went back to its directories (tests): the TC directory's files gone
+ * through and envelopes decoded (catalog.h, TamCatalogCache), the device keys loaded. */
+typedef struct TamCounters {
+        unsigned catalog_loads;
+        unsigned catalog_decodes;
+        unsigned device_key_loads;
+} TamCounters;
+void tam_counters(Tam *t, TamCounters *ret);
 
 /* How many sessions are open (for tests and the exit log line). */
 size_t tam_open_sessions(Tam *t);
