@@ -503,18 +503,24 @@ static int do_fetch(Run *run, const TeepSuitCommand *c) {
                                         strerror(-r));
                 if (r == 0) {
                         StreamLimits l;
-                        bool ended = false;
+                        bool ended = false, can_stage;
                         int own = -1;
 
                         stream_limits_init(&l, a->cfg.payload_stall_usec, a->cfg.payload_timeout_usec);
+                        can_stage = !encrypted && a->installer && a->installer->stage_open &&
+                                    a->installer->stage_close && a->n_stage_ids < AGENT_MAX_STAGED;
+                        /* announced larger than what we keep in memory: staged from the first
+                         * byte, so that the Stage call and the installer's copy run while the
+                         * rest downloads (not after a head read of AGENT_STREAM_INLINE_MAX) */
+                        if (can_stage && claimed != UINT64_MAX && claimed > AGENT_STREAM_INLINE_MAX && claimed <= max)
+                                return stage_stream(run, c, fd, NULL, 0, max, claimed, &l);
                         r = stream_read_head(fd, max < AGENT_STREAM_INLINE_MAX ? (size_t)max + 1 : AGENT_STREAM_INLINE_MAX, &l,
                                              &data, &len, &ended);
                         if (r < 0)
                                 return stream_fail(run, c, r, max, "reading the payload");
                         if (len > max)
                                 return stream_fail(run, c, -EFBIG, max, "reading the payload");
-                        if (!ended && !encrypted && a->installer && a->installer->stage_open && a->installer->stage_close &&
-                            a->n_stage_ids < AGENT_MAX_STAGED)
+                        if (!ended && can_stage)
                                 return stage_stream(run, c, fd, data, len, max, claimed, &l);
                         if (ended) {
                                 r = stream_cut_short(run, c, len, claimed);

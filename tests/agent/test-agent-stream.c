@@ -96,7 +96,7 @@ Test(stream, other_bytes_are_staged_refused_and_unstaged) {
 
 /* A broker that stops sending, before the first chunk is in or in the middle of the stream, is
  * cut off after the stall time; nothing is installed and what was staged is dropped. */
-static void expect_stall(size_t stall_at) {
+static void expect_stall_announced(size_t stall_at, uint64_t announce) {
         _cleanup_free_ char *payload = make_text(2u * 1024u * 1024u, 5);
         _cleanup_free_ uint8_t *raw = NULL;
         _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
@@ -104,11 +104,16 @@ static void expect_stall(size_t stall_at) {
         F.cfg.payload_stall_usec = 300 * 1000;
         fx_restart(&F);
         F.fetcher.stall_at = stall_at;
+        F.fetcher.announce = announce;
         ans = update_with(payload, payload, &raw);
         cr_assert_eq(ans->type, TEEP_TYPE_ERROR);
         cr_assert_eq(F.store.n, 0);
         cr_assert_eq(F.store.n_staged, 0);
         cr_assert_eq(F.store.unstaged, F.store.stage_opens);
+}
+
+static void expect_stall(size_t stall_at) {
+        expect_stall_announced(stall_at, 0);
 }
 
 Test(stream, a_stall_before_the_first_chunk_times_out) {
@@ -119,6 +124,26 @@ Test(stream, a_stall_before_the_first_chunk_times_out) {
 Test(stream, a_stall_midway_times_out) {
         expect_stall(1024u * 1024u);
         cr_assert_eq(F.store.stage_opens, 1);
+}
+
+/* Announced (Content-Length) larger than what is kept in memory: staged from the first byte, so
+ * the installer copies while the rest downloads. A stream that stalls after 100 bytes has been
+ * staged already; one that announces nothing waits for AGENT_STREAM_INLINE_MAX bytes first. */
+Test(stream, an_announced_big_payload_is_staged_before_its_bytes_arrive) {
+        expect_stall_announced(100, 2u * 1024u * 1024u);
+        cr_assert_eq(F.store.stage_opens, 1, "staged on the announced size alone");
+}
+
+Test(stream, an_announced_small_payload_is_read_into_memory) {
+        _cleanup_free_ char *payload = make_text(100u * 1024u, 7);
+        _cleanup_free_ uint8_t *raw = NULL;
+        _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
+
+        F.fetcher.announce = strlen(payload);
+        ans = update_with(payload, payload, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS, "%.*s", ERR_MSG(ans));
+        cr_assert(fx_store_has(&F, TEST_COMPONENT, payload));
+        cr_assert_eq(F.store.stage_opens, 0);
 }
 
 /* More than MaxPayloadSize: refused one byte past the limit, not after the whole stream. */
