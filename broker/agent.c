@@ -164,32 +164,47 @@ static int on_get_name_owner(sd_bus_message *m, void *userdata, sd_bus_error *re
         return 0;
 }
 
+/* A unicast signal can come from anyone: only the name's current owner speaks for the agent. */
+static bool from_agent(const Broker *b, sd_bus_message *m) {
+        const char *sender = sd_bus_message_get_sender(m);
+
+        if (b->agent_owner && sender && strcmp(sender, b->agent_owner) == 0)
+                return true;
+        log_debug("ignoring %s for the agent from %s", sd_bus_message_get_member(m) ?: "?", sender ?: "?");
+        return false;
+}
+
+/* After the mirror took a signal (r from agent_cache_apply*()): republish, or read it all again. */
+static bool mirror_took(Broker *b, sd_bus_message *m, int r, unsigned changed) {
+        if (r < 0) {
+                log_warning("the agent's %s does not parse (%s); asking again", sd_bus_message_get_member(m) ?: "?",
+                            strerror(-r));
+                refresh_mirror(b);
+                return false;
+        }
+        emit_agent_changed(b, changed);
+        return true;
+}
+
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Broker *b = userdata;
-        const char *sender = sd_bus_message_get_sender(m), *iface;
+        const char *iface;
         unsigned changed = 0;
         char **invalidated = NULL;
         int r;
 
-        /* A unicast signal can come from anyone: only the name's owner speaks for the agent. */
         if (!b->agent_owner) {
                 refresh_mirror(b);
                 return 0;
         }
-        if (!sender || strcmp(sender, b->agent_owner) != 0) {
-                log_debug("ignoring PropertiesChanged for the agent from %s", sender ?: "?");
+        if (!from_agent(b, m))
                 return 0;
-        }
         r = sd_bus_message_read(m, "s", &iface);
         if (r < 0 || strcmp(iface, TEEP_AGENT_INTERFACE) != 0)
                 return 0;
         r = agent_cache_apply(&b->agent, m, &changed);
-        if (r < 0) {
-                log_warning("the agent's PropertiesChanged does not parse (%s); asking again", strerror(-r));
-                refresh_mirror(b);
+        if (!mirror_took(b, m, r, changed))
                 return 0;
-        }
-        emit_agent_changed(b, changed);
         r = sd_bus_message_read_strv(m, &invalidated);
         if (r >= 0 && invalidated && invalidated[0])
                 refresh_mirror(b);
@@ -203,9 +218,9 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
  * the agent's current owner; the name must be one of ours. */
 static int on_refused(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Broker *b = userdata;
-        const char *uri, *name, *message, *sender = sd_bus_message_get_sender(m);
+        const char *uri, *name, *message;
 
-        if (!b->agent_owner || !sender || strcmp(sender, b->agent_owner) != 0)
+        if (!from_agent(b, m))
                 return 0;
         if (sd_bus_message_read(m, "sss", &uri, &name, &message) < 0)
                 return 0;
@@ -218,23 +233,17 @@ static int on_refused(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return 0;
 }
 
+/* Agent1.RequestsChanged: what one change of Requests added and removed (Agent1.Requests emits
+ * no PropertiesChanged: it can be long). */
 static int on_requests_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Broker *b = userdata;
-        const char *sender = sd_bus_message_get_sender(m);
         unsigned changed = 0;
         int r;
 
-        if (!b->agent_owner || !sender || strcmp(sender, b->agent_owner) != 0) {
-                log_debug("ignoring RequestsChanged for the agent from %s", sender ?: "?");
+        if (!from_agent(b, m))
                 return 0;
-        }
         r = agent_cache_apply_requests_changed(&b->agent, m, &changed);
-        if (r < 0) {
-                log_warning("the agent's RequestsChanged does not parse (%s); asking again", strerror(-r));
-                refresh_mirror(b);
-                return 0;
-        }
-        emit_agent_changed(b, changed);
+        (void)mirror_took(b, m, r, changed);
         return 0;
 }
 
