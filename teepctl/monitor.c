@@ -131,7 +131,7 @@ static void describe_value(sd_bus_message *m, const char *sig, char *buf, size_t
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *path = sd_bus_message_get_path(m), *iface;
         bool is_job;
-        bool first = true;
+        bool first = true, closed = false;
         int r;
 
         if (sd_bus_message_read(m, "s", &iface) < 0)
@@ -170,9 +170,35 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                         printf("%s: %s\n", key, value);
                 first = false;
         }
-        if (arg_json)
-                fputs("}}\n", stdout);
-        else if (is_job)
+        /* a property announced without its value (Broker1.Requests: it can be long) */
+        if (r >= 0 && sd_bus_message_exit_container(m) >= 0) {
+                char **invalidated = NULL;
+                if (sd_bus_message_read_strv(m, &invalidated) >= 0 && invalidated && invalidated[0]) {
+                        if (arg_json)
+                                fputs("},\"invalidated\":[", stdout);
+                        for (size_t i = 0; invalidated[i]; i++) {
+                                if (arg_json) {
+                                        if (i > 0)
+                                                fputc(',', stdout);
+                                        json_string(stdout, invalidated[i]);
+                                } else if (is_job)
+                                        printf("%s %s changed", first && i == 0 ? "" : ",", invalidated[i]);
+                                else
+                                        printf("%s: changed (teepctl status shows it)\n", invalidated[i]);
+                        }
+                        if (arg_json) {
+                                fputs("]}\n", stdout);
+                                closed = true;
+                        }
+                }
+                for (size_t i = 0; invalidated && invalidated[i]; i++)
+                        free(invalidated[i]);
+                free(invalidated);
+        }
+        if (arg_json) {
+                if (!closed)
+                        fputs("}}\n", stdout);
+        } else if (is_job)
                 printf("\n");
         fflush(stdout);
         return 0;
