@@ -481,7 +481,6 @@ typedef struct RequestIndex {
         size_t mask;
 } RequestIndex;
 
-
 static void request_index_done(RequestIndex *x) {
         free(x->pairs);
         free(x->owners);
