@@ -1181,6 +1181,27 @@ static void xml_members(const char *xml, const char *iface, char *out, size_t n)
         }
 }
 
+/* Agent1 answers the broker's uid only: its introspection, read as teep-broker, into a shared page */
+static int introspect_agent_as_broker(void *userdata) {
+        char *out = userdata;
+        sd_bus *bus = NULL;
+        sd_bus_message *reply = NULL;
+        const char *xml;
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 10;
+        r = sd_bus_call_method(bus, TEEP_AGENT_BUS_NAME, TEEP_AGENT_PATH, "org.freedesktop.DBus.Introspectable",
+                               "Introspect", NULL, &reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "s", &xml);
+        if (r >= 0)
+                snprintf(out, 65536, "%s", xml);
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? 11 : 0;
+}
+
 Test(broker_e2e, the_live_api_is_the_documented_xml) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *jreply = NULL, *r2 = NULL;
@@ -1214,6 +1235,24 @@ Test(broker_e2e, the_live_api_is_the_documented_xml) {
                 xml_members(src, ifaces[i], got, sizeof(got));
                 cr_assert_str_eq(got, want, "%s: the broker serves\n  %s\nthe XML says\n  %s", ifaces[i], got, want);
                 cr_assert_gt(strlen(want), 20);
+        }
+
+        /* and the agent's internal interface (RequestsChanged among it) */
+        {
+                _cleanup_free_ char *axml = NULL;
+                char *live_agent = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                char got[4096];
+
+                cr_assert_neq(live_agent, MAP_FAILED);
+                snprintf(path, sizeof(path), "%s/dbus/org.teepkit.Agent1.xml", getenv("TEEP_SOURCE_ROOT") ?: ".");
+                axml = read_text(path);
+                cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, introspect_agent_as_broker, live_agent), 0,
+                             "introspecting Agent1 as teep-broker failed");
+                xml_members(axml, TEEP_AGENT_INTERFACE, want, sizeof(want));
+                xml_members(live_agent, TEEP_AGENT_INTERFACE, got, sizeof(got));
+                munmap(live_agent, 65536);
+                cr_assert_str_eq(got, want, "Agent1: the agent serves\n  %s\nthe XML says\n  %s", got, want);
+                cr_assert(strstr(want, "signal:RequestsChanged"), "%s", want);
         }
         broker_exits_cleanly();
 }
