@@ -371,7 +371,9 @@ int agent_cache_apply_requests_changed(AgentCache *c, sd_bus_message *m, unsigne
         r = read_request_array(m, &added, &n_added);
         if (r >= 0)
                 r = read_request_array(m, &removed, &n_removed);
-        if (r >= 0 && c->n_requests + n_added > AGENT_CACHE_MAX_ENTRIES)
+        /* removals are matched by a walk of the mirror each: bounded, so that a buggy agent's
+         * signal costs at most AGENT_CACHE_MAX_REMOVALS walks (more: read everything again) */
+        if (r >= 0 && (c->n_requests + n_added > AGENT_CACHE_MAX_ENTRIES || n_removed > AGENT_CACHE_MAX_REMOVALS))
                 r = -E2BIG;
         if (r < 0)
                 goto out;

@@ -30,6 +30,8 @@ enum {
 
 /* Bounds on what we accept from the agent: it is trusted, but a bug must not eat the broker. */
 #define AGENT_CACHE_MAX_ENTRIES 65536
+/* Requests one RequestsChanged may remove (the agent removes one per UnrequestTA) */
+#define AGENT_CACHE_MAX_REMOVALS 1024
 
 typedef struct AgentCache {
         bool known;      /* at least one GetAll answered since the agent last appeared */

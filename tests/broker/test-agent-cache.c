@@ -189,6 +189,19 @@ Test(agent_cache, requests_follow_what_changed) {
         cr_assert_eq(changed, 0);
         assert_requests("x/ta uid:1000;z/ta uid:1000;");
 
+        /* more removals than one change makes are refused as a whole (the broker reads all again) */
+        m = test_message_new(bus);
+        cr_assert_geq(sd_bus_message_append(m, "a(ss)", 0), 0);
+        cr_assert_geq(sd_bus_message_open_container(m, 'a', "(ss)"), 0);
+        for (unsigned i = 0; i <= AGENT_CACHE_MAX_REMOVALS; i++)
+                cr_assert_geq(sd_bus_message_append(m, "(ss)", "x/ta", "uid:1000"), 0);
+        cr_assert_geq(sd_bus_message_close_container(m), 0);
+        test_message_seal(m);
+        cr_assert_eq(agent_cache_apply_requests_changed(&cache, m, &changed), -E2BIG);
+        sd_bus_message_unref(m);
+        cr_assert_eq(changed, 0);
+        assert_requests("x/ta uid:1000;z/ta uid:1000;");
+
         /* a signal of the wrong shape is refused as a whole */
         m = requests_changed("a(ss)as", 1, "w/ta", "uid:1", 1, "x/ta");
         cr_assert_lt(agent_cache_apply_requests_changed(&cache, m, &changed), 0);
