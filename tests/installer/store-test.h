@@ -7,16 +7,21 @@
 
 #include "store.h"
 
-/* The ".teep-tmp-" files in directory d (temporaries, staged payloads). */
-static inline unsigned store_test_count_temporaries(const char *d) {
+/* The entries of directory d whose name the store's predicate (store_name_is_*()) accepts. */
+static inline unsigned store_test_count_names(const char *d, bool (*is)(const char *name)) {
         DIR *dp = opendir(d);
         struct dirent *de;
         unsigned n = 0;
 
         cr_assert_not_null(dp);
         while ((de = readdir(dp)))
-                if (store_name_is_temporary(de->d_name))
+                if (is(de->d_name))
                         n++;
         closedir(dp);
         return n;
+}
+
+/* The ".teep-tmp-" files in directory d (temporaries, staged payloads). */
+static inline unsigned store_test_count_temporaries(const char *d) {
+        return store_test_count_names(d, store_name_is_temporary);
 }

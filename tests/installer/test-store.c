@@ -576,16 +576,7 @@ static bool exists_in_store(const char *name) {
 }
 
 static unsigned count_undo_records(void) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        unsigned n = 0;
-
-        cr_assert_not_null(d);
-        while ((de = readdir(d)))
-                if (store_name_is_undo(de->d_name))
-                        n++;
-        closedir(d);
-        return n;
+        return store_test_count_names(dir, store_name_is_undo);
 }
 
 static void target(Store *s, const char *component, StoreTarget *t, char undo[STORE_UNDO_NAME_SIZE],
