@@ -250,10 +250,7 @@ static int on_requests_changed(sd_bus_message *m, void *userdata, sd_bus_error *
 int broker_agent_watch(Broker *b) {
         int r;
 
-        r = sd_bus_add_match_async(b->bus, &b->agent_match_owner,
-                                   "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                                   "interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-                                   "arg0='" TEEP_AGENT_BUS_NAME "'",
+        r = sd_bus_add_match_async(b->bus, &b->agent_match_owner, BUS_NAME_OWNER_CHANGED_MATCH(TEEP_AGENT_BUS_NAME),
                                    on_owner_changed, NULL, b);
         if (r < 0)
                 return log_error_errno(r, "cannot watch the agent's bus name: %s", strerror(-r));

@@ -21,6 +21,12 @@
 #define TEEP_INSTALLER_PATH "/org/teepkit/Installer1"
 #define TEEP_INSTALLER_INTERFACE "org.teepkit.Installer1"
 
+/* The match rule for NameOwnerChanged of one well-known name (a string literal): arg0, so that
+ * no other client's comings and goings wake the watcher. */
+#define BUS_NAME_OWNER_CHANGED_MATCH(name)                                                        \
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"               \
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" name "'"
+
 /* Named errors (org.teepkit.Error.*); docs/errors.md lists when each is used. */
 #define TEEP_ERROR_PREFIX "org.teepkit.Error."
 #define TEEP_ERROR_ACCESS_DENIED TEEP_ERROR_PREFIX "AccessDenied"

@@ -315,10 +315,7 @@ static void watch_agent(Installer *i) {
 
         if (i->agent_watch)
                 return;
-        /* arg0: only this name's changes reach us, not every client's comings and goings */
-        r = sd_bus_add_match(i->bus, &i->agent_watch,
-                             "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" TEEP_AGENT_BUS_NAME "'",
+        r = sd_bus_add_match(i->bus, &i->agent_watch, BUS_NAME_OWNER_CHANGED_MATCH(TEEP_AGENT_BUS_NAME),
                              on_agent_owner_changed, i);
         if (r >= 0)
                 return;
