@@ -7,7 +7,7 @@
  *   teep-bench rtt URL N
  *   teep-bench install-loop --prefix P --count N --staging DIR --tcs DIR [--unrequest] [--cpu-pid PID]...
  *   teep-bench request COMPONENT...             (in order, each waited for; prints ns per request)
- *   teep-bench load --prefix P --tcs N --clients C --calls K --uid-base UID [--stop-pid PID]
+ *   teep-bench load --prefix P --tcs N --clients C --calls K --uid-base UID [--stop-pid PID] [--cpu-pid PID]...
  *                   [--match maker|finished|job]
  *   teep-bench serve DIR PORT_FILE LIFETIME_SEC
  *   teep-bench fsync DIR N                     (median of N atomic 4 KiB file replaces in DIR)
@@ -374,6 +374,15 @@ static uint64_t proc_cpu_ns(pid_t pid) {
         return sum;
 }
 
+/* CPU time (ns) this process has used so far */
+static uint64_t self_cpu_ns(void) {
+        struct timespec ts;
+
+        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+                return 0;
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* utime and stime of a process in clock ticks (/proc/PID/stat fields 14 and 15). */
 static void proc_ticks(pid_t pid, unsigned long long *ret_user, unsigned long long *ret_sys) {
         char path[64], buf[1024], *p;
@@ -623,12 +632,15 @@ static LoadClient *load_client_open(unsigned calls, LoadMatch match) {
         return r < 0 ? NULL : c;
 }
 
-/* done_fd: where the client writes the time (CLOCK_MONOTONIC ns) its last job finished */
+/* done_fd: where the client writes the time (CLOCK_MONOTONIC ns) its last job finished, and
+ * the CPU time it used from the start until then (two uint64_t: one atomic pipe write) */
 static int load_client(LoadClient *c, const char *prefix, unsigned client, unsigned calls, unsigned n_tcs, int done_fd) {
         sd_bus *bus = c->bus;
         bool per_job = c->match == LOAD_MATCH_JOB;
         LoadCall *pending = calloc(calls, sizeof(*pending));
         int bad = 0, r = 0;
+
+        uint64_t cpu_start = self_cpu_ns();
 
         if (!pending)
                 return 2;
@@ -667,8 +679,8 @@ static int load_client(LoadClient *c, const char *prefix, unsigned client, unsig
         if (wait_jobs(bus, c->jobs, calls) < 0)
                 return 4;
         {
-                uint64_t t = now_ns(); /* 8 bytes: one atomic write to the pipe */
-                (void)write(done_fd, &t, sizeof(t));
+                uint64_t t[2] = { now_ns(), self_cpu_ns() - cpu_start };
+                (void)write(done_fd, t, sizeof(t));
         }
         for (unsigned k = 0; k < calls; k++)
                 if (strcmp(c->jobs[k].result, "installed") != 0 && strcmp(c->jobs[k].result, "already-installed") != 0) {
@@ -694,10 +706,12 @@ static int cmd_load(int argc, char **argv) {
         const char *prefix = NULL;
         unsigned n_tcs = 0, clients = 0, calls = 0;
         uid_t uid_base = 0;
-        pid_t stop_pid = 0, *kids;
+        pid_t stop_pid = 0, *kids, cpu_pids[8];
+        uint64_t cpu0[8] = { 0 };
+        unsigned n_pids = 0;
         LoadMatch match = LOAD_MATCH_MAKER;
         int go[2], ready[2], done[2], failed = 0;
-        uint64_t t0, t_last = 0, t, exit_ns;
+        uint64_t t0, t_last = 0, t[2], exit_ns, client_cpu = 0;
         unsigned n_done = 0;
 
         for (int i = 0; i < argc; i++) {
@@ -723,7 +737,9 @@ static int cmd_load(int argc, char **argv) {
                                 match = LOAD_MATCH_JOB;
                         else
                                 die("load: --match maker|finished|job, not %s", argv[i]);
-                } else
+                } else if (strcmp(argv[i], "--cpu-pid") == 0 && i + 1 < argc && n_pids < 8)
+                        cpu_pids[n_pids++] = (pid_t)strtol(argv[++i], NULL, 10);
+                else
                         die("load: unknown argument %s", argv[i]);
         }
         if (!prefix || n_tcs == 0 || clients == 0 || calls == 0 || uid_base == 0)
@@ -766,6 +782,8 @@ static int cmd_load(int argc, char **argv) {
         }
         if (stop_pid > 0 && kill(stop_pid, SIGSTOP) < 0)
                 die("cannot stop %d: %m", (int)stop_pid);
+        for (unsigned p = 0; p < n_pids; p++)
+                cpu0[p] = proc_cpu_ns(cpu_pids[p]);
         t0 = now_ns();
         close(go[1]); /* everyone goes */
         if (stop_pid > 0) {
@@ -790,6 +808,8 @@ static int cmd_load(int argc, char **argv) {
                         usleep(2000);
                 }
                 sd_bus_flush_close_unref(bus);
+                for (unsigned p = 0; p < n_pids; p++)
+                        cpu0[p] = proc_cpu_ns(cpu_pids[p]);
                 t0 = now_ns();
                 if (kill(stop_pid, SIGCONT) < 0)
                         die("cannot continue %d: %m", (int)stop_pid);
@@ -809,14 +829,19 @@ static int cmd_load(int argc, char **argv) {
          * daemon telling everyone) is not what a caller waits for. Each client wrote its time
          * before it exits; all are in the pipe now (EOF once the last one is gone). */
         exit_ns = now_ns() - t0;
-        while (read(done[0], &t, sizeof(t)) == (ssize_t)sizeof(t)) {
+        while (read(done[0], t, sizeof(t)) == (ssize_t)sizeof(t)) {
                 n_done++;
-                if (t > t_last)
-                        t_last = t;
+                if (t[0] > t_last)
+                        t_last = t[0];
+                client_cpu += t[1];
         }
         close(done[0]);
-        printf("total_ns=%" PRIu64 " exit_ns=%" PRIu64 " clients=%u calls=%u failed_clients=%d\n",
-               n_done == clients && t_last > t0 ? t_last - t0 : exit_ns, exit_ns, clients, calls, failed);
+        printf("total_ns=%" PRIu64 " exit_ns=%" PRIu64 " clients=%u calls=%u failed_clients=%d client_cpu_ns=%" PRIu64,
+               n_done == clients && t_last > t0 ? t_last - t0 : exit_ns, exit_ns, clients, calls, failed, client_cpu);
+        /* each --cpu-pid's CPU time from the start until the last client has exited */
+        for (unsigned p = 0; p < n_pids; p++)
+                printf(" cpu%u_ns=%" PRIu64, p, proc_cpu_ns(cpu_pids[p]) - cpu0[p]);
+        printf("\n");
         free(kids);
         return failed ? 1 : 0;
 }
