@@ -250,6 +250,10 @@ int agent_flush_state(Agent *a) {
         return agent_save_state(a, &a->state);
 }
 
+bool agent_has_unsaved_requests(const Agent *a) {
+        return a->state_dirty;
+}
+
 int agent_save_requests(Agent *a) {
         return a->state_dirty ? agent_save_state(a, &a->state) : 0;
 }

@@ -178,15 +178,23 @@ int agent_flush_state(Agent *a);
 
 /*
  * With on, RequestTA and UnrequestTA change the state in memory only and leave the write to the
- * caller's agent_flush_state(), which teep-agentd runs right after it has answered (so the
- * write overlaps the broker's first round trip to the TAM instead of delaying it). Any earlier
- * write — the journal of an Update, for one — carries the requests too. Off by default: every
- * call returns with its state on disk.
+ * caller's agent_save_requests(), which teep-agentd runs at most AGENT_REQUEST_SAVE_DELAY_USEC
+ * after it has answered (Q25). Any earlier write — the journal of an Update, for one — carries
+ * the requests too, and then there is nothing left to write. Off by default: every call
+ * returns with its state on disk.
  */
 void agent_set_deferred_request_saves(Agent *a, bool on);
 
 /* Write the requests changed in memory only (deferred saves), if any; nothing else. */
 int agent_save_requests(Agent *a);
+
+/* Whether requests changed in memory only wait for a write (deferred saves). */
+bool agent_has_unsaved_requests(const Agent *a);
+
+/* The longest a deferred request waits for its write when no Update's journal carries it first:
+ * long enough for a session with a nearby TAM to reach its Update, short against a person's
+ * sense of "I asked, then the power went". */
+#define AGENT_REQUEST_SAVE_DELAY_USEC (UINT64_C(1000) * 1000)
 
 /* ---- the Broker→Agent calls (org.teepkit.Agent1) ---- */
 

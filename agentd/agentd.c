@@ -46,7 +46,7 @@ typedef struct Daemon {
         PendingRequest pending[PENDING_REQUESTS_MAX];
         size_t n_pending;
         sd_event_source *flush;  /* idle-priority: runs once the bus has nothing queued */
-        sd_event_source *save;   /* idle-priority: the state write of answered (Un)RequestTA calls */
+        sd_event_source *save;   /* timer: the state write of answered (Un)RequestTA calls (Q25) */
         sd_event_source *bus_drain; /* bus_attach_event() */
 } Daemon;
 
@@ -101,30 +101,46 @@ static void save_now(Daemon *d) {
         (void)on_save(NULL, d);
 }
 
+static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        return on_save(s, userdata);
+}
+
 /*
  * RequestTA and UnrequestTA are answered before their state write (docs/protocol-decisions.md,
- * Q25), which runs from here as soon as the answers are on their way (idle priority: below the
- * bus source): it overlaps the broker's first HTTP round trip to the TAM instead of delaying
- * it. A crash in between loses the request, like the broker's job for it (in memory too): the
- * requester sees its job fail and asks again. Long before a job finishes, its request is on disk.
+ * Q25). The write waits up to AGENT_REQUEST_SAVE_DELAY_USEC after the first unsaved change: a
+ * request usually starts a session at once, and the journal of that session's Update carries
+ * every unwritten request (update.c), so the request is durable by the time its install is,
+ * with no write of its own. When no Update comes in time (the TC is there already, another
+ * requester still needs it, a remote TAM is slow), the timer writes it. A crash in between
+ * loses the request, like the broker's job for it (in memory too): the requester sees its job
+ * fail and asks again. Stopping (SIGTERM) writes it on the way out.
  */
 static void schedule_save(Daemon *d) {
-        int r = 0;
+        int enabled = SD_EVENT_OFF, r;
 
+        if (!agent_has_unsaved_requests(d->agent))
+                return;
         if (!d->save) {
-                r = sd_event_add_defer(d->event, &d->save, on_save, d);
+                r = sd_event_add_time_relative(d->event, &d->save, CLOCK_MONOTONIC, AGENT_REQUEST_SAVE_DELAY_USEC, 0,
+                                               on_save_timer, d);
                 if (r >= 0)
-                        r = sd_event_source_set_priority(d->save, SD_EVENT_PRIORITY_IDLE);
+                        (void)sd_event_source_set_description(d->save, "save-requests");
+                else
+                        save_now(d); /* no event source: write now */
+                return;
         }
+        if (sd_event_source_get_enabled(d->save, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return; /* armed: the deadline counts from the first unsaved change */
+        r = sd_event_source_set_time_relative(d->save, AGENT_REQUEST_SAVE_DELAY_USEC);
         if (r >= 0)
                 r = sd_event_source_set_enabled(d->save, SD_EVENT_ONESHOT);
         if (r < 0)
-                save_now(d); /* no event source: write now */
+                save_now(d);
 }
 
 /*
  * Group commit: RequestTA calls queue up while the bus has more messages waiting, then are
- * answered together and share one state save (schedule_save(), right after the answers) — a
+ * answered together and share one state save (schedule_save(): the next journal, or a timer) — a
  * burst of requests (a package manager, a hundred apps starting) costs one durable write
  * instead of one each. Every other method that reads or
  * changes the state flushes the queue first, so calls still take effect in the order they came.
@@ -309,7 +325,7 @@ static int method_request_ta_many(sd_bus_message *m, void *userdata, sd_bus_erro
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
         if (n_calls > 0)
-                schedule_save(d); /* as flush_requests(): the state write after the answers */
+                schedule_save(d); /* as flush_requests(): the journal or the timer writes it */
 finish:
         for (size_t i = 0; i < n; i++) {
                 strv_free_n(items[i].tam_uris);

@@ -4,12 +4,14 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -397,4 +399,84 @@ Test(daemon_faults, digest_mismatch) {
 
 Test(daemon_faults, unknown_critical_header) {
         refused_by_agent("unknown-critical-header@update", "malformed COSE");
+}
+
+/* ---- when a request is written (docs/protocol-decisions.md, Q25) ---- */
+
+static uint64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* As the broker: RequestTA of the demo TC for the requester in userdata, and nothing more. */
+static int request_only(void *userdata) {
+        sd_bus *bus = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        if (sd_bus_open_system(&bus) < 0)
+                return 3;
+        r = sd_bus_call_method(bus, AGENT_NAME, AGENT_PATH, AGENT_IFACE, "RequestTA", &error, &reply, "ssas",
+                               (const char *)userdata, stack.demo_component, 1, stack.tam_uri);
+        if (r < 0)
+                fprintf(stderr, "RequestTA: %s\n", error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return r < 0 ? 4 : 0;
+}
+
+static const char *state_file(void) {
+        return stack_path(&stack, "var/lib/teepkit/agent/state");
+}
+
+/* No session follows: the answer comes first, the write about a second later, by the timer. */
+Test(daemon, a_request_alone_is_written_by_the_timer) {
+        uint64_t t0 = mono_ms(), t_answer, t_seen = 0;
+
+        cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4343"), 0);
+        t_answer = mono_ms();
+        /* only meaningful well inside the delay (a machine that stalled for that long says nothing) */
+        if (t_answer - t0 < 400)
+                cr_expect(!file_contains(state_file(), " uid:4343\n"),
+                          "the request was written at once (%" PRIu64 " ms), not after its delay", t_answer - t0);
+        while (mono_ms() - t0 < 10000) {
+                if (file_contains(state_file(), " uid:4343\n")) {
+                        t_seen = mono_ms();
+                        break;
+                }
+                usleep(20 * 1000);
+        }
+        cr_assert(t_seen, "the request was never written to %s", state_file());
+        cr_assert_geq(t_seen - t0, 900, "written after %" PRIu64 " ms: the delay is 1 s", t_seen - t0);
+}
+
+/* A session follows at once: its Update's journal carries the request, well before the timer. */
+Test(daemon, a_request_rides_the_journal_of_its_update) {
+        uint64_t t0 = mono_ms(), took;
+
+        cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, broker_cycle, NULL), 0,
+                     "the exchange failed (logs in %s/log)", stack.dir);
+        took = mono_ms() - t0;
+        cr_assert(file_contains(state_file(), "journal install "), "the state file holds the Update's journal");
+        if (took < 800)
+                cr_assert(file_contains(state_file(), " uid:4242\n"),
+                          "the journal (written %" PRIu64 " ms after the request) does not carry it", took);
+}
+
+/* Stopping writes what waits: SIGTERM right after the answer leaves the request on disk. */
+Test(daemon, sigterm_writes_the_waiting_requests) {
+        pid_t pid = stack_bus_name_pid(AGENT_NAME);
+        uint64_t t0;
+
+        cr_assert_gt(pid, 0, "the agent is on the bus");
+        cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4444"), 0);
+        cr_assert_eq(kill(pid, SIGTERM), 0);
+        t0 = mono_ms();
+        while (kill(pid, 0) == 0 && mono_ms() - t0 < 10000)
+                usleep(10 * 1000);
+        cr_assert_neq(kill(pid, 0), 0, "the agent did not stop within 10 s");
+        cr_assert(file_contains(state_file(), " uid:4444\n"), "the request was lost at the stop");
 }
