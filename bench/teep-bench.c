@@ -840,7 +840,8 @@ static int cmd_load(int argc, char **argv) {
                n_done == clients && t_last > t0 ? t_last - t0 : exit_ns, exit_ns, clients, calls, failed, client_cpu);
         /* each --cpu-pid's CPU time from the start until the last client has exited */
         for (unsigned p = 0; p < n_pids; p++)
-                printf(" cpu%u_ns=%" PRIu64, p, proc_cpu_ns(cpu_pids[p]) - cpu0[p]);
+                if (kill(cpu_pids[p], 0) == 0) /* one that has gone (an idle exit) has no figure */
+                        printf(" cpu%u_ns=%" PRIu64, p, proc_cpu_ns(cpu_pids[p]) - cpu0[p]);
         printf("\n");
         free(kids);
         return failed ? 1 : 0;
