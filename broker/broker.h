@@ -16,6 +16,14 @@
 
 typedef struct Broker Broker;
 typedef struct Job Job;
+
+/* how many unfinished jobs one uid has (the per-uid limit, asked on every call) */
+typedef struct UidJobs UidJobs;
+struct UidJobs {
+        uid_t uid;
+        unsigned n;
+        UidJobs *next;
+};
 typedef struct Session Session;
 typedef struct Fetch Fetch;
 typedef struct RouteBatch RouteBatch;
@@ -46,6 +54,7 @@ typedef struct CallerLookup CallerLookup;
 #define BROKER_PROGRESS_COALESCE_USEC (200ull * 1000ull)
 
 #define BROKER_JOB_HASH_SIZE 1024
+#define BROKER_UID_HASH_SIZE 64 /* Broker.uid_jobs: buckets by uid */
 
 #define BROKER_JOB_PATH_PREFIX "/org/teepkit/Broker1/job"
 /* A job failed because the TAM did not deliver what was asked for (see the agent's log). */
@@ -169,6 +178,7 @@ struct Broker {
         unsigned n_jobs_unfinished;
         Job *unfinished_jobs;     /* the jobs not finished yet (Job.unfinished) */
         Job *job_hash[BROKER_JOB_HASH_SIZE]; /* by id % size: job objects looked up by path */
+        UidJobs *uid_jobs[BROKER_UID_HASH_SIZE]; /* unfinished jobs per uid, by uid % size (job.c) */
         unsigned n_agent_routes;  /* jobs waiting for their route answer (Job.routing) */
         unsigned n_agent_calls;   /* RequestTAMany/UnrequestTA calls in flight */
         Job *route_queue;         /* jobs to send to the agent once the bus is drained */

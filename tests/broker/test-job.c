@@ -98,6 +98,33 @@ Test(job, new_job_is_queued_with_a_path_and_counted) {
         }
 }
 
+/* The per-uid count follows every way a job stops being unfinished, also for uids that share a
+ * bucket, and a uid with none left holds no entry. */
+Test(job, unfinished_jobs_are_counted_per_uid) {
+        Job *a[3], *o[2];
+        uid_t other = 1000 + BROKER_UID_HASH_SIZE; /* the same bucket as 1000 */
+
+        for (int i = 0; i < 3; i++)
+                a[i] = new_job(JOB_REQUEST, "x/ta", "uid:1000");
+        for (int i = 0; i < 2; i++)
+                cr_assert_eq(job_new(b, JOB_REQUEST, "x/ta", NULL, "uid:other", other, &o[i]), 0);
+        cr_assert_eq(broker_count_unfinished_jobs(b, 1000), 3);
+        cr_assert_eq(broker_count_unfinished_jobs(b, other), 2);
+        cr_assert_eq(job_succeed(a[0], "installed"), 0);
+        cr_assert_eq(job_fail(a[1], "org.teepkit.Error.Failed", "no"), 0);
+        cr_assert_eq(broker_count_unfinished_jobs(b, 1000), 1, "finishing does not count down");
+        job_free(o[0]);
+        cr_assert_eq(broker_count_unfinished_jobs(b, other), 1, "freeing an unfinished job does not count down");
+        job_free(a[0]); /* finished already: counted down once only */
+        cr_assert_eq(broker_count_unfinished_jobs(b, 1000), 1);
+        cr_assert_eq(job_succeed(a[2], "installed"), 0);
+        cr_assert_eq(job_succeed(o[1], "installed"), 0);
+        cr_assert_eq(broker_count_unfinished_jobs(b, 1000), 0);
+        cr_assert_eq(broker_count_unfinished_jobs(b, other), 0);
+        cr_assert_null(b->uid_jobs[1000 % BROKER_UID_HASH_SIZE], "an entry is left for a uid with no jobs");
+        cr_assert_eq(b->n_jobs_unfinished, 0);
+}
+
 Test(job, progress_only_grows_and_stops_short_of_done) {
         Job *j = new_job(JOB_REQUEST, "x/ta", "uid:1000");
 
