@@ -187,6 +187,7 @@ struct Agent {
         bool state_dirty;
         /* payloads/ (rollback copies of images older versions kept) emptied: once per start */
         bool old_payloads_gone;
+        bool manifests_swept; /* manifests/ swept whole once since the start (update.c) */
         /* payloads staged in the store during the Update being processed (update.c), each
          * forgotten by one Installer1.Unstage when it ends, installed or not */
         char stage_ids[AGENT_MAX_STAGED][33];

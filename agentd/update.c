@@ -1294,6 +1294,40 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
         closedir(d);
 }
 
+/* Remove the manifest copy with this hash unless a TC of the state names it (copies are
+ * content-addressed: two TCs may share one). */
+static void drop_copy_unless_used(Agent *a, int mfd, const uint8_t hash[32]) {
+        char hex[65], name[80];
+
+        for (size_t i = 0; i < a->state.n_tcs; i++)
+                if (memcmp(a->state.tcs[i].manifest_hash, hash, 32) == 0)
+                        return;
+        (void)snprintf(name, sizeof(name), "%s.suit", hexstr(hash, 32, hex));
+        (void)unlinkat(mfd, name, 0);
+}
+
+/* After a commit, the copies no TC names any more: those its ops replaced or removed when it
+ * committed, those it made when it did not. Only the first commit after a start reads the whole
+ * directory (collect_garbage()), for what a crash left there; after it, a commit costs O(ops)
+ * here, not a directory read of every installed TC's copy. */
+static void drop_unused_copies(Agent *a, const Op *ops, size_t n_ops, bool committed) {
+        _cleanup_close_ int mfd = -1;
+
+        if (!a->manifests_swept) {
+                collect_garbage(a, "manifests", false);
+                a->manifests_swept = true;
+                return;
+        }
+        mfd = openat(a->state_fd, "manifests", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (mfd < 0)
+                return;
+        for (size_t i = 0; i < n_ops; i++)
+                if (committed && ops[i].had_old)
+                        drop_copy_unless_used(a, mfd, ops[i].old.manifest_hash);
+                else if (!committed && ops[i].action == ACT_INSTALL)
+                        drop_copy_unless_used(a, mfd, ops[i].tc.manifest_hash);
+}
+
 /* Returns 0 when committed; < 0 with fail_op set to the op that failed (SIZE_MAX: before any). */
 static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_staged, size_t *fail_op, char *why,
                   size_t why_len) {
@@ -1488,7 +1522,7 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
         a->state = next;
         next = (AgentState){};
         r = 0;
-        collect_garbage(a, "manifests", false);
+        drop_unused_copies(a, ops, n_ops, true);
 out:
         /* committed or undone: the installer's undo records of this commit serve nobody now (a
          * crash from here on is resolved by digest); the answer is not waited for */
@@ -1497,7 +1531,7 @@ out:
         /* refused or undone: the copies step 1 made are referenced by nothing now (unless a
          * journal still needs them), and the state directory must be as it was */
         if (r < 0 && a->state.n_journal == 0)
-                collect_garbage(a, "manifests", false);
+                drop_unused_copies(a, ops, n_ops, false);
         agent_state_done(&next);
         agent_state_done(&journal);
         return r;

@@ -784,12 +784,31 @@ Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
         }
         cr_assert_eq(count_files(dir, &good), 5);
 
-        /* any commit collects: here a newer version of the first TC (its old copy goes too) */
+        /* the first commit after a start sweeps the directory (what a crash left): here a newer
+         * version of the first TC (its old copy goes too) */
+        fx_restart(&F);
         e = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)"one, v2", 7, NULL, NULL, NULL, &len);
         b = TEEP_BUF(e, len);
         ans = fx_update(&F, &b, 1, NULL, &raw);
         cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
         cr_assert_eq(count_files(dir, &good), 2, "only the two copies in use are left");
+        cr_assert_eq(good, 2);
+
+        /* later commits drop only the copies their own ops stopped naming, without reading the
+         * directory: the replaced version's goes, a stray made since stays until the next start */
+        snprintf(path, sizeof(path), "%s/junk", dir);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fclose(f);
+        free(e);
+        free(raw);
+        raw = NULL;
+        teep_message_free(ans);
+        e = make_envelope(F.signer_key, TEST_COMPONENT, 3, (const uint8_t *)"one, v3", 7, NULL, NULL, NULL, &len);
+        b = TEEP_BUF(e, len);
+        ans = fx_update(&F, &b, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+        cr_assert_eq(count_files(dir, &good), 3, "the v2 copy stayed, or the stray went");
         cr_assert_eq(good, 2);
 }
 
