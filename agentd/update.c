@@ -1328,10 +1328,39 @@ static void drop_unused_copies(Agent *a, const Op *ops, size_t n_ops, bool commi
                         drop_copy_unless_used(a, mfd, ops[i].tc.manifest_hash);
 }
 
+/* The journal as commit() writes it: the state as the Update found it, with the floors `next`
+ * raises (built by the same agent_state_note_seen() calls in the same order, so next->seen is
+ * exactly that list) and the pending ops after any journal still unresolved. A view: it
+ * borrows every string from a->state, next and ops, and owns only *ret_entries (free() it,
+ * never agent_state_done() the view). A deep copy of the whole state for each commit cost
+ * O(requests + TCs) allocations on a used device. */
+static int journal_view(const Agent *a, const AgentState *next, const Op *ops, size_t n_ops, AgentState *ret,
+                        AgentJournal **ret_entries) {
+        size_t n_old = a->state.n_journal;
+        AgentJournal *e = calloc(n_old + n_ops, sizeof(*e));
+
+        if (!e)
+                return -ENOMEM;
+        if (n_old > 0)
+                memcpy(e, a->state.journal, n_old * sizeof(*e));
+        for (size_t i = 0; i < n_ops; i++)
+                e[n_old + i] = (AgentJournal){ .op = ops[i].action == ACT_INSTALL ? AGENT_JOURNAL_INSTALL
+                                                                                   : AGENT_JOURNAL_REMOVE,
+                                               .tc = ops[i].tc };
+        *ret = a->state;
+        ret->seen = next->seen;
+        ret->n_seen = next->n_seen;
+        ret->journal = e;
+        ret->n_journal = n_old + n_ops;
+        *ret_entries = e;
+        return 0;
+}
+
 /* Returns 0 when committed; < 0 with fail_op set to the op that failed (SIZE_MAX: before any). */
 static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_staged, size_t *fail_op, char *why,
                   size_t why_len) {
-        AgentState next = {}, journal = {};
+        AgentState next = {}, journal = {}; /* journal: a view (journal_view()) */
+        _cleanup_free_ AgentJournal *journal_entries = NULL;
         /* the state file as this Update found it, for an undo to put back byte for byte; not
          * when requests still wait for their write (the journal below carries them) */
         _cleanup_free_ char *found = !a->state_dirty && a->state_text ? malloc(a->state_text_len + 1) : NULL;
@@ -1426,21 +1455,9 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
          *    also carries every anti-rollback floor this Update raises, so that, once the
          *    installer has answered, it says everything the final state would (step 4). */
         if (n_ops > 0) {
-                r = agent_state_copy(&journal, &a->state);
-                /* raised even if the op does not happen: a floor only refuses older manifests, and
-                 * the same manifest again is still accepted (Q13) */
-                for (size_t i = 0; i < n_ops && r >= 0; i++)
-                        if (ops[i].action == ACT_INSTALL)
-                                r = agent_state_note_seen(&journal, ops[i].tc.component, ops[i].tc.seq);
-                        else if (ops[i].st)
-                                r = agent_state_note_seen(&journal, ops[i].tc.component, ops[i].st->seq);
-                for (size_t i = 0; i < n_staged && r >= 0; i++)
-                        if (staged[i].action == ACT_KEEP || staged[i].action == ACT_NONE)
-                                r = agent_state_note_seen(&journal, staged[i].component, staged[i].seq);
-                for (size_t i = 0; i < n_ops && r >= 0; i++)
-                        r = agent_state_add_journal(&journal, ops[i].action == ACT_INSTALL ? AGENT_JOURNAL_INSTALL
-                                                                                            : AGENT_JOURNAL_REMOVE,
-                                                    &ops[i].tc);
+                /* the floors are next's: raised even if the op does not happen (a floor only
+                 * refuses older manifests, and the same manifest again is still accepted, Q13) */
+                r = journal_view(a, &next, ops, n_ops, &journal, &journal_entries);
                 if (r >= 0)
                         r = agent_save_state(a, &journal);
                 if (r < 0) {
@@ -1533,7 +1550,7 @@ out:
         if (r < 0 && a->state.n_journal == 0)
                 drop_unused_copies(a, ops, n_ops, false);
         agent_state_done(&next);
-        agent_state_done(&journal);
+        /* journal borrows everything but journal_entries (freed on the way out) */
         return r;
 }
 
