@@ -594,8 +594,35 @@ static int request_apply(Agent *a, AgentState *next, RequestIndex *x, const Agen
         return 0;
 }
 
+/* Where RequestTA and UnrequestTA make their change: with deferred saves the state itself (the
+ * save only marks it, so nothing can fail after the change, and each change is all or nothing
+ * on its own), else a copy that replaces the state once it is written. A copy of the whole state
+ * per call cost O(requests) allocations on a used device. */
+static int request_target(Agent *a, AgentState *copy, AgentState **ret) {
+        int r = 0;
+
+        *ret = &a->state;
+        if (!a->defer_request_saves) {
+                r = agent_state_copy(copy, &a->state);
+                *ret = copy;
+        }
+        return r;
+}
+
+/* After the change in *t: the copy replaces the state (when one was made and changed). */
+static void request_target_done(Agent *a, AgentState *copy, AgentState *t, bool changed) {
+        if (t == &a->state)
+                return;
+        if (changed) {
+                agent_state_done(&a->state);
+                a->state = *copy;
+                *copy = (AgentState){};
+        } else
+                agent_state_done(copy);
+}
+
 int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int *ret_r, char **ret_uri) {
-        AgentState next = {};
+        AgentState copy = {}, *next;
         unsigned changed = 0;
         size_t n_before = a->state.n_reqs;
         int r;
@@ -604,7 +631,7 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                 ret_r[i] = 0;
                 ret_uri[i] = NULL;
         }
-        r = agent_state_copy(&next, &a->state);
+        r = request_target(a, &copy, &next);
         if (r < 0) {
                 /* every call fails with it: callers answer each item from ret_r */
                 for (size_t i = 0; i < n; i++)
@@ -613,18 +640,19 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
         }
         {
                 RequestIndex x;
-                r = request_index_build(&x, &next, next.n_reqs + n);
+                r = request_index_build(&x, next, next->n_reqs + n);
                 for (size_t i = 0; i < n; i++)
                         /* a call that fails leaves next as it was (request_apply changes it last) */
-                        ret_r[i] = r < 0 ? r : request_apply(a, &next, &x, &calls[i], &changed, &ret_uri[i]);
+                        ret_r[i] = r < 0 ? r : request_apply(a, next, &x, &calls[i], &changed, &ret_uri[i]);
                 request_index_done(&x);
                 r = 0;
         }
         /* one durable write for the whole batch: what a burst of requests costs is one save */
         if (changed)
-                r = save_requests(a, &next);
+                r = save_requests(a, next);
         if (r < 0) {
-                agent_state_done(&next);
+                /* only a copy's write fails (a deferred save only marks the state) */
+                agent_state_done(&copy);
                 for (size_t i = 0; i < n; i++) {
                         free(ret_uri[i]);
                         ret_uri[i] = NULL;
@@ -633,11 +661,7 @@ int agent_request_ta_many(Agent *a, size_t n, const AgentRequestCall *calls, int
                 }
                 return r;
         }
-        if (changed) {
-                agent_state_done(&a->state);
-                a->state = next;
-        } else
-                agent_state_done(&next);
+        request_target_done(a, &copy, next, changed);
         /* one line a request; for a batch one line in all (the broker logs every job with its
          * requester, and a burst of a thousand lines would cost more than the requests) */
         {
@@ -675,8 +699,16 @@ int agent_request_ta(Agent *a, const char *requester, const char *component, cha
         return 0;
 }
 
+/* Whether a request other than the i-th names component. */
+static bool requested_by_another(const AgentState *s, const char *component, size_t i) {
+        for (size_t j = 0; j < s->n_reqs; j++)
+                if (j != i && strcmp(s->reqs[j].component, component) == 0)
+                        return true;
+        return false;
+}
+
 int agent_unrequest_ta(Agent *a, const char *requester, const char *component, char **ret_uri) {
-        AgentState next = {};
+        AgentState copy = {}, *next;
         unsigned changed = AGENT_CHANGED_REQUESTS | AGENT_CHANGED_PENDING;
         char *uri = NULL;
         ssize_t i, tc;
@@ -691,28 +723,35 @@ int agent_unrequest_ta(Agent *a, const char *requester, const char *component, c
         if (i < 0)
                 return -ENOENT;
 
-        r = agent_state_copy(&next, &a->state);
+        r = request_target(a, &copy, &next);
         if (r < 0)
                 return r;
-        agent_state_remove_request(&next, (size_t)i);
-        tc = agent_state_find_tc(&next, component);
-        if (!agent_state_is_requested(&next, component) && tc >= 0) {
-                r = agent_state_add_unneeded(&next, component);
+        /* what can fail first, so that a failure leaves next as it was: the last request for an
+         * installed TC makes it unneeded, and a TAM is chosen to remove it */
+        tc = agent_state_find_tc(next, component);
+        if (tc >= 0 && !requested_by_another(next, component, (size_t)i)) {
+                bool was_unneeded = agent_state_find_unneeded(next, component) >= 0;
+                r = agent_state_add_unneeded(next, component);
                 if (r >= 0) {
-                        uri = choose_tam(a, NULL, next.tcs[tc].tam_uri);
-                        if (!uri)
+                        uri = choose_tam(a, NULL, next->tcs[tc].tam_uri);
+                        if (!uri) {
                                 r = errno == EADDRNOTAVAIL ? -EADDRNOTAVAIL : -ENOMEM;
+                                if (!was_unneeded)
+                                        agent_state_remove_unneeded(next, component);
+                        }
                 }
         }
-        if (r >= 0)
-                r = save_requests(a, &next);
+        if (r >= 0) {
+                agent_state_remove_request(next, (size_t)i);
+                r = save_requests(a, next);
+        }
         if (r < 0) {
-                agent_state_done(&next);
+                /* a failed add or choice changed nothing; a failed write was of the copy */
+                agent_state_done(&copy);
                 free(uri);
                 return r;
         }
-        agent_state_done(&a->state);
-        a->state = next;
+        request_target_done(a, &copy, next, true);
         log_info("UnrequestTA %s by %s: %s", component, requester,
                  uri ? uri : agent_state_is_requested(&a->state, component) ? "still needed by another requester"
                                                                              : "was not installed");

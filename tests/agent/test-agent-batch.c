@@ -8,6 +8,7 @@
 
 #include "agent-internal.h"
 #include "agent-test.h"
+#include "macro.h"
 
 static Fixture F;
 
@@ -118,4 +119,44 @@ Test(batch, a_big_batch_keeps_the_per_requester_limit) {
         cr_assert_not(has_request("uid:7", names[N - 1]));
         for (size_t i = 0; i < N + 2; i++)
                 free(uris[i]);
+}
+
+/* teep-agentd's mode (agent_set_deferred_request_saves()): calls change the state itself, a
+ * refused one changes nothing, and nothing is on disk until agent_save_requests(). */
+Test(batch, deferred_saves_change_the_state_in_place_and_write_it_later) {
+        const AgentRequestCall calls[] = {
+                { .requester = "uid:1000", .component = TEST_COMPONENT },
+                { .requester = "uid:1001", .component = TEST_COMPONENT },
+                { .requester = "bad requester", .component = TEST_COMPONENT2 },
+        };
+        _cleanup_free_ char *before = NULL, *after = NULL;
+        char *uris[3], *uri = NULL;
+        const AgentRequest *reqs;
+        int rs[3];
+
+        agent_set_deferred_request_saves(F.agent, true);
+        before = fx_state_file(&F);
+        cr_assert_eq(agent_request_ta_many(F.agent, 3, calls, rs, uris), 0);
+        cr_assert(rs[0] == 0 && rs[1] == 0 && rs[2] == -EINVAL);
+        for (size_t i = 0; i < 3; i++)
+                free(uris[i]);
+        cr_assert_eq(agent_requests(F.agent, &reqs), 2);
+        cr_assert(agent_has_unsaved_requests(F.agent));
+
+        F.deltas[0] = '\0';
+        cr_assert_eq(agent_unrequest_ta(F.agent, "uid:9", TEST_COMPONENT, &uri), -ENOENT);
+        cr_assert_str_empty(F.deltas, "a refused unrequest changes nothing");
+        cr_assert_eq(agent_requests(F.agent, &reqs), 2);
+        cr_assert_eq(agent_unrequest_ta(F.agent, "uid:1000", TEST_COMPONENT, &uri), 0);
+        cr_assert_null(uri, "not installed: no TAM to ask");
+        cr_assert_eq(agent_requests(F.agent, &reqs), 1);
+        cr_assert_str_eq(reqs[0].requester, "uid:1001");
+
+        after = fx_state_file(&F);
+        cr_assert_str_eq(after, before, "written before agent_save_requests()");
+        cr_assert_eq(agent_save_requests(F.agent), 0);
+        cr_assert_not(agent_has_unsaved_requests(F.agent));
+        fx_restart(&F);
+        cr_assert_eq(agent_requests(F.agent, &reqs), 1);
+        cr_assert(has_request("uid:1001", TEST_COMPONENT));
 }
