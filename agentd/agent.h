@@ -177,11 +177,12 @@ int agent_reconcile(Agent *a);
 int agent_flush_state(Agent *a);
 
 /*
- * With on, RequestTA and UnrequestTA change the state in memory only and leave the write to the
- * caller's agent_save_requests(), which teep-agentd runs at most AGENT_REQUEST_SAVE_DELAY_USEC
- * after it has answered (Q25). Any earlier write — the journal of an Update, for one — carries
- * the requests too, and then there is nothing left to write. Off by default: every call
- * returns with its state on disk.
+ * With on, RequestTA and UnrequestTA change the state in memory only (in place: no copy of the
+ * state per call) and leave the write to the caller's agent_save_requests(), which teep-agentd
+ * runs at most AGENT_REQUEST_SAVE_DELAY_USEC after it has answered (Q25). Any earlier write —
+ * the journal of an Update, for one — carries the requests too, and then there is nothing left
+ * to write. Off by default: every call returns with its state on disk (it works on a copy,
+ * which replaces the state once written).
  */
 void agent_set_deferred_request_saves(Agent *a, bool on);
 
