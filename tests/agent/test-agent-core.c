@@ -746,13 +746,23 @@ static unsigned count_files(const char *dir, unsigned *ret_lower_hex_suit) {
         return n;
 }
 
-Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
+/* An Update that installs payload as version seq of TEST_COMPONENT, and succeeds. */
+static void update_first_tc(uint64_t seq, const char *payload) {
         _cleanup_free_ uint8_t *e = NULL, *raw = NULL;
         _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
-        char dir[512], path[1100], upper[300];
-        unsigned good = 0;
         size_t len;
         TeepBuf b;
+
+        e = make_envelope(F.signer_key, TEST_COMPONENT, seq, (const uint8_t *)payload, strlen(payload), NULL, NULL,
+                          NULL, &len);
+        b = TEEP_BUF(e, len);
+        ans = fx_update(&F, &b, 1, NULL, &raw);
+        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+}
+
+Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
+        char dir[512], path[1100], upper[300];
+        unsigned good = 0;
         FILE *f;
 
         fx_install(&F, TEST_COMPONENT, 1, "one");
@@ -787,10 +797,7 @@ Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
         /* the first commit after a start sweeps the directory (what a crash left): here a newer
          * version of the first TC (its old copy goes too) */
         fx_restart(&F);
-        e = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)"one, v2", 7, NULL, NULL, NULL, &len);
-        b = TEEP_BUF(e, len);
-        ans = fx_update(&F, &b, 1, NULL, &raw);
-        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+        update_first_tc(2, "one, v2");
         cr_assert_eq(count_files(dir, &good), 2, "only the two copies in use are left");
         cr_assert_eq(good, 2);
 
@@ -800,14 +807,7 @@ Test(agent, manifest_copies_the_state_does_not_name_are_removed) {
         f = fopen(path, "w");
         cr_assert_not_null(f);
         fclose(f);
-        free(e);
-        free(raw);
-        raw = NULL;
-        teep_message_free(ans);
-        e = make_envelope(F.signer_key, TEST_COMPONENT, 3, (const uint8_t *)"one, v3", 7, NULL, NULL, NULL, &len);
-        b = TEEP_BUF(e, len);
-        ans = fx_update(&F, &b, 1, NULL, &raw);
-        cr_assert_eq(ans->type, TEEP_TYPE_SUCCESS);
+        update_first_tc(3, "one, v3");
         cr_assert_eq(count_files(dir, &good), 3, "the v2 copy stayed, or the stray went");
         cr_assert_eq(good, 2);
 }
