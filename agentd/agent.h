@@ -196,6 +196,8 @@ bool agent_has_unsaved_requests(const Agent *a);
  * long enough for a session with a nearby TAM to reach its Update, short against a person's
  * sense of "I asked, then the power went". */
 #define AGENT_REQUEST_SAVE_DELAY_USEC (UINT64_C(1000) * 1000)
+/* after a failed write the next try waits twice as long as the last, at most this */
+#define AGENT_REQUEST_SAVE_RETRY_MAX_USEC (UINT64_C(60) * 1000 * 1000)
 
 /* ---- the Broker→Agent calls (org.teepkit.Agent1) ---- */
 

@@ -47,6 +47,7 @@ typedef struct Daemon {
         size_t n_pending;
         sd_event_source *flush;  /* idle-priority: runs once the bus has nothing queued */
         sd_event_source *save;   /* timer: the state write of answered (Un)RequestTA calls (Q25) */
+        uint64_t save_retry_usec; /* after a failed write: the wait before the next try (0: none failed) */
         sd_event_source *bus_drain; /* bus_attach_event() */
 } Daemon;
 
@@ -101,8 +102,24 @@ static void save_now(Daemon *d) {
         (void)on_save(NULL, d);
 }
 
+/* The timer's write; one that fails (a full disk, say) is tried again, less and less often (up
+ * to once a minute), until it works or another write of the state takes the requests with it. */
 static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        return on_save(s, userdata);
+        Daemon *d = userdata;
+
+        (void)on_save(s, d);
+        if (!agent_has_unsaved_requests(d->agent)) {
+                d->save_retry_usec = 0;
+                return 0;
+        }
+        d->save_retry_usec = d->save_retry_usec == 0 ? 2 * AGENT_REQUEST_SAVE_DELAY_USEC : 2 * d->save_retry_usec;
+        if (d->save_retry_usec > AGENT_REQUEST_SAVE_RETRY_MAX_USEC)
+                d->save_retry_usec = AGENT_REQUEST_SAVE_RETRY_MAX_USEC;
+        log_info("the requests stay in memory; next try in %" PRIu64 " s", d->save_retry_usec / 1000000u);
+        if (sd_event_source_set_time_relative(s, d->save_retry_usec) < 0 ||
+            sd_event_source_set_enabled(s, SD_EVENT_ONESHOT) < 0)
+                log_warning("cannot schedule the next try: the next write of the state takes them");
+        return 0;
 }
 
 /*

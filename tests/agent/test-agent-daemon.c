@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -479,4 +480,27 @@ Test(daemon, sigterm_writes_the_waiting_requests) {
                 usleep(10 * 1000);
         cr_assert_neq(kill(pid, 0), 0, "the agent did not stop within 10 s");
         cr_assert(file_contains(state_file(), " uid:4444\n"), "the request was lost at the stop");
+}
+
+/* A write the timer could not make is tried again: the state directory is read-only when the
+ * timer fires (the exchange with the state file fails), writable again afterwards. */
+Test(daemon, a_failed_request_write_is_tried_again) {
+        char dir[400];
+        uint64_t t0;
+        bool seen = false;
+
+        snprintf(dir, sizeof(dir), "%s", stack_path(&stack, "var/lib/teepkit/agent"));
+        cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4545"), 0);
+        cr_assert_eq(chmod(dir, 0500), 0);
+        t0 = mono_ms();
+        while (mono_ms() - t0 < 10000 && !file_contains(stack_path(&stack, "log/agent.log"), "next try in"))
+                usleep(20 * 1000);
+        cr_assert_eq(chmod(dir, 0700), 0);
+        cr_assert(file_contains(stack_path(&stack, "log/agent.log"), "next try in"),
+                  "the timer's write did not fail (or said nothing)");
+        cr_assert_not(file_contains(state_file(), " uid:4545\n"));
+        t0 = mono_ms();
+        while (mono_ms() - t0 < 10000 && !(seen = file_contains(state_file(), " uid:4545\n")))
+                usleep(20 * 1000);
+        cr_assert(seen, "the write was not tried again");
 }
