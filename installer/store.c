@@ -329,7 +329,7 @@ int store_copy_hashed_max(int in_fd, int out_fd, uint64_t max, unsigned stall_ti
                           uint8_t ret_sha256[32]) {
         _cleanup_free_ uint8_t *buf = NULL;
         TeepSha256 h;
-        uint64_t total = 0, flushed = 0, previous = 0, waited = 0;
+        uint64_t total = 0, flushed = 0, previous = 0, waited = 0, window = STORE_WRITEBACK_FIRST;
         struct stat st;
         bool may_block;
         int r = 0;
@@ -382,7 +382,7 @@ int store_copy_hashed_max(int in_fd, int out_fd, uint64_t max, unsigned stall_ti
                 r = loop_write(out_fd, buf, (size_t)n);
                 if (r < 0)
                         break;
-                if (total - flushed >= STORE_WRITEBACK_CHUNK) {
+                if (total - flushed >= window) {
                         /* Start writing back what we have so far: the disk works while we copy
                          * and hash the rest, the final fsync() has little left to wait for, and
                          * a big payload never piles up as dirty page cache. Only a hint: the
@@ -398,6 +398,8 @@ int store_copy_hashed_max(int in_fd, int out_fd, uint64_t max, unsigned stall_ti
                         }
                         previous = flushed;
                         flushed = total;
+                        if (window < STORE_WRITEBACK_CHUNK)
+                                window *= 2;
                 }
         }
         if (r < 0) {

@@ -57,6 +57,11 @@
  * the best of 4, 8, 16 and 32 MiB measured, and waiting beats not waiting (1 GiB in 1.3 s
  * against 2.2 s on a virtio disk, bench/installer-bigfile). */
 #define STORE_WRITEBACK_CHUNK (16u * 1024u * 1024u)
+/* The first window is this small and each next one twice the last, up to STORE_WRITEBACK_CHUNK:
+ * the disk starts on a payload of a few MiB while it still streams in (4 MiB by URI, median of
+ * five alternating runs: 16.0 -> 14.1 ms), and a big one still goes in 16 MiB windows (256 KiB
+ * windows throughout made 1 GiB 12 % slower). */
+#define STORE_WRITEBACK_FIRST (256u * 1024u)
 #define STORE_STALL_TIMEOUT_MS 30000
 /* A List reply is one bus message; past this many entries the store is not ours to list. */
 #define STORE_LIST_MAX       16384u
