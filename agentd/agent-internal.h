@@ -168,6 +168,7 @@ struct Agent {
         void *changed_userdata;
 
         int state_fd; /* the state directory */
+        int manifests_fd; /* its manifests/, opened (and made) by the first commit that writes a copy */
         char *state_path;
         TeepKey *device_key;
         uint8_t device_kid[32];

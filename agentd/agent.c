@@ -115,7 +115,7 @@ int agent_new(Agent **ret, const AgentConfig *config, const AgentInstaller *inst
         a = calloc(1, sizeof(Agent));
         if (!a)
                 return -ENOMEM;
-        a->state_fd = -1;
+        a->state_fd = a->manifests_fd = -1;
         agent_config_init(&a->cfg);
         r = config_copy(&a->cfg, config);
         if (r < 0)
@@ -158,6 +158,8 @@ Agent *agent_free(Agent *a) {
         free(a->state_path);
         free(a->hwmodel);
         free(a->hwversion);
+        if (a->manifests_fd >= 0)
+                close(a->manifests_fd);
         if (a->state_fd >= 0)
                 close(a->state_fd);
         agent_config_done(&a->cfg);

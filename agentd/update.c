@@ -1171,8 +1171,12 @@ static void ops_free(Op *ops, size_t n) {
         free(ops);
 }
 
-static int sub_dir(Agent *a, const char *name) {
-        return open_private_dir_at(a->state_fd, name, 0700);
+/* The agent's manifests/ (made if missing), opened once and kept: a commit used to make, open
+ * and check it every time. Borrowed: the Agent closes it. */
+static int manifests_dir(Agent *a) {
+        if (a->manifests_fd < 0)
+                a->manifests_fd = open_private_dir_at(a->state_fd, "manifests", 0700);
+        return a->manifests_fd;
 }
 
 /* A copy in dfd/name, its directory entry not synced (the caller does that once for all copies),
@@ -1311,14 +1315,19 @@ static void drop_copy_unless_used(Agent *a, int mfd, const uint8_t hash[32]) {
  * directory (collect_garbage()), for what a crash left there; after it, a commit costs O(ops)
  * here, not a directory read of every installed TC's copy. */
 static void drop_unused_copies(Agent *a, const Op *ops, size_t n_ops, bool committed) {
-        _cleanup_close_ int mfd = -1;
+        bool any = false;
+        int mfd;
 
         if (!a->manifests_swept) {
                 collect_garbage(a, "manifests", false);
                 a->manifests_swept = true;
                 return;
         }
-        mfd = openat(a->state_fd, "manifests", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        for (size_t i = 0; i < n_ops && !any; i++)
+                any = committed ? ops[i].had_old : ops[i].action == ACT_INSTALL;
+        if (!any)
+                return; /* a new TC installed: nothing replaced, nothing to drop */
+        mfd = manifests_dir(a);
         if (mfd < 0)
                 return;
         for (size_t i = 0; i < n_ops; i++)
@@ -1421,10 +1430,10 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
         for (size_t i = 0; i < n_ops; i++)
                 n_copies += ops[i].action == ACT_INSTALL;
         if (n_copies > 0) {
-                _cleanup_close_ int mfd = -1;
                 bool use_syncfs = n_copies > AGENT_SYNCFS_COPIES;
+                int mfd;
 
-                mfd = r = sub_dir(a, "manifests");
+                mfd = r = manifests_dir(a);
                 for (size_t i = 0; i < n_ops && r >= 0; i++) {
                         char hex[65], name[80];
                         const Staged *st = ops[i].st;
