@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -404,12 +403,6 @@ Test(daemon_faults, unknown_critical_header) {
 
 /* ---- when a request is written (docs/protocol-decisions.md, Q25) ---- */
 
-static uint64_t mono_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* As the broker: RequestTA of the demo TC for the requester in userdata, and nothing more. */
 static int request_only(void *userdata) {
         sd_bus *bus = NULL;
@@ -435,17 +428,17 @@ static const char *state_file(void) {
 
 /* No session follows: the answer comes first, the write about a second later, by the timer. */
 Test(daemon, a_request_alone_is_written_by_the_timer) {
-        uint64_t t0 = mono_ms(), t_answer, t_seen = 0;
+        uint64_t t0 = stack_now_ms(), t_answer, t_seen = 0;
 
         cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4343"), 0);
-        t_answer = mono_ms();
+        t_answer = stack_now_ms();
         /* only meaningful well inside the delay (a machine that stalled for that long says nothing) */
         if (t_answer - t0 < 400)
                 cr_expect(!file_contains(state_file(), " uid:4343\n"),
                           "the request was written at once (%" PRIu64 " ms), not after its delay", t_answer - t0);
-        while (mono_ms() - t0 < 10000) {
+        while (stack_now_ms() - t0 < 10000) {
                 if (file_contains(state_file(), " uid:4343\n")) {
-                        t_seen = mono_ms();
+                        t_seen = stack_now_ms();
                         break;
                 }
                 usleep(20 * 1000);
@@ -456,11 +449,11 @@ Test(daemon, a_request_alone_is_written_by_the_timer) {
 
 /* A session follows at once: its Update's journal carries the request, well before the timer. */
 Test(daemon, a_request_rides_the_journal_of_its_update) {
-        uint64_t t0 = mono_ms(), took;
+        uint64_t t0 = stack_now_ms(), took;
 
         cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, broker_cycle, NULL), 0,
                      "the exchange failed (logs in %s/log)", stack.dir);
-        took = mono_ms() - t0;
+        took = stack_now_ms() - t0;
         cr_assert(file_contains(state_file(), "journal install "), "the state file holds the Update's journal");
         if (took < 800)
                 cr_assert(file_contains(state_file(), " uid:4242\n"),
@@ -475,8 +468,8 @@ Test(daemon, sigterm_writes_the_waiting_requests) {
         cr_assert_gt(pid, 0, "the agent is on the bus");
         cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4444"), 0);
         cr_assert_eq(kill(pid, SIGTERM), 0);
-        t0 = mono_ms();
-        while (kill(pid, 0) == 0 && mono_ms() - t0 < 10000)
+        t0 = stack_now_ms();
+        while (kill(pid, 0) == 0 && stack_now_ms() - t0 < 10000)
                 usleep(10 * 1000);
         cr_assert_neq(kill(pid, 0), 0, "the agent did not stop within 10 s");
         cr_assert(file_contains(state_file(), " uid:4444\n"), "the request was lost at the stop");
@@ -492,15 +485,15 @@ Test(daemon, a_failed_request_write_is_tried_again) {
         snprintf(dir, sizeof(dir), "%s", stack_path(&stack, "var/lib/teepkit/agent"));
         cr_assert_eq(run_as(stack.uid_broker, stack.gid_broker, request_only, (void *)"uid:4545"), 0);
         cr_assert_eq(chmod(dir, 0500), 0);
-        t0 = mono_ms();
-        while (mono_ms() - t0 < 10000 && !file_contains(stack_path(&stack, "log/agent.log"), "next try in"))
+        t0 = stack_now_ms();
+        while (stack_now_ms() - t0 < 10000 && !file_contains(stack_path(&stack, "log/agent.log"), "next try in"))
                 usleep(20 * 1000);
         cr_assert_eq(chmod(dir, 0700), 0);
         cr_assert(file_contains(stack_path(&stack, "log/agent.log"), "next try in"),
                   "the timer's write did not fail (or said nothing)");
         cr_assert_not(file_contains(state_file(), " uid:4545\n"));
-        t0 = mono_ms();
-        while (mono_ms() - t0 < 10000 && !(seen = file_contains(state_file(), " uid:4545\n")))
+        t0 = stack_now_ms();
+        while (stack_now_ms() - t0 < 10000 && !(seen = file_contains(state_file(), " uid:4545\n")))
                 usleep(20 * 1000);
         cr_assert(seen, "the write was not tried again");
 }

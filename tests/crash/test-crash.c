@@ -69,12 +69,6 @@ static void down(void) {
         stack_down(&stack);
 }
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The last TC is fetched by URI and big enough to stream: broker → agent → installer, staged in
  * the store and committed from there, so kills land in the stream and in the staging too. */
 #define STREAMED_TC (N_TCS - 1)
@@ -289,14 +283,14 @@ static pid_t start_op(Op op, unsigned i) {
 }
 
 static int wait_op(pid_t pid, unsigned timeout_ms) {
-        uint64_t deadline = now_ms() + timeout_ms;
+        uint64_t deadline = stack_now_ms() + timeout_ms;
         int status;
 
         for (;;) {
                 pid_t r = waitpid(pid, &status, WNOHANG);
                 if (r == pid)
                         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-                if (now_ms() > deadline) {
+                if (stack_now_ms() > deadline) {
                         kill(pid, SIGKILL);
                         waitpid(pid, &status, 0);
                         return -ETIMEDOUT;
@@ -494,14 +488,14 @@ Test(crash, kill_9_anywhere_leaves_old_or_new_and_agent_and_store_agree) {
         Figures f = {};
         unsigned seed = env_uint("TEEP_CRASH_SEED", (unsigned)time(NULL) ^ (unsigned)getpid());
         unsigned iterations = env_uint("TEEP_CRASH_ITERATIONS", 50);
-        uint64_t start = now_ms();
+        uint64_t start = stack_now_ms();
 
         fprintf(stderr, "crash: seed %u (replay with TEEP_CRASH_SEED=%u), %u iterations\n", seed, seed, iterations);
         run_crash(iterations, seed, &f);
         fprintf(stderr,
                 "crash: %u iterations in %.1f s, seed %u; kills tried/landed: agent %u/%u, installer %u/%u, broker %u/%u; "
                 "landed mid-commit: %u; interrupted commands that succeeded %u, failed cleanly %u; violations: %u\n",
-                f.iterations, (double)(now_ms() - start) / 1000.0, seed, f.kills[D_AGENT], f.landed[D_AGENT],
+                f.iterations, (double)(stack_now_ms() - start) / 1000.0, seed, f.kills[D_AGENT], f.landed[D_AGENT],
                 f.kills[D_INSTALLER], f.landed[D_INSTALLER], f.kills[D_BROKER], f.landed[D_BROKER], f.mid_commit, f.ok_ops,
                 f.failed_ops, f.violations);
         cr_assert_eq(f.violations, 0, "%u violations (seed %u)", f.violations, seed);

@@ -44,7 +44,7 @@ bool stack_can_run(const char **why_not) {
         return true;
 }
 
-static uint64_t now_ms(void) {
+uint64_t stack_now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -54,7 +54,7 @@ static uint64_t now_ms(void) {
 static int slurp(int fd, char **buf, size_t *len, uint64_t deadline) {
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                uint64_t t = now_ms();
+                uint64_t t = stack_now_ms();
                 char chunk[4096];
                 ssize_t n;
                 int r;
@@ -95,7 +95,7 @@ int run_cmd_as(uid_t uid, gid_t gid, const char *const *argv, unsigned timeout_s
         int out[2], err[2], status;
         _cleanup_free_ char *obuf = NULL, *ebuf = NULL;
         size_t olen = 0, elen = 0;
-        uint64_t deadline = now_ms() + (uint64_t)timeout_sec * 1000u;
+        uint64_t deadline = stack_now_ms() + (uint64_t)timeout_sec * 1000u;
         pid_t pid;
         int r;
 
@@ -282,12 +282,12 @@ const char *stack_path(const Stack *s, const char *rel) {
 }
 
 bool wait_for_file(const char *path, unsigned timeout_ms) {
-        uint64_t deadline = now_ms() + timeout_ms;
+        uint64_t deadline = stack_now_ms() + timeout_ms;
 
         for (;;) {
                 if (access(path, F_OK) == 0)
                         return true;
-                if (now_ms() >= deadline)
+                if (stack_now_ms() >= deadline)
                         return false;
                 usleep(20 * 1000);
         }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -55,6 +56,9 @@ int run_as(uid_t uid, gid_t gid, int (*fn)(void *userdata), void *userdata);
  */
 int run_cmd_as(uid_t uid, gid_t gid, const char *const *argv, unsigned timeout_sec, char **ret_out,
                char **ret_err);
+
+/* CLOCK_MONOTONIC in milliseconds: for the deadlines and delays tests measure. */
+uint64_t stack_now_ms(void);
 
 /* Wait until path exists (or pred) up to timeout_ms. Returns true when it appeared. */
 bool wait_for_file(const char *path, unsigned timeout_ms);

@@ -79,12 +79,6 @@ static pid_t daemon_pid(const char *name) {
         return pid;
 }
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Shared with the forked clients (run_as): counts they report back. */
 typedef struct Shared {
         volatile int sent;           /* the flood is on the wire */
@@ -191,7 +185,7 @@ static int pump(sd_bus *bus, uint64_t deadline_ms, unsigned max_unreplied, unsig
                 outstanding(&unreplied, &unfinished);
                 if (unreplied <= max_unreplied && unfinished <= max_unfinished)
                         return 0;
-                if (now_ms() > deadline_ms)
+                if (stack_now_ms() > deadline_ms)
                         return -ETIMEDOUT;
                 r = sd_bus_process(bus, NULL);
                 if (r < 0)
@@ -227,7 +221,7 @@ static void calls_init(unsigned n) {
  */
 static int flood(void *userdata) {
         sd_bus *bus = client_bus();
-        uint64_t deadline = now_ms() + 300 * 1000;
+        uint64_t deadline = stack_now_ms() + 300 * 1000;
         char component[96];
         int r;
 
@@ -278,7 +272,7 @@ static int probe(void *userdata) {
         sd_bus_message *reply = NULL;
         sd_bus *bus = NULL;
         char *version = NULL;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = stack_now_ms();
         int r;
 
         if (sd_bus_open_system(&bus) < 0)
@@ -293,7 +287,7 @@ static int probe(void *userdata) {
                                        &version);
         if (r < 0)
                 return 22;
-        shared->probe_ms = now_ms() - t0;
+        shared->probe_ms = stack_now_ms() - t0;
         free(version);
         sd_bus_message_unref(reply);
         sd_bus_flush_close_unref(bus);
@@ -303,7 +297,7 @@ static int probe(void *userdata) {
 Test(limits, one_user_flooding_request_ta_meets_the_job_limit) {
         pid_t broker = daemon_pid(TEEP_BROKER_BUS_NAME), agent = daemon_pid(TEEP_AGENT_BUS_NAME);
         long broker_before = rss_kib(broker), agent_before = rss_kib(agent), broker_peak = 0;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = stack_now_ms();
         pthread_t th;
         int flood_rc = -1;
 
@@ -323,7 +317,7 @@ Test(limits, one_user_flooding_request_ta_meets_the_job_limit) {
         printf("flood: %u calls in %.1f s: %u jobs, %u AccessDenied, %u Busy, %u LimitsExceeded from dbus-daemon "
                "(%u of them all-at-once), %u other; %u jobs finished (%u LimitExceeded); another user's RequestTA+Get "
                "took %" PRIu64 " ms; broker RSS %ld → peak %ld → %ld KiB, agent %ld → %ld KiB\n",
-               2 * FLOOD_CALLS, (now_ms() - t0) / 1000.0, shared->accepted, shared->access_denied, shared->busy,
+               2 * FLOOD_CALLS, (stack_now_ms() - t0) / 1000.0, shared->accepted, shared->access_denied, shared->busy,
                shared->bus_limited, shared->bus_limited_phase1, shared->other_error, shared->finished,
                shared->finished_limit, shared->probe_ms, broker_before, broker_peak, rss_kib(broker), agent_before,
                rss_kib(agent));
@@ -481,7 +475,7 @@ Test(limits, huge_bus_messages_get_a_named_error) {
 static int many(void *userdata) {
         sd_bus *bus = client_bus();
         char component[96];
-        uint64_t deadline = now_ms() + 400 * 1000;
+        uint64_t deadline = stack_now_ms() + 400 * 1000;
         int r;
 
         if (!bus)
@@ -513,13 +507,13 @@ static int one_more(void *userdata) {
         calls_init(1);
         if (request_async(bus, "limits/many/other-user/ta", &calls.paths[0]) < 0)
                 return 51;
-        return pump(bus, now_ms() + 120 * 1000, 0, 0) < 0 ? 52 : 0;
+        return pump(bus, stack_now_ms() + 120 * 1000, 0, 0) < 0 ? 52 : 0;
 }
 
 Test(limits, thousands_of_requests_meet_the_agent_limit) {
         pid_t broker = daemon_pid(TEEP_BROKER_BUS_NAME), agent = daemon_pid(TEEP_AGENT_BUS_NAME);
         long agent_before = rss_kib(agent), broker_before = rss_kib(broker);
-        uint64_t t0 = now_ms();
+        uint64_t t0 = stack_now_ms();
         sd_bus *bus = NULL;
         sd_bus_message *reply = NULL;
         unsigned n_requests = 0;
@@ -530,7 +524,7 @@ Test(limits, thousands_of_requests_meet_the_agent_limit) {
         rc = run_as(APP, many, NULL);
         printf("many: %u requests in %.1f s: %u jobs, %u finished, %u LimitExceeded, %u refused calls; agent RSS %ld → %ld "
                "KiB, broker %ld → %ld KiB\n",
-               MANY_REQUESTS, (now_ms() - t0) / 1000.0, shared->accepted, shared->finished, shared->finished_limit,
+               MANY_REQUESTS, (stack_now_ms() - t0) / 1000.0, shared->accepted, shared->finished, shared->finished_limit,
                shared->access_denied + shared->busy + shared->other_error, agent_before, rss_kib(agent), broker_before,
                rss_kib(broker));
         cr_assert_eq(rc, 0, "the client failed with %d (see stderr)", rc);
@@ -573,7 +567,7 @@ Test(limits, thousands_of_requests_meet_the_agent_limit) {
 
 static int unrequest_many(void *userdata) {
         sd_bus *bus = client_bus();
-        uint64_t deadline = now_ms() + 300 * 1000;
+        uint64_t deadline = stack_now_ms() + 300 * 1000;
         char component[96], *state = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
 
@@ -614,19 +608,19 @@ static int unrequest_many(void *userdata) {
 Test(limits, finished_jobs_linger_within_a_bound) {
         pid_t broker = daemon_pid(TEEP_BROKER_BUS_NAME);
         long before = rss_kib(broker);
-        uint64_t t0 = now_ms();
+        uint64_t t0 = stack_now_ms();
         int rc;
 
         shared_setup();
         rc = run_as(APP, unrequest_many, NULL);
         printf("linger: %u UnrequestTA in %.1f s: %u jobs, %u finished; the first job %s; broker RSS %ld → %ld KiB\n",
-               LINGER_CALLS, (now_ms() - t0) / 1000.0, shared->accepted, shared->finished,
+               LINGER_CALLS, (stack_now_ms() - t0) / 1000.0, shared->accepted, shared->finished,
                shared->probe_result ? "still there" : "gone", before, rss_kib(broker));
         cr_assert_eq(rc, 0, "the client failed with %d (see stderr)", rc);
         cr_assert_eq(shared->accepted, LINGER_CALLS);
         cr_assert_eq(shared->finished, LINGER_CALLS);
         /* only meaningful while the first job's 30 s of lingering have not run out anyway */
-        if (now_ms() - t0 < 30 * 1000)
+        if (stack_now_ms() - t0 < 30 * 1000)
                 cr_assert_eq(shared->probe_result, 0, "the first of %d finished jobs still exists: no bound on lingering jobs",
                              LINGER_CALLS);
         else
