@@ -638,9 +638,8 @@ static int load_client(LoadClient *c, const char *prefix, unsigned client, unsig
         sd_bus *bus = c->bus;
         bool per_job = c->match == LOAD_MATCH_JOB;
         LoadCall *pending = calloc(calls, sizeof(*pending));
-        int bad = 0, r = 0;
-
         uint64_t cpu_start = self_cpu_ns();
+        int bad = 0, r = 0;
 
         if (!pending)
                 return 2;

@@ -16,14 +16,7 @@
 
 typedef struct Broker Broker;
 typedef struct Job Job;
-
-/* how many unfinished jobs one uid has (the per-uid limit, asked on every call) */
 typedef struct UidJobs UidJobs;
-struct UidJobs {
-        uid_t uid;
-        unsigned n;
-        UidJobs *next;
-};
 typedef struct Session Session;
 typedef struct Fetch Fetch;
 typedef struct RouteBatch RouteBatch;
@@ -154,6 +147,13 @@ struct Session {
         char *refusal_message;
         uint64_t held_since;  /* CLOCK_MONOTONIC µs: a run waits for requests still on their way (0: not) */
         LIST_FIELDS(Session, sessions);
+};
+
+/* how many unfinished jobs one uid has (the per-uid limit, asked on every call; job.c) */
+struct UidJobs {
+        uid_t uid;
+        unsigned n;
+        UidJobs *next;
 };
 
 struct Broker {
