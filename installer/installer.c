@@ -473,9 +473,22 @@ static int method_staged(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 r = sd_bus_message_append(reply, "ht", fd, e->file.size);
         if (r >= 0)
                 r = sd_bus_message_append_array(reply, 'y', e->file.sha256, sizeof(e->file.sha256));
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r >= 0)
+                r = sd_bus_flush(sd_bus_message_get_bus(m));
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        /* The agent has its answer and now writes its manifest copy and journal; sync the file
+         * meanwhile, so that its Install only renames (the flushes of the two processes overlap
+         * instead of following each other). A failure here is the Install's to meet again. */
+        if (!e->file.synced) {
+                r = store_staged_sync(i->store, &e->file);
+                if (r < 0)
+                        log_warning("cannot sync the file staged under %s yet (%s); the install will",
+                                    id, strerror(-r));
+        }
+        return 1;
 }
 
 static int method_unstage(sd_bus_message *m, void *userdata, sd_bus_error *error) {

@@ -554,15 +554,17 @@ static void entry_from_stat(StoreEntry *e, const struct stat *st) {
  * SHA-256 checked) becomes t's file. recorded: the optee owner record of t's component is in
  * place already (owner_check()). On failure the temporary is unlinked.
  */
-static int install_commit(Store *s, const StoreTarget *t, bool recorded, int tmp_fd, const char *tmp,
+static int install_commit(Store *s, const StoreTarget *t, bool recorded, int tmp_fd, const char *tmp, bool synced,
                           const uint8_t sha256[32], StoreEntry *ret_entry) {
         struct stat st;
         int r = 0;
 
-        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). */
-        if (fchmod(tmp_fd, 0644) < 0)
+        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). Both
+         * done already when store_staged_sync() synced a staged file: nothing has written to it
+         * since (only this process holds it writable). */
+        if (!synced && fchmod(tmp_fd, 0644) < 0)
                 r = -errno;
-        if (r >= 0 && fsync(tmp_fd) < 0)
+        if (r >= 0 && !synced && fsync(tmp_fd) < 0)
                 r = -errno;
         if (r >= 0 && s->layout == STORE_LAYOUT_OPTEE && !recorded) {
                 /* The record goes first: a kill between the two renames leaves a record
@@ -643,7 +645,7 @@ int store_install(Store *s, const StoreTarget *t, int fd, uint64_t size, const u
                 (void)unlinkat(s->dir_fd, tmp, 0);
                 return r;
         }
-        return install_commit(s, t, recorded, tmp_fd, tmp, got, ret_entry);
+        return install_commit(s, t, recorded, tmp_fd, tmp, false, got, ret_entry);
 }
 
 int store_stage(Store *s, int fd, uint64_t max, StoreStaged *ret) {
@@ -690,6 +692,17 @@ int store_staged_open(Store *s, const StoreStaged *staged) {
         return TAKE_FD(fd);
 }
 
+int store_staged_sync(Store *s, StoreStaged *staged) {
+        _cleanup_close_ int fd = store_staged_open(s, staged);
+
+        if (fd < 0)
+                return fd;
+        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
+                return -errno;
+        staged->synced = true;
+        return 0;
+}
+
 int store_unstage(Store *s, const StoreStaged *staged) {
         struct stat st;
 
@@ -728,7 +741,7 @@ int store_install_staged(Store *s, const StoreTarget *t, const StoreStaged *stag
                 (void)store_unstage(s, staged);
                 return r;
         }
-        return install_commit(s, t, recorded, fd, staged->name, staged->sha256, ret_entry);
+        return install_commit(s, t, recorded, fd, staged->name, staged->synced, staged->sha256, ret_entry);
 }
 
 int store_remove(Store *s, const StoreTarget *t) {

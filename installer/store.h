@@ -87,6 +87,7 @@ typedef struct StoreStaged {
         ino_t ino;
         uint64_t size;
         uint8_t sha256[32];
+        bool synced; /* store_staged_sync() made it durable (and 0644): the install skips both */
 } StoreStaged;
 
 typedef struct StoreEntry {
@@ -135,6 +136,13 @@ int store_stage(Store *s, int fd, uint64_t max, StoreStaged *ret);
  * of the staged size. Returns the fd, -ESTALE, or -errno. */
 int store_staged_open(Store *s, const StoreStaged *staged);
 
+/* Make the staged file what install_commit() would make it before the rename (mode 0644, bytes
+ * and inode synced), ahead of the Install: the installer does this once the agent has its
+ * Staged answer, while the agent writes its own copies and journal, so the two processes'
+ * flushes overlap instead of following each other. Sets staged->synced. Returns 0, -ESTALE, or
+ * -errno (then the install syncs as before). */
+int store_staged_sync(Store *s, StoreStaged *staged);
+
 /* Unlink the staged temporary if it is still the file staged. Returns 1 when removed, 0 when it
  * was not there (or is another file now), or -errno. No fsync: a temporary a crash brings back
  * is removed by store_clean(). */
@@ -144,7 +152,7 @@ int store_unstage(Store *s, const StoreStaged *staged);
  * Install the staged file itself as t: refused with -EMSGSIZE or -EKEYREJECTED when size or
  * sha256 differ from what was staged (the announced values are checked against the ones
  * computed while staging), -EEXIST as store_install(), -ESTALE; otherwise exactly the end of
- * store_install() (chmod 0644, fsync, owner record, undo record, rename, fsync dir), so the TC
+ * store_install() (chmod 0644, fsync unless store_staged_sync() did both, owner record, undo record, rename, fsync dir), so the TC
  * file is the staged inode. The staged temporary is consumed whatever the outcome: renamed
  * into place, or unlinked (nothing else in the store changes on a refusal).
  */

@@ -1069,6 +1069,45 @@ Test(store, staged_commit_keeps_the_inode_optee) {
         staged_commit_keeps_the_inode(STORE_LAYOUT_OPTEE);
 }
 
+/* store_staged_sync() ahead of the Install (the installer does it once the agent has its Staged
+ * answer): the staged file is 0644 and marked synced, and the install that skips its own chmod
+ * and fsync still leaves a 0644 TC file of the staged inode. */
+Test(store, staged_sync_then_install) {
+        Store *s = open_store(STORE_LAYOUT_DEFAULT);
+        StoreTarget t = {};
+        StoreStaged st = {}, gone = {};
+        uint8_t v[32], w[32];
+        struct stat sb;
+        char path[600];
+
+        stage_ok(s, STORE_COPY_BUFFER + 3, UINT64_MAX, 8, &st, v);
+        cr_assert(!st.synced);
+        cr_assert_eq(store_staged_sync(s, &st), 0);
+        cr_assert(st.synced);
+        snprintf(path, sizeof(path), "%s/%s", dir, st.name);
+        cr_assert_eq(lstat(path, &sb), 0);
+        cr_assert_eq(sb.st_mode & 07777, 0644);
+        cr_assert_eq(sb.st_ino, st.ino);
+
+        cr_assert_eq(store_target(s, draft_component, &t), 0);
+        cr_assert_eq(store_install_staged(s, &t, &st, st.size, v, NULL), 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, t.file);
+        cr_assert_eq(lstat(path, &sb), 0);
+        cr_assert_eq(sb.st_ino, st.ino);
+        cr_assert_eq(sb.st_mode & 07777, 0644);
+        cr_assert(file_has(t.file, v));
+        cr_assert_eq(count_temporaries(), 0);
+
+        /* a staged file that is gone: -ESTALE, not marked, nothing made */
+        stage_ok(s, 100, 100, 9, &gone, w);
+        cr_assert_eq(store_unstage(s, &gone), 1);
+        cr_assert_eq(store_staged_sync(s, &gone), -ESTALE);
+        cr_assert(!gone.synced);
+        cr_assert_eq(count_temporaries(), 0);
+        store_target_done(&t);
+        store_free(s);
+}
+
 Test(store, staged_commit_of_a_first_install_in_optee_writes_the_owner) {
         Store *s = open_store(STORE_LAYOUT_OPTEE);
         StoreTarget t = {};
