@@ -1365,6 +1365,35 @@ static int journal_view(const Agent *a, const AgentState *next, const Op *ops, s
         return 0;
 }
 
+/* The state a commit builds, `next`: a copy of a->state, except that its requests are
+ * a->state's own array, borrowed (a commit does not change requests, and copying a used
+ * device's thousands of them cost two allocations each per Update). next_release_requests()
+ * hands them back before next is freed or a->state replaced; on success a->state gives them
+ * up to next, which becomes a->state. */
+static int next_from_state(Agent *a, AgentState *next) {
+        AgentRequest *reqs = a->state.reqs;
+        size_t n_reqs = a->state.n_reqs;
+        int r;
+
+        a->state.reqs = NULL;
+        a->state.n_reqs = 0;
+        r = agent_state_copy(next, &a->state);
+        a->state.reqs = reqs;
+        a->state.n_reqs = n_reqs;
+        if (r >= 0) {
+                next->reqs = reqs;
+                next->n_reqs = n_reqs;
+        }
+        return r;
+}
+
+static void next_release_requests(Agent *a, AgentState *next) {
+        if (next->reqs && next->reqs == a->state.reqs) {
+                next->reqs = NULL;
+                next->n_reqs = 0;
+        }
+}
+
 /* Returns 0 when committed; < 0 with fail_op set to the op that failed (SIZE_MAX: before any). */
 static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_staged, size_t *fail_op, char *why,
                   size_t why_len) {
@@ -1389,7 +1418,7 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 (void)unlinkat(a->state_fd, "payloads", AT_REMOVEDIR);
                 a->old_payloads_gone = true;
         }
-        r = agent_state_copy(&next, &a->state);
+        r = next_from_state(a, &next);
         for (size_t i = 0; i < n_ops && r >= 0; i++) {
                 if (ops[i].action == ACT_INSTALL) {
                         r = agent_state_add_tc(&next, &ops[i].tc);
@@ -1513,6 +1542,7 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                         /* the journal stays; the store listing resolves it */
                         AgentState tmp = {};
                         if (agent_state_copy(&tmp, &journal) >= 0) {
+                                next_release_requests(a, &next);
                                 agent_state_done(&a->state);
                                 a->state = tmp;
                         }
@@ -1544,6 +1574,9 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
                 if (r < 0)
                         log_error("cannot record the new anti-rollback floors (%s)", strerror(-r));
         }
+        /* next has borrowed a->state's requests: they are its own from here */
+        a->state.reqs = NULL;
+        a->state.n_reqs = 0;
         agent_state_done(&a->state);
         a->state = next;
         next = (AgentState){};
@@ -1558,6 +1591,7 @@ out:
          * journal still needs them), and the state directory must be as it was */
         if (r < 0 && a->state.n_journal == 0)
                 drop_unused_copies(a, ops, n_ops, false);
+        next_release_requests(a, &next);
         agent_state_done(&next);
         /* journal borrows everything but journal_entries (freed on the way out) */
         return r;
