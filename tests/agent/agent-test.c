@@ -595,6 +595,19 @@ void fx_install(Fixture *f, const char *component, uint64_t seq, const char *pay
                      ans->err_msg.ptr ? (const char *)ans->err_msg.ptr : "");
 }
 
+TeepMessage *fx_update_second_install_fails(Fixture *f, uint64_t seq, const char *p1, const char *p2, uint8_t **ret_raw) {
+        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL;
+        size_t l1, l2;
+        TeepBuf envs[2];
+
+        e1 = make_envelope(f->signer_key, TEST_COMPONENT, seq, (const uint8_t *)p1, strlen(p1), NULL, NULL, NULL, &l1);
+        e2 = make_envelope(f->signer_key, TEST_COMPONENT2, 1, (const uint8_t *)p2, strlen(p2), NULL, NULL, NULL, &l2);
+        envs[0] = TEEP_BUF(e1, l1);
+        envs[1] = TEEP_BUF(e2, l2);
+        f->store.fail_install_at = f->store.installs + 2;
+        return fx_update(f, envs, 2, NULL, ret_raw);
+}
+
 char *fx_state_file(const Fixture *f) {
         char path[400];
         uint8_t *data = NULL;

@@ -113,6 +113,9 @@ void fx_query(Fixture *f, uint8_t token[16]);
 TeepMessage *fx_update(Fixture *f, const TeepBuf *envelopes, size_t n, const char *const *unneeded, uint8_t **ret_raw);
 /* Install component at seq with payload through a full exchange; asserts Success. */
 void fx_install(Fixture *f, const char *component, uint64_t seq, const char *payload);
+/* An Update of TEST_COMPONENT (seq, p1) and TEST_COMPONENT2 (1, p2) whose second install the
+ * fake installer fails (the agent then undoes the first); returns the decoded answer. */
+TeepMessage *fx_update_second_install_fails(Fixture *f, uint64_t seq, const char *p1, const char *p2, uint8_t **ret_raw);
 
 /* Snapshots for "nothing changed" checks (malloc'd strings). */
 char *fx_state_file(const Fixture *f);

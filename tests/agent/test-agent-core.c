@@ -882,10 +882,8 @@ static void assert_requests(const char *const *want, size_t n) {
 Test(agent, requests_outlive_commits_and_undos) {
         static const char *const want[] = { "uid:1000", TEST_COMPONENT2, "uid:1001", TEST_COMPONENT2,
                                             "package:foo", "other/component" };
-        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *raw = NULL;
+        _cleanup_free_ uint8_t *raw = NULL;
         _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
-        size_t l1, l2;
-        TeepBuf envs[2];
 
         for (size_t i = 0; i < 3; i++) {
                 _cleanup_free_ char *uri = NULL;
@@ -896,12 +894,7 @@ Test(agent, requests_outlive_commits_and_undos) {
         update_first_tc(1, "one"); /* commits */
         assert_requests(want, 3);
 
-        e1 = make_envelope(F.signer_key, TEST_COMPONENT, 2, (const uint8_t *)"two", 3, NULL, NULL, NULL, &l1);
-        e2 = make_envelope(F.signer_key, TEST_COMPONENT2, 1, (const uint8_t *)"x", 1, NULL, NULL, NULL, &l2);
-        envs[0] = TEEP_BUF(e1, l1);
-        envs[1] = TEEP_BUF(e2, l2);
-        F.store.fail_install_at = F.store.installs + 2;
-        ans = fx_update(&F, envs, 2, NULL, &raw);
+        ans = fx_update_second_install_fails(&F, 2, "two", "x", &raw);
         cr_assert_eq(ans->type, TEEP_TYPE_ERROR, "the installer's failure did not undo the Update");
         assert_requests(want, 3);
 

@@ -332,18 +332,11 @@ Test(refuse, all_or_nothing) {
 
 Test(refuse, installer_fails_midway) {
         /* two good manifests; the installer fails the second: the first is undone */
-        _cleanup_free_ uint8_t *e1 = NULL, *e2 = NULL, *raw = NULL;
+        _cleanup_free_ uint8_t *raw = NULL;
         _cleanup_(teep_message_freep) TeepMessage *ans = NULL;
-        size_t l1, l2;
-        TeepBuf envs[2];
         int64_t section = 0;
 
-        e1 = make_envelope(F.signer_key, TEST_COMPONENT, 6, (const uint8_t *)"v6", 2, NULL, NULL, NULL, &l1);
-        e2 = make_envelope(F.signer_key, TEST_COMPONENT2, 1, (const uint8_t *)"other", 5, NULL, NULL, NULL, &l2);
-        envs[0] = TEEP_BUF(e1, l1);
-        envs[1] = TEEP_BUF(e2, l2);
-        F.store.fail_install_at = F.store.installs + 2;
-        ans = fx_update(&F, envs, 2, NULL, &raw);
+        ans = fx_update_second_install_fails(&F, 6, "v6", "other", &raw);
         expect_error(ans, TEEP_ERR_MANIFEST_PROCESSING_FAILED, "installer");
         cr_assert_eq(suit_report_reason(ans->suit_reports[0], &section, NULL), SUIT_REPORT_REASON_OPERATION_FAILED);
         cr_assert_eq(section, SUIT_MANIFEST_INSTALL);
