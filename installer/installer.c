@@ -431,6 +431,7 @@ static int method_staged(sd_bus_message *m, void *userdata, sd_bus_error *error)
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_close_ int fd = -1;
         Installer *i = userdata;
+        uint64_t queued = 1;
         const char *id;
         Staging *e;
         int r;
@@ -475,14 +476,14 @@ static int method_staged(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 r = sd_bus_message_append_array(reply, 'y', e->file.sha256, sizeof(e->file.sha256));
         if (r >= 0)
                 r = sd_bus_send(NULL, reply, NULL);
-        if (r >= 0)
-                r = sd_bus_flush(sd_bus_message_get_bus(m));
         if (r < 0)
                 return r;
         /* The agent has its answer and now writes its manifest copy and journal; sync the file
          * meanwhile, so that its Install only renames (the flushes of the two processes overlap
-         * instead of following each other). A failure here is the Install's to meet again. */
-        if (!e->file.synced) {
+         * instead of following each other). Only when the answer has left (nothing queued to
+         * write: sd_bus_send() writes at once when the socket takes it), so that the sync never
+         * delays it; otherwise, and after a failure here, Install syncs as before. */
+        if (!e->file.synced && sd_bus_get_n_queued_write(sd_bus_message_get_bus(m), &queued) >= 0 && queued == 0) {
                 r = store_staged_sync(i->store, &e->file);
                 if (r < 0)
                         log_warning("cannot sync the file staged under %s yet (%s); the install will",

@@ -494,17 +494,26 @@ static char *snapshot(void) {
         return out;
 }
 
-static unsigned temporaries(void) {
+/* The temporaries in the store; of that permission mode only, unless mode is 0. */
+static unsigned temporaries_of_mode(mode_t mode) {
         DIR *d = opendir(store_dir());
         struct dirent *de;
         unsigned n = 0;
 
         cr_assert_not_null(d);
-        while ((de = readdir(d)))
-                if (strncmp(de->d_name, ".teep-tmp-", 10) == 0)
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (strncmp(de->d_name, ".teep-tmp-", 10) != 0)
+                        continue;
+                if (mode == 0 || (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & 07777) == mode))
                         n++;
+        }
         closedir(d);
         return n;
+}
+
+static unsigned temporaries(void) {
+        return temporaries_of_mode(0);
 }
 
 static Call *install_call(const char *component, const char *payload, uint64_t size, const uint8_t sha[32]) {
@@ -800,10 +809,15 @@ Test(installer, only_the_agent_uid_may_call) {
                 cr_assert_str_eq(after, before, "a denied call changed the store");
                 free(after);
         }
-        /* (the agent's own Staged makes the file 0644 and syncs it: store_staged_sync()) */
+        /* the agent's own Staged makes the file 0644 and syncs it once answered
+         * (store_staged_sync()), ahead of the Install */
+        cr_assert_eq(temporaries_of_mode(0600), 1);
         c = staged_call(stage_id, NULL);
         cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message);
         cr_assert_arr_eq(c->content_sha256, sha, 32);
+        c = simple_call("Ping", NULL);
+        cr_assert_eq(as_agent(c), 0, "%s %s", c->error, c->message); /* handled after the sync */
+        cr_assert_eq(temporaries_of_mode(0644), 1, "the staged file was not synced after Staged");
         free(before);
 }
 
