@@ -554,18 +554,23 @@ static void entry_from_stat(StoreEntry *e, const struct stat *st) {
  * SHA-256 checked) becomes t's file. recorded: the optee owner record of t's component is in
  * place already (owner_check()). On failure the temporary is unlinked.
  */
+/* What a TC file is before its rename into place: readable by the TEE loader, written by us
+ * only (the unit's UMask= may differ), and on disk. */
+static int make_installable(int fd) {
+        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
 static int install_commit(Store *s, const StoreTarget *t, bool recorded, int tmp_fd, const char *tmp, bool synced,
                           const uint8_t sha256[32], StoreEntry *ret_entry) {
         struct stat st;
         int r = 0;
 
-        /* Readable by the TEE loader; written by us only (the unit's UMask= may differ). Both
-         * done already when store_staged_sync() synced a staged file: nothing has written to it
-         * since (only this process holds it writable). */
-        if (!synced && fchmod(tmp_fd, 0644) < 0)
-                r = -errno;
-        if (r >= 0 && !synced && fsync(tmp_fd) < 0)
-                r = -errno;
+        /* done already when store_staged_sync() synced a staged file: nothing has written to it
+         * since (only this process holds it writable) */
+        if (!synced)
+                r = make_installable(tmp_fd);
         if (r >= 0 && s->layout == STORE_LAYOUT_OPTEE && !recorded) {
                 /* The record goes first: a kill between the two renames leaves a record
                  * without a TA, which store_clean() drops; never a TA without a record. */
@@ -694,11 +699,13 @@ int store_staged_open(Store *s, const StoreStaged *staged) {
 
 int store_staged_sync(Store *s, StoreStaged *staged) {
         _cleanup_close_ int fd = store_staged_open(s, staged);
+        int r;
 
         if (fd < 0)
                 return fd;
-        if (fchmod(fd, 0644) < 0 || fsync(fd) < 0)
-                return -errno;
+        r = make_installable(fd);
+        if (r < 0)
+                return r;
         staged->synced = true;
         return 0;
 }

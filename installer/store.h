@@ -152,8 +152,8 @@ int store_unstage(Store *s, const StoreStaged *staged);
  * Install the staged file itself as t: refused with -EMSGSIZE or -EKEYREJECTED when size or
  * sha256 differ from what was staged (the announced values are checked against the ones
  * computed while staging), -EEXIST as store_install(), -ESTALE; otherwise exactly the end of
- * store_install() (chmod 0644, fsync unless store_staged_sync() did both, owner record, undo record, rename, fsync dir), so the TC
- * file is the staged inode. The staged temporary is consumed whatever the outcome: renamed
+ * store_install() (chmod 0644 and fsync, unless store_staged_sync() did both; owner record, undo
+ * record, rename, fsync dir), so the TC file is the staged inode. The staged temporary is consumed whatever the outcome: renamed
  * into place, or unlinked (nothing else in the store changes on a refusal).
  */
 int store_install_staged(Store *s, const StoreTarget *t, const StoreStaged *staged, uint64_t size,
