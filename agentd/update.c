@@ -1171,12 +1171,22 @@ static void ops_free(Op *ops, size_t n) {
         free(ops);
 }
 
+#define COPY_NAME_SIZE (64 + sizeof(".suit"))
+
 /* The agent's manifests/ (made if missing), opened once and kept: a commit used to make, open
  * and check it every time. Borrowed: the Agent closes it. */
 static int manifests_dir(Agent *a) {
         if (a->manifests_fd < 0)
                 a->manifests_fd = open_private_dir_at(a->state_fd, "manifests", 0700);
         return a->manifests_fd;
+}
+
+/* The name of the manifest copy with this hash in manifests/: "<64 lower-case hex>.suit" (what
+ * manifest_name_used() recognizes). */
+static void copy_name(const uint8_t hash[32], char name[COPY_NAME_SIZE]) {
+        char hex[65];
+
+        (void)snprintf(name, COPY_NAME_SIZE, "%s.suit", hexstr(hash, 32, hex));
 }
 
 /* A copy in dfd/name, its directory entry not synced (the caller does that once for all copies),
@@ -1246,8 +1256,7 @@ static int cmp_sha256(const void *a, const void *b) {
         return memcmp(a, b, 32);
 }
 
-/* 1 when name is "<64 lower-case hex>.suit" (the name store_blob() writes a copy under) naming
- * one of the n sorted hashes. */
+/* 1 when name is "<64 lower-case hex>.suit" (copy_name()) naming one of the n sorted hashes. */
 static int manifest_name_used(const char *name, const uint8_t (*hashes)[32], size_t n) {
         uint8_t h[32];
 
@@ -1301,12 +1310,12 @@ static void collect_garbage(Agent *a, const char *dir, bool payloads) {
 /* Remove the manifest copy with this hash unless a TC of the state names it (copies are
  * content-addressed: two TCs may share one). */
 static void drop_copy_unless_used(Agent *a, int mfd, const uint8_t hash[32]) {
-        char hex[65], name[80];
+        char name[COPY_NAME_SIZE];
 
         for (size_t i = 0; i < a->state.n_tcs; i++)
                 if (memcmp(a->state.tcs[i].manifest_hash, hash, 32) == 0)
                         return;
-        (void)snprintf(name, sizeof(name), "%s.suit", hexstr(hash, 32, hex));
+        copy_name(hash, name);
         (void)unlinkat(mfd, name, 0);
 }
 
@@ -1464,11 +1473,11 @@ static int commit(Agent *a, Op *ops, size_t n_ops, Staged *staged, size_t n_stag
 
                 mfd = r = manifests_dir(a);
                 for (size_t i = 0; i < n_ops && r >= 0; i++) {
-                        char hex[65], name[80];
+                        char name[COPY_NAME_SIZE];
                         const Staged *st = ops[i].st;
                         if (ops[i].action != ACT_INSTALL)
                                 continue;
-                        (void)snprintf(name, sizeof(name), "%s.suit", hexstr(st->stored_hash, 32, hex));
+                        copy_name(st->stored_hash, name);
                         r = store_blob(mfd, name, st->stored, st->stored_len, !use_syncfs);
                 }
                 if (r >= 0 && (use_syncfs ? syncfs(mfd) : fsync(mfd)) < 0)
