@@ -374,6 +374,18 @@ static uint64_t proc_cpu_ns(pid_t pid) {
         return sum;
 }
 
+/* --cpu-pid PID, at most this many: processes whose CPU time a command reports */
+#define BENCH_CPU_PIDS_MAX 8
+
+/* Take "--cpu-pid PID" at argv[*i] into pids (moving *i past it); false when argv[*i] is not
+ * one, or there are BENCH_CPU_PIDS_MAX already. */
+static bool take_cpu_pid(int argc, char **argv, int *i, pid_t pids[BENCH_CPU_PIDS_MAX], unsigned *n) {
+        if (strcmp(argv[*i], "--cpu-pid") != 0 || *i + 1 >= argc || *n >= BENCH_CPU_PIDS_MAX)
+                return false;
+        pids[(*n)++] = (pid_t)strtol(argv[++*i], NULL, 10);
+        return true;
+}
+
 /* CPU time (ns) this process has used so far */
 static uint64_t self_cpu_ns(void) {
         struct timespec ts;
@@ -445,7 +457,7 @@ static void move_file(const char *from_dir, const char *to_dir, const char *name
 static int cmd_install_loop(int argc, char **argv) {
         const char *prefix = NULL, *staging = NULL, *tcs = NULL;
         unsigned count = 0, n_pids = 0;
-        pid_t pids[8];
+        pid_t pids[BENCH_CPU_PIDS_MAX];
         bool unrequest = false;
         sd_bus *bus;
 
@@ -460,9 +472,7 @@ static int cmd_install_loop(int argc, char **argv) {
                         tcs = argv[++i];
                 else if (strcmp(argv[i], "--unrequest") == 0)
                         unrequest = true;
-                else if (strcmp(argv[i], "--cpu-pid") == 0 && i + 1 < argc && n_pids < 8)
-                        pids[n_pids++] = (pid_t)strtol(argv[++i], NULL, 10);
-                else
+                else if (!take_cpu_pid(argc, argv, &i, pids, &n_pids))
                         die("install-loop: unknown argument %s", argv[i]);
         }
         if (!prefix || !staging || !tcs || count == 0)
@@ -470,8 +480,8 @@ static int cmd_install_loop(int argc, char **argv) {
         bus = bus_open();
         for (unsigned i = 0; i < count; i++) {
                 char component[256], file[300];
-                uint64_t cpu0[8], wall;
-                unsigned long long u0[8], s0[8];
+                uint64_t cpu0[BENCH_CPU_PIDS_MAX], wall;
+                unsigned long long u0[BENCH_CPU_PIDS_MAX], s0[BENCH_CPU_PIDS_MAX];
                 const struct timespec settle = { .tv_nsec = 20 * 1000 * 1000 };
 
                 snprintf(component, sizeof(component), "%s-%u", prefix, i);
@@ -705,8 +715,8 @@ static int cmd_load(int argc, char **argv) {
         const char *prefix = NULL;
         unsigned n_tcs = 0, clients = 0, calls = 0;
         uid_t uid_base = 0;
-        pid_t stop_pid = 0, *kids, cpu_pids[8];
-        uint64_t cpu0[8] = { 0 };
+        pid_t stop_pid = 0, *kids, cpu_pids[BENCH_CPU_PIDS_MAX];
+        uint64_t cpu0[BENCH_CPU_PIDS_MAX] = { 0 };
         unsigned n_pids = 0;
         LoadMatch match = LOAD_MATCH_MAKER;
         int go[2], ready[2], done[2], failed = 0;
@@ -736,9 +746,7 @@ static int cmd_load(int argc, char **argv) {
                                 match = LOAD_MATCH_JOB;
                         else
                                 die("load: --match maker|finished|job, not %s", argv[i]);
-                } else if (strcmp(argv[i], "--cpu-pid") == 0 && i + 1 < argc && n_pids < 8)
-                        cpu_pids[n_pids++] = (pid_t)strtol(argv[++i], NULL, 10);
-                else
+                } else if (!take_cpu_pid(argc, argv, &i, cpu_pids, &n_pids))
                         die("load: unknown argument %s", argv[i]);
         }
         if (!prefix || n_tcs == 0 || clients == 0 || calls == 0 || uid_base == 0)
