@@ -33,6 +33,7 @@ int broker_config_init(BrokerConfig *c) {
 void broker_config_done(BrokerConfig *c) {
         free(c->agent_user);
         free(c->ca_file);
+        free(c->http_helper);
         for (size_t i = 0; i < c->n_tam_uris; i++)
                 free(c->tam_uris[i]);
         free(c->tam_uris);
@@ -146,10 +147,12 @@ int broker_config_copy(BrokerConfig *dst, const BrokerConfig *src) {
         *dst = *src;
         dst->agent_user = NULL;
         dst->ca_file = NULL;
+        dst->http_helper = NULL;
         dst->tam_uris = NULL;
         dst->n_tam_uris = 0;
         if ((src->agent_user && !(dst->agent_user = strdup(src->agent_user))) ||
-            (src->ca_file && !(dst->ca_file = strdup(src->ca_file))))
+            (src->ca_file && !(dst->ca_file = strdup(src->ca_file))) ||
+            (src->http_helper && !(dst->http_helper = strdup(src->http_helper))))
                 goto oom;
         if (src->n_tam_uris > 0) {
                 dst->tam_uris = calloc(src->n_tam_uris, sizeof(char *));

@@ -26,6 +26,7 @@ typedef struct BrokerConfig {
         uint64_t max_payload_size;          /* [Broker] MaxPayloadSize: one fetched payload */
         uint64_t policy_check_interval_usec;/* [Broker] PolicyCheckInterval */
         char **tam_uris;                    /* [TAM] URI=, shown while the agent is not running */
+        char *http_helper;                  /* not a key: teep-broker-http, beside teep-brokerd */
         size_t n_tam_uris;
 } BrokerConfig;
 

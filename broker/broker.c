@@ -28,6 +28,7 @@ int broker_new(sd_event *event, const BrokerConfig *config, Broker **ret) {
                 .timeout_usec = b->config.timeout_usec,
                 .payload_timeout_usec = b->config.payload_timeout_usec,
                 .ca_file = b->config.ca_file,
+                .helper_path = b->config.http_helper,
         };
         r = transport_new(event, &tc, &b->transport);
         if (r < 0)

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* brokerd.c: teep-brokerd — the TEEP Broker: public bus API, TEEP over HTTP, payload downloads */
-#include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "broker.h"
 #include "conf.h"
 #include "config.h"
+#include "http-wire.h"
 #include "log.h"
 #include "macro.h"
 #include "sandbox.h"
@@ -25,7 +25,8 @@ static void help(FILE *f) {
         fprintf(f,
                 "Usage: teep-brokerd [--config FILE]\n\n"
                 "The TEEP Broker of teepkit: owns org.teepkit.Broker1 on the system bus, speaks TEEP over\n"
-                "HTTP with the TAMs for the TEEP agent, and downloads payloads for it.\n\n"
+                "HTTP with the TAMs for the TEEP agent, and downloads payloads for it. Its HTTP runs in\n"
+                "teep-broker-http, a child it starts beside itself when needed.\n\n"
                 "  --config FILE   read FILE and FILE.d/*.conf (default %s)\n"
                 "  -h --help       show this help\n"
                 "     --version    show the version\n\n"
@@ -78,20 +79,21 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
-/*
- * Footprint (docs/internals.md): Debian's libcurl links libssh2, and curl_global_init() calls
- * libssh2_init(0), which initialises OpenSSL's libcrypto for it (every cipher and digest, the
- * engines): 1.5 MiB more resident memory for a protocol the broker never speaks (transport.c
- * allows http and https only). Telling libssh2 first, with its documented flag, that crypto is
- * initialised elsewhere makes curl's call count the library in and do nothing else (OpenSSL
- * initialises itself on first use anyway). Looked up rather than linked: a libcurl without
- * libssh2 has no such symbol, and then there is nothing to skip.
- */
-static void libssh2_skip_crypto_init(void) {
-        int (*ssh2_init)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "libssh2_init");
+/* teep-broker-http lives beside this binary: in libexecdir once installed, in the build tree's
+ * broker/ for tests. Opened by transport_new() before the sandbox. */
+static int helper_path(char **ret) {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        char *slash;
 
-        if (ssh2_init)
-                (void)ssh2_init(0x0001 /* LIBSSH2_INIT_NO_CRYPTO */);
+        if (n < 0)
+                return -errno;
+        exe[n] = '\0';
+        slash = strrchr(exe, '/');
+        if (!slash)
+                return -ENOENT;
+        *slash = '\0';
+        return asprintf(ret, "%s/%s", exe, HTTP_HELPER_NAME) < 0 ? -ENOMEM : 0;
 }
 
 static int run(int argc, char **argv) {
@@ -117,10 +119,10 @@ static int run(int argc, char **argv) {
         /* a drop-in written for a newer release must not stop this one: warn, go on */
         (void)teep_conf_warn_unknown(conf, "Broker", broker_config_keys);
 
-        libssh2_skip_crypto_init();
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        r = helper_path(&config.http_helper);
+        if (r < 0) {
                 broker_config_done(&config);
-                return log_error_errno(-EIO, "cannot initialise libcurl");
+                return log_error_errno(r, "cannot find %s: %s", HTTP_HELPER_NAME, strerror(-r));
         }
         (void)signal(SIGPIPE, SIG_IGN);
         sigemptyset(&mask);
@@ -165,7 +167,6 @@ static int run(int argc, char **argv) {
 out:
         b = broker_free(b);
         sd_event_unref(event);
-        curl_global_cleanup();
         return r;
 }
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* transport.h: HTTP for the broker — libcurl's multi interface driven by an sd-event loop */
+/* Two implementations: transport.c (libcurl, in teep-broker-http) and transport-client.c (in
+ * teep-brokerd: the same calls, carried out by the helper it starts; http-wire.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -28,6 +30,10 @@ typedef struct TransportConfig {
         uint64_t payload_timeout_usec;
         const char *ca_file;           /* NULL: libcurl's default CA set */
         const char *user_agent;        /* NULL: "teep-brokerd/VERSION" */
+        /* transport-client.c: the teep-broker-http binary, opened by transport_new() (so before
+         * the sandbox) and started from that descriptor when a request needs it */
+        const char *helper_path;
+        uint64_t helper_idle_usec;     /* transport-client.c: let it go after this idle (0: 10 s) */
 } TransportConfig;
 
 typedef struct HttpResult {

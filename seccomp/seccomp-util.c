@@ -170,13 +170,22 @@ static bool kill_exempt(const char *name) {
         return TEEP_SANITIZED && strcmp(name, "ptrace") == 0;
 }
 
-static int add_list(scmp_filter_ctx ctx, const char *who, const TeepSyscall *list, uint32_t action) {
+/* allow_exec_fd: execveat is not killed but allowed for AT_EMPTY_PATH only (the rule below) */
+static bool kill_skipped(const TeepSeccompPolicy *p, const char *name) {
+        return p->allow_exec_fd && strcmp(name, "execveat") == 0;
+}
+
+static int add_list(scmp_filter_ctx ctx, const TeepSeccompPolicy *p, const TeepSyscall *list, uint32_t action) {
+        const char *who = p->name;
+
         for (size_t i = 0; list && list[i].name; i++) {
                 int nr = seccomp_syscall_resolve_name(list[i].name);
                 int r;
 
                 if (nr == __NR_SCMP_ERROR)
                         continue; /* not on this architecture */
+                if (action == SCMP_ACT_KILL_PROCESS && kill_skipped(p, list[i].name))
+                        continue;
                 r = seccomp_rule_add(ctx, kill_exempt(list[i].name) ? SCMP_ACT_ALLOW : action, nr, 0);
                 if (r < 0 && r != -EEXIST)
                         return log_error_errno(r, "%s: seccomp: cannot add %s: %s", who, list[i].name, strerror(-r));
@@ -302,13 +311,13 @@ int teep_seccomp_apply(const TeepSeccompPolicy *p) {
 #endif
         if (!ctx)
                 return log_error_errno(-ENOMEM, "seccomp: cannot initialise a filter");
-        r = add_list(ctx, p->name, teep_seccomp_always_kill, SCMP_ACT_KILL_PROCESS);
+        r = add_list(ctx, p, teep_seccomp_always_kill, SCMP_ACT_KILL_PROCESS);
         if (r >= 0)
-                r = add_list(ctx, p->name, teep_seccomp_base, SCMP_ACT_ALLOW);
+                r = add_list(ctx, p, teep_seccomp_base, SCMP_ACT_ALLOW);
         if (r >= 0 && p->allow_file_writes)
-                r = add_list(ctx, p->name, teep_seccomp_writes, SCMP_ACT_ALLOW);
+                r = add_list(ctx, p, teep_seccomp_writes, SCMP_ACT_ALLOW);
         if (r >= 0)
-                r = add_list(ctx, p->name, p->allow, SCMP_ACT_ALLOW);
+                r = add_list(ctx, p, p->allow, SCMP_ACT_ALLOW);
         if (r >= 0 && p->allow_unix_socket)
                 r = add_socket_family(ctx, AF_UNIX);
         if (r >= 0 && p->allow_inet_socket) {
@@ -318,6 +327,9 @@ int teep_seccomp_apply(const TeepSeccompPolicy *p) {
         }
         if (r >= 0 && p->allow_netlink_socket)
                 r = add_socket_family(ctx, AF_NETLINK);
+        if (r >= 0 && p->allow_exec_fd)
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(execveat), 1,
+                                     SCMP_A4(SCMP_CMP_EQ, (scmp_datum_t)AT_EMPTY_PATH));
         if (r >= 0) {
                 r = seccomp_load(ctx);
                 if (r < 0)
@@ -330,11 +342,13 @@ int teep_seccomp_apply(const TeepSeccompPolicy *p) {
         return 0;
 }
 
-static void print_list(FILE *f, const char *action, const TeepSyscall *list) {
+static void print_list(FILE *f, const TeepSeccompPolicy *p, const char *action, const TeepSyscall *list) {
         for (size_t i = 0; list && list[i].name; i++) {
                 bool here = seccomp_syscall_resolve_name(list[i].name) != __NR_SCMP_ERROR;
                 const char *a = action;
 
+                if (strcmp(action, "kill") == 0 && kill_skipped(p, list[i].name))
+                        continue; /* printed with its condition below */
                 if (strcmp(action, "kill") == 0 && kill_exempt(list[i].name))
                         a = "allow";
                 fprintf(f, "%-6s %-20s %s%s\n", a, list[i].name, list[i].reason,
@@ -350,11 +364,11 @@ void teep_seccomp_print(const TeepSeccompPolicy *p, FILE *f) {
                 ""
 #endif
         );
-        print_list(f, "kill", teep_seccomp_always_kill);
-        print_list(f, "allow", teep_seccomp_base);
+        print_list(f, p, "kill", teep_seccomp_always_kill);
+        print_list(f, p, "allow", teep_seccomp_base);
         if (p->allow_file_writes)
-                print_list(f, "allow", teep_seccomp_writes);
-        print_list(f, "allow", p->allow);
+                print_list(f, p, "allow", teep_seccomp_writes);
+        print_list(f, p, "allow", p->allow);
         if (p->allow_unix_socket)
                 fprintf(f, "%-6s %-20s %s\n", "allow", "socket(AF_UNIX)", "the bus; sd-bus may reconnect");
         if (p->allow_inet_socket)
@@ -362,4 +376,7 @@ void teep_seccomp_print(const TeepSeccompPolicy *p, FILE *f) {
         if (p->allow_netlink_socket)
                 fprintf(f, "%-6s %-20s %s\n", "allow", "socket(AF_NETLINK)",
                         "glibc's getaddrinfo asks the kernel for the interfaces");
+        if (p->allow_exec_fd)
+                fprintf(f, "%-6s %-20s %s\n", "allow", "execveat(AT_EMPTY_PATH)",
+                        "the one program opened before the box (teep-brokerd: its HTTP helper)");
 }

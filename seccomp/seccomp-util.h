@@ -17,7 +17,8 @@ typedef struct TeepSyscall {
  * epoll/poll, reading and writing already-open descriptors, sendmsg/recvmsg on the bus socket).
  * Unknown names (older kernels, other architectures) are skipped.
  *
- * Always killed (SIGSYS, whole process), whatever the allowlist says: exec, ptrace (allowed in
+ * Always killed (SIGSYS, whole process), whatever the allowlist says: exec (but see
+ * allow_exec_fd), ptrace (allowed in
  * sanitizer builds only: LeakSanitizer needs it at exit), process_vm_*, kexec_*, *_module, bpf,
  * mount and friends, chroot, swapon/off, reboot, setns, unshare, keyctl/add_key/request_key,
  * perf_event_open, userfaultfd, *_handle_at. The table is teep_seccomp_always_kill.
@@ -39,6 +40,10 @@ typedef struct TeepSeccompPolicy {
         bool allow_inet_socket;
         bool allow_netlink_socket;
         bool allow_file_writes;         /* rename, unlink, mkdir, fsync, fchmod, ... (openat is in the base) */
+        /* execveat(fd, "", ..., AT_EMPTY_PATH) is allowed instead of killed: running a program by
+         * a descriptor opened before the box (teep-brokerd starting teep-broker-http). execve and
+         * every other execveat stay refused; the filter is inherited by what is run. */
+        bool allow_exec_fd;
 } TeepSeccompPolicy;
 
 extern const TeepSyscall teep_seccomp_base[];

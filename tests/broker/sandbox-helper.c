@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* sandbox-helper.c: under teep-brokerd's real seccomp filter, do what the broker does (HTTPS to a
- * TAM by host name, a payload pipe) and try what it must not (exec, raw sockets, file writes).
- * Run by test-sandbox.c, never inside criterion's worker. Usage: sandbox-helper PKI-DIR */
+ * TAM by host name through teep-broker-http, which it starts from under the filter; a payload
+ * pipe) and try what it must not (exec by name, raw sockets, file writes). Run by
+ * test-sandbox.c, never inside criterion's worker. Usage: sandbox-helper PKI-DIR; the helper
+ * binary is $TEEP_BROKER_HTTP. */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,9 +98,13 @@ int main(int argc, char **argv) {
         snprintf(ca, sizeof(ca), "%s/ca.pem", argv[1]);
         snprintf(uri, sizeof(uri), "https://localhost:%u/tam",
                  MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || sd_event_new(&e) < 0)
+        if (sd_event_new(&e) < 0)
                 return 4;
-        if (transport_new(e, &(TransportConfig){ .connect_timeout_usec = 5000000, .timeout_usec = 10000000, .ca_file = ca },
+        if (transport_new(e,
+                          &(TransportConfig){ .connect_timeout_usec = 5000000,
+                                              .timeout_usec = 10000000,
+                                              .ca_file = ca,
+                                              .helper_path = getenv("TEEP_BROKER_HTTP") },
                           &t) < 0 ||
             http_request_new(t, &req) < 0)
                 return 5;
@@ -110,7 +116,8 @@ int main(int argc, char **argv) {
                 return 10;
         }
 
-        /* what the broker does: resolve a name, TLS with the configured CA, POST, read */
+        /* what the broker does: start its HTTP helper (which resolves a name, speaks TLS with the
+         * configured CA, POSTs, reads) and read the answer from it */
         if (http_request_post_teep(req, uri, NULL, 0, 1 << 20, on_done, &o) < 0)
                 return 11;
         end = time(NULL) + 20;
@@ -157,6 +164,13 @@ int main(int argc, char **argv) {
                 return 16;
         }
         printf("exec: killed\n");
+        /* the broker's one exec is by the descriptor it opened before the box; by name: refused */
+        if (syscall(SYS_execveat, AT_FDCWD, "/bin/true", (char *[]){ "true", NULL }, (char *[]){ NULL }, 0) == 0 ||
+            errno != EPERM) {
+                fprintf(stderr, "execveat by name: not refused (%s)\n", strerror(errno));
+                return 17;
+        }
+        printf("execveat by name: refused\n");
         fflush(stdout);
         close(fd);
 

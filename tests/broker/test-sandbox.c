@@ -37,4 +37,5 @@ Test(sandbox, the_filter_allows_https_by_name_and_forbids_exec_and_raw_sockets, 
         cr_assert(strstr(out, "https: ok"), "%s", out);
         cr_assert(strstr(out, "pipe: ok"), "%s", out);
         cr_assert(strstr(out, "exec: killed"), "%s", out);
+        cr_assert(strstr(out, "execveat by name: refused"), "%s", out);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* seccomp-probe.c: apply the real box of one daemon in a forked child and try one call there.
  *
- *   seccomp-probe DAEMON CALL [DIR]   DAEMON: agent, installer or broker; DIR: the directory the
+ *   seccomp-probe DAEMON CALL [DIR]   DAEMON: agent, installer, broker or http (teep-broker-http); DIR: the directory the
  *                                     daemon may write (state dir, store); prints
  *                                     "DAEMON CALL: OUTCOME" and exits with the outcome
  *                                     (0 allowed, 1 refused, 2 killed by SIGSYS, 3 failed otherwise)
@@ -31,6 +31,11 @@ static int apply_box(void *userdata) {
                 return agent_sandbox_apply(b->dir);
         if (strcmp(b->daemon, "installer") == 0)
                 return installer_sandbox_apply(b->dir);
+        if (strcmp(b->daemon, "http") == 0) {
+                /* teep-broker-http: the broker's filter, inherited, and its own on top */
+                int r = broker_sandbox_apply();
+                return r < 0 ? r : broker_http_sandbox_apply();
+        }
         return broker_sandbox_apply();
 }
 
@@ -41,6 +46,8 @@ static const TeepSeccompPolicy *policy_of(const char *daemon) {
                 return &installer_seccomp_policy;
         if (strcmp(daemon, "broker") == 0)
                 return &broker_seccomp_policy;
+        if (strcmp(daemon, "http") == 0)
+                return &broker_http_seccomp_policy;
         return NULL;
 }
 
@@ -56,7 +63,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         if (argc < 3 || argc > 4 || !(p = policy_of(argv[1]))) {
-                fprintf(stderr, "usage: seccomp-probe agent|installer|broker CALL [DIR] | --list\n");
+                fprintf(stderr, "usage: seccomp-probe agent|installer|broker|http CALL [DIR] | --list\n");
                 return 64;
         }
         if (strcmp(argv[2], "--list") == 0) {

@@ -49,8 +49,33 @@ static void stop_owner(const char *name) {
         cr_assert_eq(stack_bus_name_pid(name), 0, "%s did not leave the bus", name);
 }
 
+/* The broker's child named teep-broker-http (the kernel's comm has 15 characters), or 0. */
+static pid_t http_helper_of(pid_t broker) {
+        char path[64], buf[512];
+        pid_t found = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)broker, (int)broker);
+        f = fopen(path, "re");
+        if (!f)
+                return 0;
+        while (!found && fscanf(f, "%d", &found) == 1) {
+                FILE *c;
+
+                snprintf(path, sizeof(path), "/proc/%d/comm", (int)found);
+                c = fopen(path, "re");
+                if (!c || !fgets(buf, sizeof(buf), c) || strcmp(buf, "teep-broker-htt\n") != 0)
+                        found = 0;
+                if (c)
+                        fclose(c);
+        }
+        fclose(f);
+        return found;
+}
+
 /* Run BINARY --config CONF --sandbox-self-test as uid/gid in the stack's mount namespace (where
- * its users exist). Returns the exit status; out/err get the output. */
+ * its users exist); teep-broker-http takes no --config. Returns the exit status; out/err get
+ * the output. */
 static int self_test(const char *binary, uid_t uid, gid_t gid, char **out, char **err) {
         char bin[512], target[32], reuid[32], regid[32];
         FILE *f = fopen(stack_path(&stack, "run/dbus.pid"), "re");
@@ -69,6 +94,10 @@ static int self_test(const char *binary, uid_t uid, gid_t gid, char **out, char 
                         "setpriv", reuid, regid, "--clear-groups", "--inh-caps=-all", "--",
                         bin, "--config", stack.conf, "--sandbox-self-test", NULL,
                 };
+                if (strstr(binary, "teep-broker-http")) {
+                        argv[12] = "--sandbox-self-test";
+                        argv[13] = NULL;
+                }
                 return run_cmd_as(0, 0, argv, 60, out, err);
         }
 }
@@ -103,6 +132,13 @@ Test(seccomp_stack, daemons_run_confined_and_refuse_forbidden_calls) {
         assert_confined("teep-installer", stack_bus_name_pid("org.teepkit.Installer1"), stack.uid_installer);
         assert_confined("teep-agentd", stack_bus_name_pid("org.teepkit.Agent1"), stack.uid_agent);
         assert_confined("teep-brokerd", stack_bus_name_pid("org.teepkit.Broker1"), stack.uid_broker);
+        /* its HTTP helper, still there from the request: the broker's filter and its own */
+        {
+                pid_t helper = http_helper_of(stack_bus_name_pid("org.teepkit.Broker1"));
+                assert_confined("teep-broker-http", helper, stack.uid_broker);
+                cr_assert(stack_proc_status_has(helper, "Seccomp_filters:\t2"),
+                          "teep-broker-http (pid %d) does not have two filters", (int)helper);
+        }
 
         /* Each self-test takes the daemon's place: its start-up owns the bus name and locks the
          * store or the state, as the real one does. The installer first, before anything could
@@ -119,6 +155,13 @@ Test(seccomp_stack, daemons_run_confined_and_refuse_forbidden_calls) {
         r = self_test("broker/teep-brokerd", stack.uid_broker, stack.gid_broker, &out, &err);
         cr_expect_eq(r, 0, "teep-brokerd --sandbox-self-test: exit %d\n%s\n%s", r, out, err);
         check_self_test("teep-brokerd", out, err);
+        free(out);
+        free(err);
+
+        r = self_test("broker/teep-broker-http", stack.uid_broker, stack.gid_broker, &out, &err);
+        cr_expect_eq(r, 0, "teep-broker-http --sandbox-self-test: exit %d\n%s\n%s", r, out, err);
+        check_self_test("teep-broker-http", out, err);
+        cr_expect(strstr(out, "teep-broker-http: socket-unix: refused (EPERM)"), "no bus for the helper:\n%s", out);
         free(out);
         free(err);
 

@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* http-helper.c: teep-broker-http — teep-brokerd's HTTP, in a process without the bus (http-wire.h) */
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http-wire.h"
+#include "log.h"
+#include "macro.h"
+#include "sandbox.h"
+#include "transport.h"
+
+#define CONTROL_FD 3
+#define CHANNELS_MAX 64u
+
+typedef struct Helper Helper;
+
+typedef struct Channel {
+        Helper *helper;
+        struct Channel *next, *prev;
+        int fd;
+        sd_event_source *io;
+        HttpRequest *req;
+        HttpWireStart start;
+        char *uri;
+        uint8_t *body; /* the POST body, while it arrives */
+        size_t body_got;
+        uint8_t *out;  /* frames the socket did not take yet */
+        size_t out_len, out_off, out_alloc;
+        bool headers_sent;
+        bool done;     /* DONE is queued: close once it is out */
+        bool paused;   /* the transfer waits for room in the socket */
+} Channel;
+
+struct Helper {
+        sd_event *event;
+        Transport *transport;
+        sd_event_source *control;
+        Channel *channels;
+        unsigned n_channels;
+};
+
+static Channel *channel_free(Channel *c) {
+        Helper *h;
+
+        if (!c)
+                return NULL;
+        h = c->helper;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                h->channels = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        h->n_channels--;
+        http_request_free(c->req);
+        sd_event_source_disable_unref(c->io);
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->uri);
+        free(c->body);
+        free(c->out);
+        free(c);
+        return NULL;
+}
+
+/* Write what is queued; 1 when all of it is out, 0 when the socket is full, -errno. */
+static int channel_flush(Channel *c) {
+        while (c->out_off < c->out_len) {
+                ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        return -errno;
+                }
+                c->out_off += (size_t)n;
+        }
+        c->out_len = c->out_off = 0;
+        return 1;
+}
+
+static int channel_queue(Channel *c, uint32_t type, const void *p1, size_t n1, const void *p2, size_t n2,
+                         const void *p3, size_t n3, const void *p4, size_t n4) {
+        HttpWireFrame f = { .type = type, .len = (uint32_t)(n1 + n2 + n3 + n4) };
+        size_t need = c->out_len + sizeof(f) + f.len;
+        uint8_t *p;
+
+        if (need > c->out_alloc) {
+                uint8_t *o = realloc(c->out, need);
+                if (!o)
+                        return -ENOMEM;
+                c->out = o;
+                c->out_alloc = need;
+        }
+        p = c->out + c->out_len;
+        memcpy(p, &f, sizeof(f));
+        p += sizeof(f);
+        if (n1)
+                memcpy(p, p1, n1), p += n1;
+        if (n2)
+                memcpy(p, p2, n2), p += n2;
+        if (n3)
+                memcpy(p, p3, n3), p += n3;
+        if (n4)
+                memcpy(p, p4, n4);
+        c->out_len = need;
+        return 0;
+}
+
+/* After queueing: send what the socket takes; watch for room when it took less. */
+static int channel_send(Channel *c) {
+        int r = channel_flush(c);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT);
+        if (c->done) {
+                channel_free(c);
+                return 1;
+        }
+        return sd_event_source_set_io_events(c->io, EPOLLIN);
+}
+
+static HttpDataVerdict on_data(HttpRequest *req, const uint8_t *data, size_t len, void *userdata) {
+        Channel *c = userdata;
+
+        if (c->out_len > 0) {
+                c->paused = true;
+                return HTTP_DATA_PAUSE;
+        }
+        if (!c->headers_sent) {
+                uint64_t cl = http_request_content_length(req);
+                if (channel_queue(c, HTTP_WIRE_HEADERS, &cl, sizeof(cl), NULL, 0, NULL, 0, NULL, 0) < 0)
+                        return HTTP_DATA_STOP;
+                c->headers_sent = true;
+        }
+        while (len > 0) {
+                size_t n = len < HTTP_WIRE_DATA_MAX ? len : HTTP_WIRE_DATA_MAX;
+                if (channel_queue(c, HTTP_WIRE_DATA, data, n, NULL, 0, NULL, 0, NULL, 0) < 0)
+                        return HTTP_DATA_STOP;
+                data += n;
+                len -= n;
+        }
+        /* the bytes are ours now; what the socket does not take waits for room (channel_send) */
+        switch (channel_flush(c)) {
+        case 1:
+                return HTTP_DATA_TAKEN;
+        case 0:
+                if (sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT) < 0)
+                        return HTTP_DATA_STOP;
+                return HTTP_DATA_TAKEN;
+        default:
+                return HTTP_DATA_STOP; /* the broker is gone */
+        }
+}
+
+static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
+        Channel *c = userdata;
+        size_t ct = res->content_type ? strnlen(res->content_type, HTTP_WIRE_TEXT_MAX) : 0;
+        size_t msg = res->message ? strnlen(res->message, HTTP_WIRE_TEXT_MAX) : 0;
+        size_t body = res->body ? res->body_len : 0;
+        HttpWireDone d = {
+                .error = res->error,
+                .content_type_len = (uint32_t)ct,
+                .status = res->status,
+                .content_length = res->content_length,
+                .received = res->body_len,
+                .new_connections = res->new_connections,
+                .message_len = (uint32_t)msg,
+                .body_len = (uint32_t)body,
+        };
+        int r;
+
+        r = channel_queue(c, HTTP_WIRE_DONE, &d, sizeof(d), res->content_type, ct, res->message, msg, res->body, body);
+        if (r < 0)
+                log_error("%s: cannot queue the answer: %s", c->uri, strerror(-r));
+        c->done = true;
+        /* the request is over: free it now (it is ours, and libcurl's handle goes with it) */
+        c->req = http_request_free(c->req);
+        if (r < 0 || channel_send(c) < 0)
+                channel_free(c);
+}
+
+static int channel_begin(Channel *c) {
+        Helper *h = c->helper;
+        int r;
+
+        r = http_request_new(h->transport, &c->req);
+        if (r < 0)
+                return r;
+        if (c->start.op == HTTP_WIRE_POST)
+                r = http_request_post_teep(c->req, c->uri, c->body, c->body_got, c->start.max, on_done, c);
+        else
+                r = http_request_get_stream(c->req, c->uri, c->start.max, on_data, on_done, c);
+        free(c->body);
+        c->body = NULL;
+        return r;
+}
+
+static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Channel *c = userdata;
+        int r;
+
+        if (revents & EPOLLOUT) {
+                r = channel_send(c);
+                if (r < 0) {
+                        channel_free(c);
+                        return 0;
+                }
+                if (r > 0)
+                        return 0; /* freed: DONE went out */
+                if (c->paused && c->out_len == 0 && c->req) {
+                        c->paused = false;
+                        http_request_resume(c->req);
+                }
+        }
+        if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                return 0;
+        if (c->body_got < c->start.body_len) {
+                ssize_t n = read(fd, c->body + c->body_got, c->start.body_len - c->body_got);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        return 0;
+                if (n <= 0) {
+                        channel_free(c); /* the broker gave up before the body was complete */
+                        return 0;
+                }
+                c->body_got += (size_t)n;
+                if (c->body_got == c->start.body_len) {
+                        r = channel_begin(c);
+                        if (r < 0) {
+                                log_error("%s: cannot start the request: %s", c->uri, strerror(-r));
+                                channel_free(c);
+                        }
+                }
+                return 0;
+        }
+        /* the broker writes nothing after the body: this is its end closing (cancel) */
+        channel_free(c);
+        return 0;
+}
+
+static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, int fd) {
+        _cleanup_free_ Channel *c = NULL;
+        int r;
+
+        if (h->n_channels >= CHANNELS_MAX)
+                return -EMFILE;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->helper = h;
+        c->fd = -1;
+        c->start = *st;
+        c->uri = strdup(uri);
+        if (!c->uri)
+                return -ENOMEM;
+        if (st->body_len > 0 && !(c->body = malloc(st->body_len))) {
+                free(c->uri);
+                return -ENOMEM;
+        }
+        r = sd_event_add_io(h->event, &c->io, fd, EPOLLIN, on_channel, c);
+        if (r < 0) {
+                free(c->uri);
+                free(c->body);
+                return r;
+        }
+        (void)sd_event_source_set_description(c->io, "http-channel");
+        c->fd = fd;
+        c->next = h->channels;
+        if (h->channels)
+                h->channels->prev = c;
+        h->channels = c;
+        h->n_channels++;
+        if (st->body_len == 0) {
+                r = channel_begin(c);
+                if (r < 0) {
+                        log_error("%s: cannot start the request: %s", uri, strerror(-r));
+                        channel_free(TAKE_PTR(c));
+                        return 0;
+                }
+        }
+        TAKE_PTR(c);
+        return 0;
+}
+
+static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Helper *h = userdata;
+        union {
+                HttpWireStart start;
+                uint8_t bytes[sizeof(HttpWireStart) + HTTP_WIRE_URI_MAX + 1];
+        } buf;
+        union {
+                struct cmsghdr h;
+                uint8_t bytes[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = &buf, .iov_len = sizeof(buf) - 1 };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof(control),
+        };
+        struct cmsghdr *cm;
+        ssize_t n;
+        int chan = -1, r;
+
+        n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                /* the broker let us go (or is gone): nothing may outlive it */
+                log_debug("the broker closed the control socket: exiting");
+                return sd_event_exit(h->event, 0);
+        }
+        for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+                        memcpy(&chan, CMSG_DATA(cm), sizeof(int));
+        buf.bytes[n] = '\0';
+        if (chan < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n <= sizeof(HttpWireStart) ||
+            buf.start.version != HTTP_WIRE_VERSION ||
+            (buf.start.op != HTTP_WIRE_POST && buf.start.op != HTTP_WIRE_GET_STREAM) ||
+            buf.start.body_len > HTTP_WIRE_BODY_MAX || (buf.start.op != HTTP_WIRE_POST && buf.start.body_len) ||
+            strlen((const char *)buf.bytes + sizeof(HttpWireStart)) != (size_t)n - sizeof(HttpWireStart) - 1) {
+                log_error("refusing a malformed request from the broker (%zd bytes)", n);
+                if (chan >= 0)
+                        close(chan);
+                return 0;
+        }
+        r = start_channel(h, &buf.start, (const char *)buf.bytes + sizeof(HttpWireStart), chan);
+        if (r < 0) {
+                log_error("cannot take a request: %s", strerror(-r));
+                close(chan);
+        }
+        return 0;
+}
+
+static int parse_usec(const char *s, uint64_t *ret) {
+        char *end = NULL;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || !end || *end || end == s)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static void help(FILE *f) {
+        fprintf(f,
+                "Usage: " HTTP_HELPER_NAME " [OPTIONS]\n\n"
+                "teep-brokerd's HTTP client: started by teep-brokerd with a control socket on fd 3,\n"
+                "never by hand. See teep-brokerd(8).\n\n"
+                "  --connect-timeout-usec N  --timeout-usec N  --payload-timeout-usec N\n"
+                "  --ca-file FILE  --user-agent TEXT\n");
+}
+
+/* See brokerd's comment in earlier releases and docs/internals.md: keep libssh2 from
+ * initialising libcrypto for a protocol never spoken (only http and https are allowed). */
+static void libssh2_skip_crypto_init(void) {
+        int (*ssh2_init)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "libssh2_init");
+
+        if (ssh2_init)
+                (void)ssh2_init(0x0001 /* LIBSSH2_INIT_NO_CRYPTO */);
+}
+
+static int run(int argc, char **argv) {
+        enum { ARG_CONNECT = 0x100, ARG_TIMEOUT, ARG_PAYLOAD, ARG_CA, ARG_UA, ARG_SELF_TEST };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "connect-timeout-usec", required_argument, NULL, ARG_CONNECT },
+                { "timeout-usec", required_argument, NULL, ARG_TIMEOUT },
+                { "payload-timeout-usec", required_argument, NULL, ARG_PAYLOAD },
+                { "ca-file", required_argument, NULL, ARG_CA },
+                { "user-agent", required_argument, NULL, ARG_UA },
+                /* hidden: start up, enter the box, try forbidden calls, exit (tests) */
+                { "sandbox-self-test", no_argument, NULL, ARG_SELF_TEST },
+                {},
+        };
+        TransportConfig tc = { .connect_timeout_usec = 10 * 1000000ull, .timeout_usec = 30 * 1000000ull };
+        Helper h = {};
+        bool self_test = false;
+        int c, r;
+
+        log_setup(HTTP_HELPER_NAME);
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                r = 0;
+                switch (c) {
+                case 'h':
+                        help(stdout);
+                        return 0;
+                case ARG_CONNECT:
+                        r = parse_usec(optarg, &tc.connect_timeout_usec);
+                        break;
+                case ARG_TIMEOUT:
+                        r = parse_usec(optarg, &tc.timeout_usec);
+                        break;
+                case ARG_PAYLOAD:
+                        r = parse_usec(optarg, &tc.payload_timeout_usec);
+                        break;
+                case ARG_CA:
+                        tc.ca_file = optarg;
+                        break;
+                case ARG_UA:
+                        tc.user_agent = optarg;
+                        break;
+                case ARG_SELF_TEST:
+                        self_test = true;
+                        break;
+                default:
+                        help(stderr);
+                        return -EINVAL;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "bad value for %s: %s", argv[optind - 2], optarg);
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "unexpected argument '%s'", argv[optind]);
+        if (!self_test && fcntl(CONTROL_FD, F_GETFD) < 0)
+                return log_error_errno(-EBADF, "no control socket on fd %d: teep-brokerd starts this program",
+                                       CONTROL_FD);
+
+        libssh2_skip_crypto_init();
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return log_error_errno(-EIO, "cannot initialise libcurl");
+        (void)signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_new(&h.event);
+        if (r >= 0)
+                r = transport_new(h.event, &tc, &h.transport);
+        if (r >= 0 && !self_test)
+                r = sd_event_add_io(h.event, &h.control, CONTROL_FD, EPOLLIN, on_control, &h);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up: %s", strerror(-r));
+                goto out;
+        }
+        r = broker_http_sandbox_apply();
+        if (r < 0) {
+                log_error_errno(r, "cannot install the seccomp filter: %s", strerror(-r));
+                goto out;
+        }
+        if (self_test) {
+                r = broker_http_sandbox_self_test();
+                goto out;
+        }
+        r = sd_event_loop(h.event);
+        if (r < 0)
+                log_error_errno(r, "event loop failed: %s", strerror(-r));
+out:
+        while (h.channels)
+                channel_free(h.channels);
+        sd_event_source_disable_unref(h.control);
+        transport_free(h.transport);
+        sd_event_unref(h.event);
+        curl_global_cleanup();
+        return r;
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
