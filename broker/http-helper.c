@@ -328,9 +328,21 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
                 log_debug("the broker closed the control socket: exiting");
                 return sd_event_exit(h->event, 0);
         }
-        for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-                        memcpy(&chan, CMSG_DATA(cm), sizeof(int));
+        /* exactly one descriptor; any other is closed (MSG_CTRUNC: more than fit are refused below) */
+        for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+                        continue;
+                for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                        int fd_i;
+                        memcpy(&fd_i, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (chan < 0)
+                                chan = fd_i;
+                        else {
+                                close(fd_i);
+                                mh.msg_flags |= MSG_CTRUNC;
+                        }
+                }
+        }
         buf.bytes[n] = '\0';
         if (chan < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n <= sizeof(HttpWireStart) ||
             buf.start.version != HTTP_WIRE_VERSION ||

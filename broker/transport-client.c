@@ -300,7 +300,7 @@ static void request_end(HttpRequest *req) {
         free(req->out);
         req->out = NULL;
         req->out_len = req->out_off = 0;
-        req->in_len = req->in_off = 0;
+        req->in_len = req->in_off = 0; /* (not freed: the done callback may read the body in it) */
         req->paused = false;
         if (req->active) {
                 req->active = false;
@@ -544,6 +544,12 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
         req->uri = strdup(uri);
         if (!req->uri)
                 return -ENOMEM;
+        if (req->in_alloc > 4 * HTTP_WIRE_DATA_MAX) {
+                /* the last answer was large: its buffer does not stay for the next one */
+                free(req->in);
+                req->in = NULL;
+                req->in_alloc = 0;
+        }
         if (len > 0) {
                 req->out = malloc(len);
                 if (!req->out)
