@@ -301,14 +301,8 @@ static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, in
 
 static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Helper *h = userdata;
-        union {
-                HttpWireStart start;
-                uint8_t bytes[sizeof(HttpWireStart) + HTTP_WIRE_URI_MAX + 1];
-        } buf;
-        union {
-                struct cmsghdr h;
-                uint8_t bytes[CMSG_SPACE(sizeof(int))];
-        } control;
+        HttpWireStartPacket buf;
+        HttpWireFdControl control;
         struct iovec iov = { .iov_base = &buf, .iov_len = sizeof(buf) - 1 };
         struct msghdr mh = {
                 .msg_iov = &iov,

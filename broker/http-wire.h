@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /*
  * teep-brokerd holds no HTTP stack: libcurl, its TLS library and the code that parses what the
@@ -53,6 +54,18 @@ typedef struct HttpWireStart {
         uint64_t max;      /* response limit */
         uint64_t body_len; /* POST body bytes that follow on the channel */
 } HttpWireStart;
+
+/* A start packet as it arrives: HttpWireStart, the URI and room for its NUL. */
+typedef union HttpWireStartPacket {
+        HttpWireStart start;
+        uint8_t bytes[sizeof(HttpWireStart) + HTTP_WIRE_URI_MAX + 1];
+} HttpWireStartPacket;
+
+/* The control message of a start packet: room for its one descriptor. */
+typedef union HttpWireFdControl {
+        struct cmsghdr h;
+        uint8_t bytes[CMSG_SPACE(sizeof(int))];
+} HttpWireFdControl;
 
 typedef struct HttpWireFrame {
         uint32_t type;

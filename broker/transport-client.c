@@ -505,10 +505,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* Hand one request to the helper: its start packet carries the channel's other end. */
 static int send_start(Helper *h, const HttpWireStart *st, const char *uri, int chan) {
-        union {
-                struct cmsghdr h;
-                uint8_t bytes[CMSG_SPACE(sizeof(int))];
-        } control = {};
+        HttpWireFdControl control = {};
         struct iovec iov[2] = {
                 { .iov_base = (void *)st, .iov_len = sizeof(*st) },
                 { .iov_base = (void *)uri, .iov_len = strlen(uri) + 1 },

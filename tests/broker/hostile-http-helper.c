@@ -92,14 +92,8 @@ static void answer(const char *mode, const HttpWireStart *st, int chan) {
 
 int main(void) {
         const char *mode = getenv("HOSTILE_MODE");
-        union {
-                HttpWireStart st;
-                uint8_t bytes[sizeof(HttpWireStart) + HTTP_WIRE_URI_MAX + 1];
-        } buf;
-        union {
-                struct cmsghdr h;
-                uint8_t bytes[CMSG_SPACE(sizeof(int))];
-        } control;
+        HttpWireStartPacket buf;
+        HttpWireFdControl control;
 
         if (!mode)
                 return 2;
@@ -120,7 +114,7 @@ int main(void) {
                 memcpy(&chan, CMSG_DATA(cm), sizeof(int));
                 /* the broker made both ends non-blocking; this one blocks */
                 (void)fcntl(chan, F_SETFL, fcntl(chan, F_GETFL) & ~O_NONBLOCK);
-                for (uint64_t got = 0; got < buf.st.body_len;) {
+                for (uint64_t got = 0; got < buf.start.body_len;) {
                         ssize_t r = read(chan, body, sizeof(body));
                         if (r < 0 && errno == EAGAIN)
                                 continue;
@@ -129,7 +123,7 @@ int main(void) {
                         got += (uint64_t)r;
                 }
                 /* the channel is the broker's non-blocking socket's twin: block here */
-                answer(mode, &buf.st, chan);
+                answer(mode, &buf.start, chan);
                 if (strcmp(mode, "hang") != 0)
                         close(chan);
         }
