@@ -213,6 +213,32 @@ static int channel_begin(Channel *c) {
         return r;
 }
 
+/* Read what there is of the POST body; once it is all in, start the request. Returns 1 when it
+ * started, 0 when more is to come, -1 when the channel is gone (freed). */
+static int channel_read_body(Channel *c) {
+        int r;
+
+        while (c->body_got < c->start.body_len) {
+                ssize_t n = read(c->fd, c->body + c->body_got, c->start.body_len - c->body_got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0) {
+                        channel_free(c); /* the broker gave up before the body was complete */
+                        return -1;
+                }
+                c->body_got += (size_t)n;
+        }
+        r = channel_begin(c);
+        if (r < 0) {
+                log_error("%s: cannot start the request: %s", c->uri, strerror(-r));
+                channel_free(c);
+                return -1;
+        }
+        return 1;
+}
+
 static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Channel *c = userdata;
         int r;
@@ -233,21 +259,7 @@ static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 return 0;
         if (c->body_got < c->start.body_len) {
-                ssize_t n = read(fd, c->body + c->body_got, c->start.body_len - c->body_got);
-                if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                        return 0;
-                if (n <= 0) {
-                        channel_free(c); /* the broker gave up before the body was complete */
-                        return 0;
-                }
-                c->body_got += (size_t)n;
-                if (c->body_got == c->start.body_len) {
-                        r = channel_begin(c);
-                        if (r < 0) {
-                                log_error("%s: cannot start the request: %s", c->uri, strerror(-r));
-                                channel_free(c);
-                        }
-                }
+                (void)channel_read_body(c);
                 return 0;
         }
         /* the broker writes nothing after the body: this is its end closing (cancel) */
@@ -287,15 +299,8 @@ static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, in
                 h->channels->prev = c;
         h->channels = c;
         h->n_channels++;
-        if (st->body_len == 0) {
-                r = channel_begin(c);
-                if (r < 0) {
-                        log_error("%s: cannot start the request: %s", uri, strerror(-r));
-                        channel_free(TAKE_PTR(c));
-                        return 0;
-                }
-        }
-        TAKE_PTR(c);
+        /* the broker writes the body before it sends the channel: usually it is all there */
+        (void)channel_read_body(TAKE_PTR(c));
         return 0;
 }
 

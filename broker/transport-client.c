@@ -558,6 +558,17 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
                 r = -errno;
                 goto fail;
         }
+        /* The body goes in before the channel is handed over: the helper finds it there when it
+         * takes the request, without waiting for another wake-up (a TEEP message fits the
+         * socket's buffer; the rest, if any, follows from the loop). */
+        while (req->out_off < req->out_len) {
+                ssize_t n = send(sv[0], req->out + req->out_off, req->out_len - req->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break; /* full: on_channel goes on */
+                req->out_off += (size_t)n;
+        }
         /* a helper that exited since (or was let go) gets a successor, once */
         for (unsigned attempt = 0;; attempt++) {
                 r = t->current ? 0 : helper_spawn(t);
@@ -572,7 +583,8 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
                 log_error("cannot hand a request to %s: %s", HTTP_HELPER_NAME, strerror(-r));
                 goto fail;
         }
-        r = sd_event_add_io(t->event, &req->io, sv[0], len > 0 ? EPOLLIN | EPOLLOUT : EPOLLIN, on_channel, req);
+        r = sd_event_add_io(t->event, &req->io, sv[0], req->out_off < req->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN,
+                            on_channel, req);
         if (r < 0)
                 goto fail;
         (void)sd_event_source_set_description(req->io, "http-channel");

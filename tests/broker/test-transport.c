@@ -230,6 +230,24 @@ Test(transport, the_session_reuses_one_connection) {
         http_request_free(req);
 }
 
+/* A body larger than a socket's buffer (teep-brokerd: the rest of it follows from the loop). */
+Test(transport, a_large_post_body_arrives_whole) {
+        HttpRequest *req = NULL;
+        size_t len = 3u << 20;
+        uint8_t *msg = malloc(len);
+        Outcome o;
+
+        cr_assert_not_null(msg);
+        memset(msg, 0x5a, len);
+        cr_assert_eq(http_request_new(transport, &req), 0);
+        o = post(req, "/teep", msg, len, 1 << 20);
+        cr_assert_eq(o.error, 0, "%s", o.message);
+        cr_assert_eq(o.status, 200);
+        cr_assert_eq(seen.body_len, len, "the server got %zu bytes", seen.body_len);
+        http_request_free(req);
+        free(msg);
+}
+
 Test(transport, response_larger_than_the_limit) {
         HttpRequest *req = NULL;
         Outcome o;
