@@ -105,7 +105,16 @@ static int on_helper_exited(sd_event_source *s, int fd, uint32_t revents, void *
         Helper *h = userdata;
         siginfo_t si = {};
 
-        if (waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        if (waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &si, WEXITED | WNOHANG) < 0) {
+                if (errno == EINTR)
+                        return 0;
+                /* reaped elsewhere (or not ours to reap): it is gone either way, and its pidfd
+                 * would stay readable */
+                log_debug("%s [%d]: cannot reap: %s", HTTP_HELPER_NAME, (int)h->pid, strerror(errno));
+                helper_free(h);
+                return 0;
+        }
+        if (si.si_pid == 0)
                 return 0;
         if (si.si_code == CLD_EXITED && si.si_status == 0)
                 log_debug("%s [%d] exited", HTTP_HELPER_NAME, (int)h->pid);
@@ -394,6 +403,7 @@ static bool request_pump(HttpRequest *req) {
                         : f.type == HTTP_WIRE_DONE  ? sizeof(HttpWireDone) + 2 * HTTP_WIRE_TEXT_MAX + req->max
                                                     : 0;
                 if (f.len > limit || (f.type == HTTP_WIRE_DONE && f.len < sizeof(HttpWireDone)) ||
+                    (f.type == HTTP_WIRE_HEADERS && f.len != sizeof(uint64_t)) ||
                     (f.type != HTTP_WIRE_DONE && !req->stream)) {
                         request_fail(req, -EPROTO, "the HTTP helper sent a malformed frame");
                         return false;

@@ -73,6 +73,10 @@ static void answer(const char *mode, const HttpWireStart *st, int chan) {
                 put(chan, HTTP_WIRE_DATA, junk, 16);
                 return;
         }
+        if (strcmp(mode, "short-headers") == 0) {
+                put(chan, HTTP_WIRE_HEADERS, junk, 2); /* a content length is 8 bytes */
+                return;
+        }
         if (strcmp(mode, "stream-over-limit") == 0) {
                 uint64_t cl = UINT64_MAX;
                 put(chan, HTTP_WIRE_HEADERS, &cl, sizeof(cl));

@@ -95,6 +95,7 @@ Test(hostile, lies_in_the_frames_fail_the_request) {
         expect_failure("lengths-disagree", false, -EPROTO, "malformed answer");
         expect_failure("positive-error", false, -EPROTO, "malformed answer");
         expect_failure("data-for-a-post", false, -EPROTO, "malformed frame");
+        expect_failure("short-headers", true, -EPROTO, "malformed frame");
         expect_failure("stream-over-limit", true, -EPROTO, "more than the limit");
 }
 
