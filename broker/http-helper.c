@@ -175,6 +175,8 @@ static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
         size_t ct = res->content_type ? strnlen(res->content_type, HTTP_WIRE_TEXT_MAX) : 0;
         size_t msg = res->message ? strnlen(res->message, HTTP_WIRE_TEXT_MAX) : 0;
         size_t body = res->body ? res->body_len : 0;
+        static const char too_large[] = "the answer is too large to pass on";
+        HttpResult refused = { .message = too_large };
         HttpWireDone d = {
                 .error = res->error,
                 .content_type_len = (uint32_t)ct,
@@ -187,7 +189,15 @@ static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
         };
         int r;
 
-        r = channel_queue(c, HTTP_WIRE_DONE, &d, sizeof(d), res->content_type, ct, res->message, msg, res->body, body);
+        if (body > UINT32_MAX - sizeof(d) - 2 * HTTP_WIRE_TEXT_MAX) {
+                /* a frame's length is 32 bits (only a MaxMessageSize= of 4G gets here) */
+                d = (HttpWireDone){ .error = -E2BIG, .status = res->status, .content_length = res->content_length,
+                                    .message_len = sizeof(too_large) - 1 };
+                ct = body = 0;
+                res = &refused;
+        }
+        r = channel_queue(c, HTTP_WIRE_DONE, &d, sizeof(d), res->content_type, ct, res->message, d.message_len,
+                          res->body, body);
         if (r < 0)
                 log_error("%s: cannot queue the answer: %s", c->uri, strerror(-r));
         c->done = true;
