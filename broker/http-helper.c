@@ -43,11 +43,24 @@ typedef struct Channel {
         size_t out_len, out_off, out_alloc;
         bool headers_sent;
         bool done;     /* DONE is queued: close once it is out */
-        bool paused;   /* the transfer waits for room in the socket */
+        bool paused;   /* the transfer waits for room in the socket (GET_INTO: in the pipe) */
+
+        /* GET_INTO: the pipe the body goes into, and what it had no room for yet */
+        int sink;
+        sd_event_source *sink_out;  /* EPOLLOUT on sink while carry holds bytes */
+        sd_event_source *stall;     /* how long the pipe may stay full */
+        uint8_t *carry;
+        size_t carry_off, carry_len, carry_alloc;
+        uint64_t written;
+        int sink_error;             /* -EPIPE, -ENOBUFS: why the transfer was stopped */
+        HttpWireDone held;          /* the transfer ended while carry held bytes: its answer */
+        char *held_content_type;
+        bool held_done;
 } Channel;
 
 struct Helper {
         sd_event *event;
+        uint64_t timeout_usec; /* how long a GET_INTO pipe may stay full */
         Transport *transport;
         sd_event_source *control;
         Channel *channels;
@@ -69,8 +82,13 @@ static Channel *channel_free(Channel *c) {
         h->n_channels--;
         http_request_free(c->req);
         sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->sink_out);
+        sd_event_source_disable_unref(c->stall);
         if (c->fd >= 0)
                 close(c->fd);
+        safe_close(c->sink);
+        free(c->carry);
+        free(c->held_content_type);
         free(c->uri);
         free(c->body);
         free(c->out);
@@ -170,8 +188,9 @@ static HttpDataVerdict on_data(HttpRequest *req, const uint8_t *data, size_t len
         }
 }
 
-static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
-        Channel *c = userdata;
+/* Queue DONE for res (GET_INTO: the pipe is closed first, and received is what went into it)
+ * and send it; the channel goes once it is out. */
+static void channel_answer(Channel *c, const HttpResult *res) {
         size_t ct = res->content_type ? strnlen(res->content_type, HTTP_WIRE_TEXT_MAX) : 0;
         size_t msg = res->message ? strnlen(res->message, HTTP_WIRE_TEXT_MAX) : 0;
         size_t body = res->body ? res->body_len : 0;
@@ -182,13 +201,14 @@ static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
                 .content_type_len = (uint32_t)ct,
                 .status = res->status,
                 .content_length = res->content_length,
-                .received = res->body_len,
+                .received = c->start.op == HTTP_WIRE_GET_INTO ? c->written : res->body_len,
                 .new_connections = res->new_connections,
                 .message_len = (uint32_t)msg,
                 .body_len = (uint32_t)body,
         };
         int r;
 
+        c->sink = safe_close(c->sink); /* the reader sees the end of the stream now */
         if (body > UINT32_MAX - sizeof(d) - 2 * HTTP_WIRE_TEXT_MAX) {
                 /* a frame's length is 32 bits (only a MaxMessageSize= of 4G gets here) */
                 d = (HttpWireDone){ .error = -E2BIG, .status = res->status, .content_length = res->content_length,
@@ -207,6 +227,138 @@ static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
                 channel_free(c);
 }
 
+/* GET_INTO stopped by its pipe (the reader is gone, or took nothing for too long). */
+static void sink_give_up(Channel *c, int error) {
+        char message[256];
+
+        if (error == -EPIPE)
+                snprintf(message, sizeof(message), "%s: the pipe's reader is gone", c->uri);
+        else
+                snprintf(message, sizeof(message), "%s: the pipe's reader took nothing for %" PRIu64 " s", c->uri,
+                         c->helper->timeout_usec / 1000000u);
+        channel_answer(c, &(const HttpResult){ .error = error,
+                                               .status = 200,
+                                               .content_length = c->held_done ? c->held.content_length : UINT64_MAX,
+                                               .message = message });
+}
+
+static void on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
+        Channel *c = userdata;
+
+        if (c->start.op == HTTP_WIRE_GET_INTO && c->sink_error < 0) {
+                /* on_data stopped it for the pipe's sake: say so rather than "stopped by the receiver" */
+                sink_give_up(c, c->sink_error);
+                return;
+        }
+        if (c->start.op == HTTP_WIRE_GET_INTO && res->error == 0 && c->carry_len > 0) {
+                /* all in, but the pipe still has to take the rest: answer once it did */
+                c->held = (HttpWireDone){ .status = res->status, .content_length = res->content_length,
+                                          .new_connections = res->new_connections };
+                c->held_content_type = res->content_type ? strdup(res->content_type) : NULL;
+                c->held_done = true;
+                c->req = http_request_free(c->req);
+                return;
+        }
+        channel_answer(c, res);
+}
+
+/* As much of p as the pipe takes now: the count, or -errno (-EPIPE: no reader). */
+static ssize_t sink_write(Channel *c, const uint8_t *p, size_t len) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t k = write(c->sink, p + done, len - done);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                done += (size_t)k;
+        }
+        c->written += done;
+        return (ssize_t)done;
+}
+
+static HttpDataVerdict on_data_into(HttpRequest *req, const uint8_t *data, size_t len, void *userdata) {
+        Channel *c = userdata;
+        ssize_t n;
+
+        if (c->carry_len > 0) {
+                c->paused = true;
+                return HTTP_DATA_PAUSE;
+        }
+        if (!c->headers_sent) {
+                uint64_t cl = http_request_content_length(req);
+                if (channel_queue(c, HTTP_WIRE_HEADERS, &cl, sizeof(cl), NULL, 0, NULL, 0, NULL, 0) < 0 ||
+                    channel_send(c) < 0)
+                        return HTTP_DATA_STOP;
+                c->headers_sent = true;
+        }
+        n = sink_write(c, data, len);
+        if (n < 0) {
+                c->sink_error = n == -EPIPE ? -EPIPE : (int)n;
+                return HTTP_DATA_STOP;
+        }
+        if ((size_t)n < len) {
+                /* the rest waits for room; the transfer pauses on the next piece */
+                if (len - (size_t)n > c->carry_alloc) {
+                        uint8_t *p = realloc(c->carry, len - (size_t)n);
+                        if (!p)
+                                return HTTP_DATA_STOP;
+                        c->carry = p;
+                        c->carry_alloc = len - (size_t)n;
+                }
+                memcpy(c->carry, data + n, len - (size_t)n);
+                c->carry_off = 0;
+                c->carry_len = len - (size_t)n;
+                if (sd_event_source_set_enabled(c->sink_out, SD_EVENT_ON) < 0 ||
+                    sd_event_source_set_time_relative(c->stall, c->helper->timeout_usec) < 0 ||
+                    sd_event_source_set_enabled(c->stall, SD_EVENT_ONESHOT) < 0)
+                        return HTTP_DATA_STOP;
+        }
+        return HTTP_DATA_TAKEN;
+}
+
+static int on_sink_writable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Channel *c = userdata;
+        ssize_t n = sink_write(c, c->carry + c->carry_off, c->carry_len);
+
+        if (n < 0) {
+                sink_give_up(c, n == -EPIPE ? -EPIPE : (int)n);
+                return 0;
+        }
+        c->carry_off += (size_t)n;
+        c->carry_len -= (size_t)n;
+        if (c->carry_len > 0) {
+                /* the reader is reading: its time to make room starts again */
+                if (n > 0)
+                        (void)sd_event_source_set_time_relative(c->stall, c->helper->timeout_usec);
+                return 0;
+        }
+        (void)sd_event_source_set_enabled(c->sink_out, SD_EVENT_OFF);
+        (void)sd_event_source_set_enabled(c->stall, SD_EVENT_OFF);
+        if (c->held_done) {
+                HttpResult res = { .status = c->held.status,
+                                   .content_type = c->held_content_type,
+                                   .content_length = c->held.content_length,
+                                   .new_connections = c->held.new_connections };
+                channel_answer(c, &res);
+                return 0;
+        }
+        if (c->paused && c->req) {
+                c->paused = false; /* (on_data_into may pause it again from in here) */
+                http_request_resume(c->req);
+        }
+        return 0;
+}
+
+static int on_stall(sd_event_source *s, uint64_t usec, void *userdata) {
+        sink_give_up(userdata, -ENOBUFS);
+        return 0;
+}
+
 static int channel_begin(Channel *c) {
         Helper *h = c->helper;
         int r;
@@ -216,6 +368,8 @@ static int channel_begin(Channel *c) {
                 return r;
         if (c->start.op == HTTP_WIRE_POST)
                 r = http_request_post_teep(c->req, c->uri, c->body, c->body_got, c->start.max, on_done, c);
+        else if (c->start.op == HTTP_WIRE_GET_INTO)
+                r = http_request_get_stream(c->req, c->uri, c->start.max, on_data_into, on_done, c);
         else
                 r = http_request_get_stream(c->req, c->uri, c->start.max, on_data, on_done, c);
         free(c->body);
@@ -261,7 +415,7 @@ static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
                 if (r > 0)
                         return 0; /* freed: DONE went out */
-                if (c->paused && c->out_len == 0 && c->req) {
+                if (c->paused && c->out_len == 0 && c->carry_len == 0 && c->req) {
                         c->paused = false;
                         http_request_resume(c->req);
                 }
@@ -277,7 +431,7 @@ static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, int fd) {
+static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, int fd, int sink) {
         _cleanup_free_ Channel *c = NULL;
         int r;
 
@@ -288,6 +442,7 @@ static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, in
                 return -ENOMEM;
         c->helper = h;
         c->fd = -1;
+        c->sink = -1;
         c->start = *st;
         c->uri = strdup(uri);
         if (!c->uri)
@@ -303,6 +458,29 @@ static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, in
                 return r;
         }
         (void)sd_event_source_set_description(c->io, "http-channel");
+        if (sink >= 0) {
+                int fl = fcntl(sink, F_GETFL);
+                /* the pipe's write end is ours alone now (the broker closed its copy) */
+                r = fl < 0 || fcntl(sink, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+                if (r >= 0)
+                        r = sd_event_add_io(h->event, &c->sink_out, sink, EPOLLOUT, on_sink_writable, c);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->sink_out, SD_EVENT_OFF);
+                if (r >= 0)
+                        r = sd_event_add_time_relative(h->event, &c->stall, CLOCK_MONOTONIC, h->timeout_usec, 0,
+                                                       on_stall, c);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->stall, SD_EVENT_OFF);
+                if (r < 0) {
+                        sd_event_source_disable_unref(c->io);
+                        sd_event_source_disable_unref(c->sink_out);
+                        sd_event_source_disable_unref(c->stall);
+                        free(c->uri);
+                        free(c->body);
+                        return r;
+                }
+                c->sink = sink;
+        }
         c->fd = fd;
         c->next = h->channels;
         if (h->channels)
@@ -327,7 +505,7 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
         };
         struct cmsghdr *cm;
         ssize_t n;
-        int chan = -1, r;
+        int chan = -1, sink = -1, r;
 
         n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -337,7 +515,7 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
                 log_debug("the broker closed the control socket: exiting");
                 return sd_event_exit(h->event, 0);
         }
-        /* exactly one descriptor; any other is closed (MSG_CTRUNC: more than fit are refused below) */
+        /* the channel, and for GET_INTO the pipe; any other is closed (and the packet refused) */
         for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
                 if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
                         continue;
@@ -346,6 +524,8 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
                         memcpy(&fd_i, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
                         if (chan < 0)
                                 chan = fd_i;
+                        else if (sink < 0)
+                                sink = fd_i;
                         else {
                                 close(fd_i);
                                 mh.msg_flags |= MSG_CTRUNC;
@@ -355,18 +535,21 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
         buf.bytes[n] = '\0';
         if (chan < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n <= sizeof(HttpWireStart) ||
             buf.start.version != HTTP_WIRE_VERSION ||
-            (buf.start.op != HTTP_WIRE_POST && buf.start.op != HTTP_WIRE_GET_STREAM) ||
+            (buf.start.op != HTTP_WIRE_POST && buf.start.op != HTTP_WIRE_GET_STREAM &&
+             buf.start.op != HTTP_WIRE_GET_INTO) ||
+            (buf.start.op == HTTP_WIRE_GET_INTO) != (sink >= 0) ||
             buf.start.body_len > HTTP_WIRE_BODY_MAX || (buf.start.op != HTTP_WIRE_POST && buf.start.body_len) ||
             strlen((const char *)buf.bytes + sizeof(HttpWireStart)) != (size_t)n - sizeof(HttpWireStart) - 1) {
                 log_error("refusing a malformed request from the broker (%zd bytes)", n);
-                if (chan >= 0)
-                        close(chan);
+                safe_close(chan);
+                safe_close(sink);
                 return 0;
         }
-        r = start_channel(h, &buf.start, (const char *)buf.bytes + sizeof(HttpWireStart), chan);
+        r = start_channel(h, &buf.start, (const char *)buf.bytes + sizeof(HttpWireStart), chan, sink);
         if (r < 0) {
                 log_error("cannot take a request: %s", strerror(-r));
                 close(chan);
+                safe_close(sink);
         }
         return 0;
 }
@@ -463,6 +646,7 @@ static int run(int argc, char **argv) {
         (void)signal(SIGPIPE, SIG_IGN);
 
         r = sd_event_new(&h.event);
+        h.timeout_usec = tc.timeout_usec;
         if (r >= 0)
                 r = transport_new(h.event, &tc, &h.transport);
         if (r >= 0 && !self_test)

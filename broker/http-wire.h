@@ -18,10 +18,16 @@
  * one SCM_RIGHTS descriptor. Nothing comes back on it. Its end is the helper's end: the helper
  * exits when the broker closes it.
  *
+ * GET_INTO carries a second descriptor, the write end of a pipe: the helper writes the body into
+ * it itself (the broker's payload pipe to the agent: no copy through the broker), holds what the
+ * pipe has no room for and pauses the transfer meanwhile, gives up when the pipe stays full for
+ * the request timeout (-ENOBUFS) or its reader is gone (-EPIPE), and closes it before DONE.
+ *
  * Channel (SOCK_STREAM, one per request): the broker writes the POST body (body_len bytes) and
  * nothing else; the helper answers with frames, HttpWireFrame and len bytes:
- *   HEADERS  a stream's 2xx headers are in: uint64_t content length (UINT64_MAX: none)
- *   DATA     a stream's body bytes, in order, at most HTTP_WIRE_DATA_MAX per frame
+ *   HEADERS  a stream's 2xx headers are in: uint64_t content length (UINT64_MAX: none); for
+ *            GET_INTO, sent before the first byte goes into the pipe
+ *   DATA     a stream's body bytes, in order, at most HTTP_WIRE_DATA_MAX per frame (not GET_INTO)
  *   DONE     HttpWireDone, then content type, message and body (POST only) of those lengths;
  *            the last frame
  * The broker closing its end cancels the request. The socket's buffer is the stream's flow
@@ -40,6 +46,7 @@
 enum {
         HTTP_WIRE_POST = 1,
         HTTP_WIRE_GET_STREAM = 2,
+        HTTP_WIRE_GET_INTO = 3,
 };
 
 enum {
@@ -61,10 +68,11 @@ typedef union HttpWireStartPacket {
         uint8_t bytes[sizeof(HttpWireStart) + HTTP_WIRE_URI_MAX + 1];
 } HttpWireStartPacket;
 
-/* The control message of a start packet: room for its one descriptor. */
+/* The control message of a start packet: room for its descriptors (the channel; GET_INTO: and
+ * the pipe). */
 typedef union HttpWireFdControl {
         struct cmsghdr h;
-        uint8_t bytes[CMSG_SPACE(sizeof(int))];
+        uint8_t bytes[CMSG_SPACE(2 * sizeof(int))];
 } HttpWireFdControl;
 
 typedef struct HttpWireFrame {
@@ -77,7 +85,7 @@ typedef struct HttpWireDone {
         uint32_t content_type_len; /* 0: none */
         int64_t status;
         uint64_t content_length;
-        uint64_t received;
+        uint64_t received;         /* GET_INTO: the bytes that went into the pipe */
         int64_t new_connections;
         uint32_t message_len;      /* 0: none */
         uint32_t body_len;         /* POST responses only */

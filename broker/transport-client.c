@@ -61,8 +61,10 @@ struct HttpRequest {
         sd_event_source *watchdog;
         char *uri;
         uint64_t max;
-        bool stream;
+        uint32_t op;
+        bool stream;                /* frames of body: GET_STREAM */
         HttpDataFn on_data;
+        HttpHeadersFn on_headers;   /* GET_INTO */
         HttpDoneFn done;
         void *userdata;
 
@@ -362,7 +364,7 @@ static void request_done_frame(HttpRequest *req, const uint8_t *p, size_t len) {
 
         memcpy(&d, p, sizeof(d));
         if (d.content_type_len > HTTP_WIRE_TEXT_MAX || d.message_len > HTTP_WIRE_TEXT_MAX ||
-            (req->stream && d.body_len > 0) || d.body_len > req->max || d.received > req->max ||
+            (req->op != HTTP_WIRE_POST && d.body_len > 0) || d.body_len > req->max || d.received > req->max ||
             len != sizeof(d) + (size_t)d.content_type_len + d.message_len + d.body_len || d.error > 0 ||
             (d.error < 0 && d.message_len == 0)) {
                 request_fail(req, -EPROTO, "the HTTP helper sent a malformed answer");
@@ -379,8 +381,10 @@ static void request_done_frame(HttpRequest *req, const uint8_t *p, size_t len) {
         res.error = d.error;
         res.status = (long)d.status;
         res.content_type = d.content_type_len ? content_type : NULL;
-        res.body = req->stream ? NULL : p;
-        res.body_len = req->stream ? (size_t)req->taken : d.body_len;
+        res.body = req->op == HTTP_WIRE_POST ? p : NULL;
+        res.body_len = req->op == HTTP_WIRE_GET_STREAM ? (size_t)req->taken
+                       : req->op == HTTP_WIRE_GET_INTO ? (size_t)d.received
+                                                       : d.body_len;
         res.content_length = d.content_length;
         res.new_connections = (long)d.new_connections;
         res.message = d.error < 0 ? message : NULL;
@@ -403,8 +407,8 @@ static bool request_pump(HttpRequest *req) {
                         : f.type == HTTP_WIRE_DONE  ? sizeof(HttpWireDone) + 2 * HTTP_WIRE_TEXT_MAX + req->max
                                                     : 0;
                 if (f.len > limit || (f.type == HTTP_WIRE_DONE && f.len < sizeof(HttpWireDone)) ||
-                    (f.type == HTTP_WIRE_HEADERS && f.len != sizeof(uint64_t)) ||
-                    (f.type != HTTP_WIRE_DONE && !req->stream)) {
+                    (f.type == HTTP_WIRE_HEADERS && (f.len != sizeof(uint64_t) || req->op == HTTP_WIRE_POST)) ||
+                    (f.type == HTTP_WIRE_DATA && !req->stream)) {
                         request_fail(req, -EPROTO, "the HTTP helper sent a malformed frame");
                         return false;
                 }
@@ -414,8 +418,11 @@ static bool request_pump(HttpRequest *req) {
                         request_done_frame(req, p, f.len);
                         return false;
                 }
-                if (f.type == HTTP_WIRE_HEADERS)
+                if (f.type == HTTP_WIRE_HEADERS) {
                         memcpy(&req->content_length, p, sizeof(uint64_t));
+                        if (req->on_headers)
+                                req->on_headers(req, req->content_length, req->userdata);
+                }
                 else if (f.len > 0) {
                         if (req->taken + f.len > req->max) {
                                 request_fail(req, -EPROTO, "the HTTP helper sent more than the limit");
@@ -514,7 +521,9 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Hand one request to the helper: its start packet carries the channel's other end. */
-static int send_start(Helper *h, const HttpWireStart *st, const char *uri, int chan) {
+static int send_start(Helper *h, const HttpWireStart *st, const char *uri, int chan, int sink) {
+        int fds[2] = { chan, sink };
+        size_t n_fds = sink >= 0 ? 2 : 1;
         HttpWireFdControl control = {};
         struct iovec iov[2] = {
                 { .iov_base = (void *)st, .iov_len = sizeof(*st) },
@@ -524,26 +533,30 @@ static int send_start(Helper *h, const HttpWireStart *st, const char *uri, int c
                 .msg_iov = iov,
                 .msg_iovlen = 2,
                 .msg_control = &control,
-                .msg_controllen = sizeof(control),
+                .msg_controllen = CMSG_SPACE(n_fds * sizeof(int)),
         };
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &chan, sizeof(int));
+        cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
         /* blocking is fine: one small packet, and the helper reads its control socket at once */
         return sendmsg(h->control, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
+/* sink: GET_INTO's pipe, which is ours (closed here on every way out), else -1 */
 static int request_start(HttpRequest *req, uint32_t op, const char *uri, const uint8_t *body, size_t len,
-                         uint64_t max, HttpDataFn on_data, HttpDoneFn done, void *userdata) {
+                         uint64_t max, int sink, HttpDataFn on_data, HttpDoneFn done, void *userdata) {
+        _cleanup_close_ int sink_fd = sink;
         Transport *t = req->transport;
         HttpWireStart st = { .version = HTTP_WIRE_VERSION, .op = op, .max = max, .body_len = len };
         int sv[2] = { -1, -1 }, r;
 
         if (req->active)
                 return -EBUSY;
+        if (op == HTTP_WIRE_GET_INTO && sink_fd < 0)
+                return -EBADF;
         if (!tam_uri_is_valid(uri) || strlen(uri) > HTTP_WIRE_URI_MAX || max == 0 || len > HTTP_WIRE_BODY_MAX ||
             (op == HTTP_WIRE_GET_STREAM && !on_data))
                 return -EINVAL;
@@ -583,7 +596,7 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
         for (unsigned attempt = 0;; attempt++) {
                 r = t->current ? 0 : helper_spawn(t);
                 if (r >= 0)
-                        r = send_start(t->current, &st, uri, sv[1]);
+                        r = send_start(t->current, &st, uri, sv[1], sink_fd);
                 if (r >= 0 || attempt > 0 || !t->current)
                         break;
                 helper_let_go(t->current);
@@ -620,8 +633,10 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
         if (r < 0)
                 goto fail;
         req->max = max;
+        req->op = op;
         req->stream = op == HTTP_WIRE_GET_STREAM;
         req->on_data = on_data;
+        req->on_headers = NULL;
         req->done = done;
         req->userdata = userdata;
         req->content_length = UINT64_MAX;
@@ -640,12 +655,20 @@ fail:
 
 int http_request_post_teep(HttpRequest *req, const char *uri, const uint8_t *body, size_t len, uint64_t max,
                            HttpDoneFn done, void *userdata) {
-        return request_start(req, HTTP_WIRE_POST, uri, body, len, max, NULL, done, userdata);
+        return request_start(req, HTTP_WIRE_POST, uri, body, len, max, -1, NULL, done, userdata);
 }
 
 int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, HttpDataFn on_data,
                             HttpDoneFn done, void *userdata) {
-        return request_start(req, HTTP_WIRE_GET_STREAM, uri, NULL, 0, max, on_data, done, userdata);
+        return request_start(req, HTTP_WIRE_GET_STREAM, uri, NULL, 0, max, -1, on_data, done, userdata);
+}
+
+int http_request_get_into(HttpRequest *req, const char *uri, uint64_t max, int fd, HttpHeadersFn on_headers,
+                          HttpDoneFn done, void *userdata) {
+        int r = request_start(req, HTTP_WIRE_GET_INTO, uri, NULL, 0, max, fd, NULL, done, userdata);
+        if (r >= 0)
+                req->on_headers = on_headers;
+        return r;
 }
 
 void http_request_resume(HttpRequest *req) {

@@ -107,6 +107,22 @@ void http_request_resume(HttpRequest *req);
  * its headers are not in yet). For on_data. */
 uint64_t http_request_content_length(const HttpRequest *req);
 
+/* A 2xx response's headers are in (GET_INTO): called once, before done; it must not free, cancel
+ * or restart req. */
+typedef void (*HttpHeadersFn)(HttpRequest *req, uint64_t content_length, void *userdata);
+
+/*
+ * transport-client.c only (teep-brokerd's payload downloads): GET uri into fd, the write end of
+ * a pipe, which is the transport's from here on (closed on every way out). teep-broker-http
+ * writes the body into it as it arrives, with no copy through the calling process; on_headers
+ * comes once a 2xx response's headers are in, done at the end, when the pipe is closed already.
+ * done's body_len is the bytes that went into the pipe. Besides http_request_get_stream()'s
+ * outcomes: -EPIPE (the pipe's reader is gone), -ENOBUFS (the pipe stayed full for the request
+ * timeout). A status other than 2xx: no on_headers, nothing written, done with the status.
+ */
+int http_request_get_into(HttpRequest *req, const char *uri, uint64_t max, int fd, HttpHeadersFn on_headers,
+                          HttpDoneFn done, void *userdata);
+
 #include "macro.h"
 DEFINE_TRIVIAL_CLEANUP_FUNC(Transport *, transport_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HttpRequest *, http_request_free);

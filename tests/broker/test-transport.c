@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <inttypes.h>
@@ -829,6 +830,150 @@ Test(transport, a_helper_that_dies_fails_its_requests_and_is_replaced) {
         cr_assert_eq(o.status, 200);
         cr_assert_eq(helper_children(pids, 8), 1);
         http_request_free(req);
+}
+
+/* ---- http_request_get_into(): teep-broker-http writes a payload into the broker's pipe ---- */
+
+typedef struct Into {
+        Outcome o;
+        unsigned headers;
+        uint64_t content_length;
+        int rfd;                  /* our end of the pipe */
+        uint64_t got;
+        bool bytes_ok;
+        uint64_t per_tick;        /* bytes read each millisecond (0: none) */
+        uint64_t close_after;     /* close our end once this much is read (0: never) */
+        sd_event_source *reader;
+} Into;
+
+static void into_on_headers(HttpRequest *req, uint64_t content_length, void *userdata) {
+        Into *k = userdata;
+
+        k->headers++;
+        k->content_length = content_length;
+}
+
+static void into_on_done(HttpRequest *req, const HttpResult *res, void *userdata) {
+        Into *k = userdata;
+
+        on_done(req, res, &k->o);
+        k->o.body_len = res->body_len;
+}
+
+static int into_on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Into *k = userdata;
+        uint8_t buf[65536];
+        uint64_t want = k->per_tick;
+
+        while (want > 0 && k->rfd >= 0) {
+                ssize_t n = read(k->rfd, buf, want < sizeof(buf) ? want : sizeof(buf));
+                if (n <= 0)
+                        break;
+                if (!payload_bytes_match(buf, (size_t)n, k->got))
+                        k->bytes_ok = false;
+                k->got += (uint64_t)n;
+                want -= (uint64_t)n;
+                if (k->close_after && k->got >= k->close_after)
+                        k->rfd = safe_close(k->rfd);
+        }
+        (void)sd_event_source_set_time_relative(s, 1000);
+        return 0;
+}
+
+/* GET path into a pipe that k reads per_tick bytes of each millisecond; until done (20 s). */
+static void into(Transport *t, Into *k, PayloadServer *ps, const char *path, uint64_t max) {
+        HttpRequest *req = NULL;
+        char uri[128];
+        int p[2];
+        uint8_t buf[65536];
+        ssize_t n;
+
+        k->bytes_ok = true;
+        cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        k->rfd = p[0];
+        snprintf(uri, sizeof(uri), "http://127.0.0.1:%u%s", payload_server_port(ps), path);
+        cr_assert_geq(sd_event_add_time_relative(event, &k->reader, CLOCK_MONOTONIC, 1000, 1, into_on_tick, k), 0);
+        cr_assert_geq(sd_event_source_set_enabled(k->reader, SD_EVENT_ON), 0);
+        cr_assert_eq(http_request_new(t, &req), 0);
+        cr_assert_eq(http_request_get_into(req, uri, max, p[1], into_on_headers, into_on_done, k), 0);
+        cr_assert(test_event_run_until(event, &k->o.done, 20000), "no end of %s", path);
+        k->reader = sd_event_source_disable_unref(k->reader);
+        /* the helper closed the pipe before done: what is left, then the end */
+        while (k->rfd >= 0 && (n = read(k->rfd, buf, sizeof(buf))) > 0) {
+                if (!payload_bytes_match(buf, (size_t)n, k->got))
+                        k->bytes_ok = false;
+                k->got += (uint64_t)n;
+        }
+        if (k->rfd >= 0)
+                cr_assert_eq(n, 0, "the pipe is still open after done (%s)", strerror(errno));
+        k->rfd = safe_close(k->rfd);
+        http_request_free(req);
+}
+
+Test(transport, get_into_writes_the_whole_payload_into_a_slow_pipe) {
+        Transport *t = stream_transport(5 * 1000000);
+        PayloadServer *ps = payload_server_start();
+        Into k = { .per_tick = 256 * 1024 };
+
+        cr_assert_not_null(ps);
+        into(t, &k, ps, "/bytes/8388608", 64 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.o.status, 200);
+        cr_assert_eq(k.headers, 1);
+        cr_assert_eq(k.content_length, 8 * MiB);
+        cr_assert_eq(k.o.body_len, 8 * MiB, "done counts %zu bytes", k.o.body_len);
+        cr_assert_eq(k.got, 8 * MiB, "%" PRIu64 " bytes read", k.got);
+        cr_assert(k.bytes_ok, "the bytes differ from the ones served");
+        payload_server_stop(ps);
+        transport_free(t);
+}
+
+Test(transport, get_into_a_pipe_whose_reader_left_is_epipe) {
+        Transport *t = stream_transport(5 * 1000000);
+        PayloadServer *ps = payload_server_start();
+        Into k = { .per_tick = 64 * 1024, .close_after = 1 * MiB };
+
+        cr_assert_not_null(ps);
+        into(t, &k, ps, "/bytes/268435456", 512 * MiB);
+        cr_assert_eq(k.o.error, -EPIPE, "%d %s", k.o.error, k.o.message);
+        cr_assert(strstr(k.o.message, "reader is gone"), "%s", k.o.message);
+        cr_assert_lt(k.o.body_len, 256 * MiB);
+        cr_assert(payload_server_wait_ended(ps, 1, 10000), "the server still sends");
+        payload_server_stop(ps);
+        transport_free(t);
+}
+
+Test(transport, get_into_a_pipe_nobody_reads_is_enobufs_after_the_timeout) {
+        /* the pipe may stay full for the request timeout (1 s); the download as a whole has 20 */
+        Transport *t = stream_transport_with(1 * 1000000, 20 * 1000000);
+        PayloadServer *ps = payload_server_start();
+        Into k = {};
+        uint64_t start = now_usec();
+
+        cr_assert_not_null(ps);
+        into(t, &k, ps, "/bytes/16777216", 64 * MiB);
+        cr_assert_eq(k.o.error, -ENOBUFS, "%d %s", k.o.error, k.o.message);
+        cr_assert(strstr(k.o.message, "took nothing for 1 s"), "%s", k.o.message);
+        cr_assert_lt(now_usec() - start, 6000000, "ended after %" PRIu64 " us", now_usec() - start);
+        cr_assert_gt(k.got, 0, "the pipe was full: its bytes were still read at the end");
+        cr_assert(k.bytes_ok);
+        payload_server_stop(ps);
+        transport_free(t);
+}
+
+Test(transport, get_into_another_status_writes_nothing) {
+        Transport *t = stream_transport(5 * 1000000);
+        PayloadServer *ps = payload_server_start();
+        Into k = { .per_tick = 64 * 1024 };
+
+        cr_assert_not_null(ps);
+        into(t, &k, ps, "/missing", 1 * MiB);
+        cr_assert_eq(k.o.error, 0, "%s", k.o.message);
+        cr_assert_eq(k.o.status, 404);
+        cr_assert_eq(k.headers, 0);
+        cr_assert_eq(k.got, 0);
+        payload_server_stop(ps);
+        transport_free(t);
 }
 
 Test(transport, a_helper_that_cannot_be_started_is_a_clear_error) {
