@@ -202,6 +202,22 @@ static char *read_text(const char *path) {
         return (char *)buf;
 }
 
+/* The broker's log once it holds needle (at most 5 s). A download's log line comes when the
+ * broker has the helper's answer, which the helper sends after it closed the pipe: a reader
+ * that saw the end of the pipe may be there first. */
+static char *broker_log_with(const char *needle) {
+        char *log = NULL;
+
+        for (unsigned waited = 0; waited < 5000; waited += 20) {
+                free(log);
+                log = read_text(stack_path(&stack, "log/broker.log"));
+                if (strstr(log, needle))
+                        break;
+                usleep(20 * 1000);
+        }
+        return log;
+}
+
 static unsigned count_lines_with(const char *path, const char *needle) {
         _cleanup_free_ char *text = read_text(path);
         unsigned n = 0;
@@ -1522,7 +1538,7 @@ Test(broker_fetch, a_payload_streams_to_the_agent_while_it_downloads) {
         cr_assert(f.bytes_ok, "the bytes differ from the ones served");
         cr_assert(payload_server_wait_ended(payloads, 1, 5000));
         cr_assert_eq(payload_server_stats(payloads).ended_whole, 1);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/gate/8388608/2097152: 8388608 bytes streamed to the agent");
         cr_assert(strstr(log, "/gate/8388608/2097152: 8388608 bytes streamed to the agent"), "%s", log);
         broker_exits_cleanly();
 }
@@ -1557,7 +1573,7 @@ Test(broker_fetch, a_server_that_closes_early_gives_a_short_stream) {
         cr_assert_gt(f.got, 0);
         cr_assert_leq(f.got, 1 * MiB, "%" PRIu64 " bytes: more than the server sent", f.got);
         cr_assert(f.bytes_ok);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/cut/4194304/1048576: cut after ");
         cr_assert(strstr(log, "/cut/4194304/1048576: cut after "), "%s", log);
         fetch_works_again();
         broker_exits_cleanly();
@@ -1576,7 +1592,7 @@ Test(broker_fetch, an_agent_that_closes_the_pipe_stops_the_download) {
         st = payload_server_stats(payloads);
         cr_assert_eq(st.ended_early, 1, "the download went on to the end");
         cr_assert_lt(st.served, 60 * MiB);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/bytes/62914560: the agent closed the pipe after ");
         cr_assert(strstr(log, "/bytes/62914560: the agent closed the pipe after "), "%s", log);
         fetch_works_again();
         broker_exits_cleanly();
@@ -1639,7 +1655,7 @@ Test(broker_fetch_stall, a_pipe_left_full_ends_the_download_within_the_timeout) 
         cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
         cr_assert_lt(f.got, 16 * MiB);
         cr_assert(f.bytes_ok);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/bytes/16777216: cut after ");
         cr_assert(strstr(log, "/bytes/16777216: cut after "), "%s", log);
         fetch_works_again();
         broker_exits_cleanly();
@@ -1659,7 +1675,7 @@ Test(broker_fetch_stall, a_download_that_ended_with_bytes_held_is_cut_when_the_a
         cr_assert(f.eof, "no end of file (%s)", strerror(f.read_errno));
         cr_assert_lt(f.got, 1049088);
         cr_assert(f.bytes_ok);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/bytes/1049088: cut after ");
         cr_assert(strstr(log, "/bytes/1049088: cut after "), "%s", log);
         fetch_works_again();
         broker_exits_cleanly();
@@ -1699,7 +1715,7 @@ Test(broker_fetch, stopping_the_broker_closes_the_pipe) {
         snprintf(proc, sizeof(proc), "/proc/%d/cmdline", (int)pid);
         for (int i = 0; i < 200 && access(proc, F_OK) == 0; i++)
                 usleep(50 * 1000);
-        log = read_text(stack_path(&stack, "log/broker.log"));
+        log = broker_log_with("/gate/8388608/2097152: cut after ");
         cr_assert(strstr(log, "/gate/8388608/2097152: cut after "), "%s", log);
         cr_assert(strstr(log, "teep-brokerd is stopping"), "%s", log);
         cr_assert_null(strstr(log, "Sanitizer"), "teep-brokerd: a sanitizer report:\n%s", log);
