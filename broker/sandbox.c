@@ -40,6 +40,7 @@ static const TeepSyscall broker_allow[] = {
         HTTP_ALLOW,
         { "dup2", "the child puts the helper's control socket on fd 3 before the exec" },
         { "dup3", "the same where dup2 is not a system call" },
+        { "getppid", "the helper's child checks the broker is still there once it asked to die with it" },
         { "pidfd_open", "the broker watches the helper it started" },
         { "waitid", "the broker reaps the helper it started" },
         { "access", "ld.so looks for /etc/ld.so.preload as teep-broker-http starts; libcurl checks the CA file" },

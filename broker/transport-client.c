@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -136,7 +137,7 @@ static int helper_spawn(Transport *t) {
         size_t n = 0;
         int sv[2] = { -1, -1 }, pidfd, r;
         Helper *h;
-        pid_t pid;
+        pid_t pid, parent;
 
         if (t->exe < 0)
                 return -ENOENT;
@@ -167,6 +168,7 @@ static int helper_spawn(Transport *t) {
                 free(h);
                 return -errno;
         }
+        parent = getpid();
         pid = fork();
         if (pid < 0) {
                 r = -errno;
@@ -176,7 +178,10 @@ static int helper_spawn(Transport *t) {
                 return r;
         }
         if (pid == 0) {
-                /* the child: only async-signal-safe calls until the exec */
+                /* the child: only async-signal-safe calls until the exec. It does not outlive
+                 * the broker, even when it is stuck (it also exits on the end of fd 3). */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
                 if (dup2(sv[1], 3) < 0)
                         _exit(127);
                 /* nothing else of the broker's crosses the exec (the binary's own descriptor

@@ -42,6 +42,11 @@ static void answer(const char *mode, const HttpWireStart *st, int chan) {
                         ;
                 exit(0);
         }
+        if (strcmp(mode, "deaf") == 0) {
+                /* no answer, and deaf to the end of fd 3: only the broker's death ends it */
+                for (;;)
+                        pause();
+        }
         if (strcmp(mode, "unknown-frame") == 0) {
                 put(chan, 99, junk, 8);
                 return;

@@ -4,6 +4,10 @@
  * named error and a message, never a crash or a hang, and the transport goes on. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,4 +107,65 @@ Test(hostile, a_helper_that_exits_or_hangs_ends_the_request) {
         expect_failure("exit", false, -EIO, "stopped before the answer");
         /* no answer at all: the watchdog, 10 s beyond the request's own timeout of 1 s */
         expect_failure("hang", false, -ETIMEDOUT, "no answer from teep-broker-http");
+}
+
+/* The state letter of pid ('?' when it is gone). */
+static char proc_state(pid_t pid) {
+        char path[64], buf[512], *p;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return '?';
+        p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* A helper that ignores the end of its control socket still dies with the broker (it asked the
+ * kernel for SIGKILL when its parent goes): a stuck helper cannot outlive it. */
+Test(hostile, a_helper_does_not_outlive_the_broker) {
+        int ready[2];
+        pid_t broker, helper = 0;
+        char path[64], state;
+        FILE *f;
+
+        cr_assert_eq(pipe(ready), 0);
+        broker = fork();
+        cr_assert_geq(broker, 0);
+        if (broker == 0) {
+                TransportConfig tc = { .timeout_usec = 60 * 1000000ull,
+                                       .helper_path = getenv("HOSTILE_HTTP_HELPER") };
+                sd_event *e = NULL;
+                Transport *t = NULL;
+                HttpRequest *req = NULL;
+                Outcome o = {};
+
+                if (setenv("HOSTILE_MODE", "deaf", 1) < 0 || sd_event_new(&e) < 0 || transport_new(e, &tc, &t) < 0 ||
+                    http_request_new(t, &req) < 0 ||
+                    http_request_post_teep(req, "http://127.0.0.1:9/tam", NULL, 0, 1000, on_done, &o) < 0)
+                        _exit(1);
+                (void)!write(ready[1], "x", 1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        cr_assert_eq(read(ready[0], path, 1), 1, "the stand-in broker did not start its request");
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)broker, (int)broker);
+        f = fopen(path, "re");
+        cr_assert_not_null(f);
+        cr_assert_eq(fscanf(f, "%d", &helper), 1, "the broker has no helper child");
+        fclose(f);
+        cr_assert_neq(proc_state(helper), '?');
+
+        cr_assert_eq(kill(broker, SIGKILL), 0);
+        cr_assert_eq(waitpid(broker, NULL, 0), broker);
+        for (unsigned i = 0; i < 300 && proc_state(helper) != '?' && proc_state(helper) != 'Z'; i++)
+                usleep(10 * 1000);
+        state = proc_state(helper);
+        if (state != '?' && state != 'Z')
+                (void)kill(helper, SIGKILL); /* (this one would never end by itself) */
+        cr_assert(state == '?' || state == 'Z', "helper %d still runs (state %c)", (int)helper, state);
+        close(ready[0]);
 }
