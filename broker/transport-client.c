@@ -62,8 +62,7 @@ struct HttpRequest {
         sd_event_source *watchdog;
         char *uri;
         uint64_t max;
-        uint32_t op;
-        bool stream;                /* frames of body: GET_STREAM */
+        uint32_t op;                /* HTTP_WIRE_POST, _GET_STREAM (DATA frames), _GET_INTO */
         HttpDataFn on_data;
         HttpHeadersFn on_headers;   /* GET_INTO */
         HttpDoneFn done;
@@ -413,7 +412,7 @@ static bool request_pump(HttpRequest *req) {
                                                     : 0;
                 if (f.len > limit || (f.type == HTTP_WIRE_DONE && f.len < sizeof(HttpWireDone)) ||
                     (f.type == HTTP_WIRE_HEADERS && (f.len != sizeof(uint64_t) || req->op == HTTP_WIRE_POST)) ||
-                    (f.type == HTTP_WIRE_DATA && !req->stream)) {
+                    (f.type == HTTP_WIRE_DATA && req->op != HTTP_WIRE_GET_STREAM)) {
                         request_fail(req, -EPROTO, "the HTTP helper sent a malformed frame");
                         return false;
                 }
@@ -483,18 +482,30 @@ static int request_read(HttpRequest *req) {
         return 0;
 }
 
+/* As much of the POST body as the channel takes now: 0 (all of it, or the socket is full), or
+ * -errno. */
+static int request_send_body(HttpRequest *req, int fd) {
+        while (req->out_off < req->out_len) {
+                ssize_t n = send(fd, req->out + req->out_off, req->out_len - req->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return errno == EAGAIN ? 0 : -errno;
+                req->out_off += (size_t)n;
+        }
+        return 0;
+}
+
 static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         HttpRequest *req = userdata;
         int r;
 
         if ((revents & EPOLLOUT) && req->out_off < req->out_len) {
-                ssize_t n = send(fd, req->out + req->out_off, req->out_len - req->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                        request_fail(req, -EIO, "cannot hand the request to %s: %s", HTTP_HELPER_NAME, strerror(errno));
+                r = request_send_body(req, fd);
+                if (r < 0) {
+                        request_fail(req, -EIO, "cannot hand the request to %s: %s", HTTP_HELPER_NAME, strerror(-r));
                         return 0;
                 }
-                if (n > 0)
-                        req->out_off += (size_t)n;
                 if (req->out_off == req->out_len)
                         (void)sd_event_source_set_io_events(s, EPOLLIN);
         }
@@ -552,7 +563,8 @@ static int send_start(Helper *h, const HttpWireStart *st, const char *uri, int c
 
 /* sink: GET_INTO's pipe, which is ours (closed here on every way out), else -1 */
 static int request_start(HttpRequest *req, uint32_t op, const char *uri, const uint8_t *body, size_t len,
-                         uint64_t max, int sink, HttpDataFn on_data, HttpDoneFn done, void *userdata) {
+                         uint64_t max, int sink, HttpDataFn on_data, HttpHeadersFn on_headers, HttpDoneFn done,
+                         void *userdata) {
         _cleanup_close_ int sink_fd = sink;
         Transport *t = req->transport;
         HttpWireStart st = { .version = HTTP_WIRE_VERSION, .op = op, .max = max, .body_len = len };
@@ -588,15 +600,8 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
         }
         /* The body goes in before the channel is handed over: the helper finds it there when it
          * takes the request, without waiting for another wake-up (a TEEP message fits the
-         * socket's buffer; the rest, if any, follows from the loop). */
-        while (req->out_off < req->out_len) {
-                ssize_t n = send(sv[0], req->out + req->out_off, req->out_len - req->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break; /* full: on_channel goes on */
-                req->out_off += (size_t)n;
-        }
+         * socket's buffer; the rest, if any, follows from the loop, where a failure is reported). */
+        (void)request_send_body(req, sv[0]);
         /* a helper that exited since (or was let go) gets a successor, once */
         for (unsigned attempt = 0;; attempt++) {
                 r = t->current ? 0 : helper_spawn(t);
@@ -639,9 +644,8 @@ static int request_start(HttpRequest *req, uint32_t op, const char *uri, const u
                 goto fail;
         req->max = max;
         req->op = op;
-        req->stream = op == HTTP_WIRE_GET_STREAM;
         req->on_data = on_data;
-        req->on_headers = NULL;
+        req->on_headers = on_headers;
         req->done = done;
         req->userdata = userdata;
         req->content_length = UINT64_MAX;
@@ -660,20 +664,17 @@ fail:
 
 int http_request_post_teep(HttpRequest *req, const char *uri, const uint8_t *body, size_t len, uint64_t max,
                            HttpDoneFn done, void *userdata) {
-        return request_start(req, HTTP_WIRE_POST, uri, body, len, max, -1, NULL, done, userdata);
+        return request_start(req, HTTP_WIRE_POST, uri, body, len, max, -1, NULL, NULL, done, userdata);
 }
 
 int http_request_get_stream(HttpRequest *req, const char *uri, uint64_t max, HttpDataFn on_data,
                             HttpDoneFn done, void *userdata) {
-        return request_start(req, HTTP_WIRE_GET_STREAM, uri, NULL, 0, max, -1, on_data, done, userdata);
+        return request_start(req, HTTP_WIRE_GET_STREAM, uri, NULL, 0, max, -1, on_data, NULL, done, userdata);
 }
 
 int http_request_get_into(HttpRequest *req, const char *uri, uint64_t max, int fd, HttpHeadersFn on_headers,
                           HttpDoneFn done, void *userdata) {
-        int r = request_start(req, HTTP_WIRE_GET_INTO, uri, NULL, 0, max, fd, NULL, done, userdata);
-        if (r >= 0)
-                req->on_headers = on_headers;
-        return r;
+        return request_start(req, HTTP_WIRE_GET_INTO, uri, NULL, 0, max, fd, NULL, on_headers, done, userdata);
 }
 
 void http_request_resume(HttpRequest *req) {
