@@ -155,6 +155,20 @@ static int channel_send(Channel *c) {
         return sd_event_source_set_io_events(c->io, EPOLLIN);
 }
 
+/* Before a stream's first body bytes: HEADERS, once (queued; the caller sends). */
+static int channel_queue_headers(Channel *c, HttpRequest *req) {
+        uint64_t cl;
+        int r;
+
+        if (c->headers_sent)
+                return 0;
+        cl = http_request_content_length(req);
+        r = channel_queue(c, HTTP_WIRE_HEADERS, &cl, sizeof(cl), NULL, 0, NULL, 0, NULL, 0);
+        if (r >= 0)
+                c->headers_sent = true;
+        return r;
+}
+
 static HttpDataVerdict on_data(HttpRequest *req, const uint8_t *data, size_t len, void *userdata) {
         Channel *c = userdata;
 
@@ -162,12 +176,8 @@ static HttpDataVerdict on_data(HttpRequest *req, const uint8_t *data, size_t len
                 c->paused = true;
                 return HTTP_DATA_PAUSE;
         }
-        if (!c->headers_sent) {
-                uint64_t cl = http_request_content_length(req);
-                if (channel_queue(c, HTTP_WIRE_HEADERS, &cl, sizeof(cl), NULL, 0, NULL, 0, NULL, 0) < 0)
-                        return HTTP_DATA_STOP;
-                c->headers_sent = true;
-        }
+        if (channel_queue_headers(c, req) < 0)
+                return HTTP_DATA_STOP;
         while (len > 0) {
                 size_t n = len < HTTP_WIRE_DATA_MAX ? len : HTTP_WIRE_DATA_MAX;
                 if (channel_queue(c, HTTP_WIRE_DATA, data, n, NULL, 0, NULL, 0, NULL, 0) < 0)
@@ -175,17 +185,9 @@ static HttpDataVerdict on_data(HttpRequest *req, const uint8_t *data, size_t len
                 data += n;
                 len -= n;
         }
-        /* the bytes are ours now; what the socket does not take waits for room (channel_send) */
-        switch (channel_flush(c)) {
-        case 1:
-                return HTTP_DATA_TAKEN;
-        case 0:
-                if (sd_event_source_set_io_events(c->io, EPOLLIN | EPOLLOUT) < 0)
-                        return HTTP_DATA_STOP;
-                return HTTP_DATA_TAKEN;
-        default:
-                return HTTP_DATA_STOP; /* the broker is gone */
-        }
+        /* the bytes are ours now; what the socket does not take waits for room (a failure: the
+         * broker is gone) */
+        return channel_send(c) < 0 ? HTTP_DATA_STOP : HTTP_DATA_TAKEN;
 }
 
 /* Queue DONE for res (GET_INTO: the pipe is closed first, and received is what went into it)
@@ -227,15 +229,18 @@ static void channel_answer(Channel *c, const HttpResult *res) {
                 channel_free(c);
 }
 
-/* GET_INTO stopped by its pipe (the reader is gone, or took nothing for too long). */
+/* GET_INTO stopped by its pipe: the reader is gone (-EPIPE), took nothing for too long
+ * (-ENOBUFS), or another write error. */
 static void sink_give_up(Channel *c, int error) {
         char message[256];
 
         if (error == -EPIPE)
                 snprintf(message, sizeof(message), "%s: the pipe's reader is gone", c->uri);
-        else
+        else if (error == -ENOBUFS)
                 snprintf(message, sizeof(message), "%s: the pipe's reader took nothing for %" PRIu64 " s", c->uri,
                          c->helper->timeout_usec / 1000000u);
+        else
+                snprintf(message, sizeof(message), "%s: cannot write to the pipe: %s", c->uri, strerror(-error));
         channel_answer(c, &(const HttpResult){ .error = error,
                                                .status = 200,
                                                .content_length = c->held_done ? c->held.content_length : UINT64_MAX,
@@ -289,16 +294,11 @@ static HttpDataVerdict on_data_into(HttpRequest *req, const uint8_t *data, size_
                 c->paused = true;
                 return HTTP_DATA_PAUSE;
         }
-        if (!c->headers_sent) {
-                uint64_t cl = http_request_content_length(req);
-                if (channel_queue(c, HTTP_WIRE_HEADERS, &cl, sizeof(cl), NULL, 0, NULL, 0, NULL, 0) < 0 ||
-                    channel_send(c) < 0)
-                        return HTTP_DATA_STOP;
-                c->headers_sent = true;
-        }
+        if (!c->headers_sent && (channel_queue_headers(c, req) < 0 || channel_send(c) < 0))
+                return HTTP_DATA_STOP;
         n = sink_write(c, data, len);
         if (n < 0) {
-                c->sink_error = n == -EPIPE ? -EPIPE : (int)n;
+                c->sink_error = (int)n;
                 return HTTP_DATA_STOP;
         }
         if ((size_t)n < len) {
@@ -326,7 +326,7 @@ static int on_sink_writable(sd_event_source *s, int fd, uint32_t revents, void *
         ssize_t n = sink_write(c, c->carry + c->carry_off, c->carry_len);
 
         if (n < 0) {
-                sink_give_up(c, n == -EPIPE ? -EPIPE : (int)n);
+                sink_give_up(c, (int)n);
                 return 0;
         }
         c->carry_off += (size_t)n;
@@ -431,36 +431,40 @@ static int on_channel(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
+/* Takes fd (the channel) and sink (GET_INTO's pipe, or -1): both are the channel's, closed with
+ * it, also when it cannot be set up. */
 static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, int fd, int sink) {
-        _cleanup_free_ Channel *c = NULL;
-        int r;
+        Channel *c;
+        int fl, r;
 
-        if (h->n_channels >= CHANNELS_MAX)
+        if (h->n_channels >= CHANNELS_MAX) {
+                safe_close(fd);
+                safe_close(sink);
                 return -EMFILE;
+        }
         c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+                safe_close(fd);
+                safe_close(sink);
                 return -ENOMEM;
+        }
         c->helper = h;
-        c->fd = -1;
-        c->sink = -1;
+        c->fd = fd;
+        c->sink = sink;
         c->start = *st;
+        c->next = h->channels;
+        if (h->channels)
+                h->channels->prev = c;
+        h->channels = c;
+        h->n_channels++;
+
         c->uri = strdup(uri);
-        if (!c->uri)
-                return -ENOMEM;
-        if (st->body_len > 0 && !(c->body = malloc(st->body_len))) {
-                free(c->uri);
-                return -ENOMEM;
-        }
-        r = sd_event_add_io(h->event, &c->io, fd, EPOLLIN, on_channel, c);
-        if (r < 0) {
-                free(c->uri);
-                free(c->body);
-                return r;
-        }
-        (void)sd_event_source_set_description(c->io, "http-channel");
-        if (sink >= 0) {
-                int fl = fcntl(sink, F_GETFL);
+        r = !c->uri || (st->body_len > 0 && !(c->body = malloc(st->body_len))) ? -ENOMEM : 0;
+        if (r >= 0)
+                r = sd_event_add_io(h->event, &c->io, fd, EPOLLIN, on_channel, c);
+        if (r >= 0 && sink >= 0) {
                 /* the pipe's write end is ours alone now (the broker closed its copy) */
+                fl = fcntl(sink, F_GETFL);
                 r = fl < 0 || fcntl(sink, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
                 if (r >= 0)
                         r = sd_event_add_io(h->event, &c->sink_out, sink, EPOLLOUT, on_sink_writable, c);
@@ -471,24 +475,14 @@ static int start_channel(Helper *h, const HttpWireStart *st, const char *uri, in
                                                        on_stall, c);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(c->stall, SD_EVENT_OFF);
-                if (r < 0) {
-                        sd_event_source_disable_unref(c->io);
-                        sd_event_source_disable_unref(c->sink_out);
-                        sd_event_source_disable_unref(c->stall);
-                        free(c->uri);
-                        free(c->body);
-                        return r;
-                }
-                c->sink = sink;
         }
-        c->fd = fd;
-        c->next = h->channels;
-        if (h->channels)
-                h->channels->prev = c;
-        h->channels = c;
-        h->n_channels++;
+        if (r < 0) {
+                channel_free(c);
+                return r;
+        }
+        (void)sd_event_source_set_description(c->io, "http-channel");
         /* the broker writes the body before it sends the channel: usually it is all there */
-        (void)channel_read_body(TAKE_PTR(c));
+        (void)channel_read_body(c);
         return 0;
 }
 
@@ -546,11 +540,8 @@ static int on_control(sd_event_source *s, int fd, uint32_t revents, void *userda
                 return 0;
         }
         r = start_channel(h, &buf.start, (const char *)buf.bytes + sizeof(HttpWireStart), chan, sink);
-        if (r < 0) {
-                log_error("cannot take a request: %s", strerror(-r));
-                close(chan);
-                safe_close(sink);
-        }
+        if (r < 0)
+                log_error("cannot take a request: %s", strerror(-r)); /* (its end: the broker's -EIO) */
         return 0;
 }
 
@@ -575,8 +566,13 @@ static void help(FILE *f) {
                 "  --ca-file FILE  --user-agent TEXT\n");
 }
 
-/* See brokerd's comment in earlier releases and docs/internals.md: keep libssh2 from
- * initialising libcrypto for a protocol never spoken (only http and https are allowed). */
+/*
+ * Footprint (docs/internals.md): Debian's libcurl links libssh2, and curl_global_init() calls
+ * libssh2_init(0), which initialises OpenSSL's libcrypto (1.5 MiB of RSS) for a protocol never
+ * spoken here (transport.c allows http and https only). Telling libssh2 first, with its
+ * documented flag, that crypto is initialised elsewhere makes curl's call do nothing. Looked up
+ * rather than linked: a libcurl without libssh2 has no such symbol.
+ */
 static void libssh2_skip_crypto_init(void) {
         int (*ssh2_init)(int) = (int (*)(int))dlsym(RTLD_DEFAULT, "libssh2_init");
 
