@@ -106,6 +106,18 @@ static const char *message_without_uri(const char *message, const char *uri) {
         return message;
 }
 
+/* The stream ended early: the agent reads what is in the pipe, then the end of file. */
+static void fetch_log_cut(Fetch *f, uint64_t written, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fetch_log_cut(Fetch *f, uint64_t written, const char *fmt, ...) {
+        char why[600];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(why, sizeof(why), fmt, ap);
+        va_end(ap);
+        log_warning("fetch %s: cut after %" PRIu64 " bytes: %s", f->uri, written, why);
+}
+
 static void on_fetch_done(HttpRequest *req, const HttpResult *res, void *userdata) {
         Fetch *f = userdata;
         uint64_t written = res->body_len;
@@ -130,14 +142,13 @@ static void on_fetch_done(HttpRequest *req, const HttpResult *res, void *userdat
                 log_info("fetch %s: the agent closed the pipe after %" PRIu64 " bytes; download stopped", f->uri,
                          written);
         else if (res->error == -ENOBUFS)
-                log_warning("fetch %s: cut after %" PRIu64 " bytes: the agent read nothing for %" PRIu64 " s", f->uri,
-                            written, f->broker->config.timeout_usec / 1000000u);
+                fetch_log_cut(f, written, "the agent read nothing for %" PRIu64 " s",
+                              f->broker->config.timeout_usec / 1000000u);
         else if (res->error == -E2BIG)
-                log_warning("fetch %s: cut after %" PRIu64 " bytes: the payload is larger than %" PRIu64 " bytes",
-                            f->uri, written, f->max);
+                fetch_log_cut(f, written, "the payload is larger than %" PRIu64 " bytes", f->max);
         else if (res->error < 0)
-                log_warning("fetch %s: cut after %" PRIu64 " bytes: %s", f->uri, written,
-                            res->message ? message_without_uri(res->message, f->uri) : strerror(-res->error));
+                fetch_log_cut(f, written, "%s",
+                              res->message ? message_without_uri(res->message, f->uri) : strerror(-res->error));
         else
                 log_info("fetched %s: %" PRIu64 " bytes streamed to the agent", f->uri, written);
         fetch_free(f);
