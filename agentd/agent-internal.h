@@ -223,7 +223,8 @@ struct Agent {
         /* several TAMs (tam-policy.c) */
         AgentTamHints *tam_hints;
         size_t n_tam_hints;
-        uint64_t *tam_checked_usec; /* per [TAM]: the last policy check (0 = never) */
+        uint64_t *tam_checked_usec; /* per [TAM]: the last policy check, CLOCK_REALTIME µs (0 = never) */
+        bool tam_checks_dirty;      /* changed since agent_tam_checks_save() */
 
         /* EAT identity, read once at start */
         uint8_t oemid[16];
@@ -247,7 +248,14 @@ int agent_tam_note_hints(Agent *a, const char *component, char *const *hints);
 char *agent_tam_next_after(const Agent *a, const char *failed_uri);
 /* Whether a policy check should contact TAM index tam now (PolicyCheckInterval= per [TAM]);
  * records the check when it returns true. */
-bool agent_tam_policy_due(Agent *a, size_t tam, uint64_t now_usec);
+bool agent_tam_policy_due(Agent *a, size_t tam);
+/* The schedule in the state directory (AGENT_TAM_CHECKS_FILE): read back at start (a file that
+ * does not parse is logged and skipped, line by line), written by agent_save_schedule(). */
+#define AGENT_TAM_CHECKS_FILE "policy-checks"
+void agent_tam_checks_load(Agent *a);
+int agent_tam_checks_save(Agent *a);
+/* Whether a pending component has its own TAM list (memory only: the agent does not rest). */
+bool agent_tam_hints_live(const Agent *a);
 /* Whether TAM tam/tam_uri may replace or remove component: only the TAM that installed it,
  * unless ManageAnyComponent=yes or that TAM is no longer configured. */
 bool agent_tam_may_manage(const Agent *a, size_t tam, const char *tam_uri, const char *component);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +257,39 @@ bool agent_has_unsaved_requests(const Agent *a) {
         return a->state_dirty;
 }
 
+int agent_lock_state(Agent *a, unsigned timeout_ms) {
+        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+        int r;
+
+        if (a->state_fd < 0) {
+                r = open_private_dir_at(AT_FDCWD, a->cfg.state_dir, 0700);
+                if (r < 0)
+                        return r;
+                a->state_fd = r;
+        }
+        for (unsigned waited = 0;; waited += 20) {
+                if (flock(a->state_fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return -errno;
+                if (waited >= timeout_ms)
+                        return -EWOULDBLOCK;
+                (void)nanosleep(&pause, NULL);
+        }
+}
+
+const char *agent_busy_reason(const Agent *a) {
+        if (a->state_dirty)
+                return "requests wait for their write";
+        if (agent_tam_hints_live(a))
+                return "a pending component has its own TAM list";
+        return NULL;
+}
+
+int agent_save_schedule(Agent *a) {
+        return agent_tam_checks_save(a);
+}
+
 int agent_save_requests(Agent *a) {
         return a->state_dirty ? agent_save_state(a, &a->state) : 0;
 }
@@ -399,6 +433,7 @@ int agent_start(Agent *a) {
         r = load_state(a);
         if (r < 0)
                 return r;
+        agent_tam_checks_load(a);
         a->started = true;
         r = agent_reconcile(a);
         if (r < 0 && r != -ENOTCONN)
@@ -769,7 +804,7 @@ int agent_request_policy_check(Agent *a, char **ret_uri) {
         char *uri = NULL;
 
         /* TAMs whose own PolicyCheckInterval= has not passed are left out of this round */
-        while (a->policy_round < a->cfg.n_tams && !agent_tam_policy_due(a, a->policy_round, agent_now_usec()))
+        while (a->policy_round < a->cfg.n_tams && !agent_tam_policy_due(a, a->policy_round))
                 a->policy_round++;
         if (a->policy_round < a->cfg.n_tams) {
                 uri = strdup(a->cfg.tams[a->policy_round].uri);

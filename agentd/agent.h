@@ -95,6 +95,7 @@ typedef struct AgentConfig {
         uint64_t max_payload_size;
         uint64_t payload_stall_usec; /* a streamed payload that sends nothing this long is refused */
         uint64_t payload_timeout_usec; /* and one that takes longer than this in all */
+        uint64_t idle_timeout_usec; /* teep-agentd rests after this long without calls; 0 = never */
         char *key_uri;        /* KeyURI=pkcs11:...: the device key stays in a token; NULL = the key file */
         char *pkcs11_module;  /* PKCS11Module=: load only this module; NULL = p11-kit's configuration */
         char *pin_file;       /* PinFile=: the token's user PIN */
@@ -107,6 +108,9 @@ typedef struct AgentConfig {
 #define AGENT_DEFAULT_MAX_PAYLOAD (UINT64_C(64) * 1024 * 1024)
 #define AGENT_DEFAULT_PAYLOAD_STALL_USEC (UINT64_C(30) * 1000000)
 #define AGENT_DEFAULT_PAYLOAD_TIMEOUT_USEC (UINT64_C(600) * 1000000)
+/* twice the broker's default TimeoutSec=: a TAM's Update answering our QueryResponse finds
+ * the instance that holds the exchange */
+#define AGENT_DEFAULT_IDLE_TIMEOUT_USEC (UINT64_C(120) * 1000000)
 
 void agent_config_init(AgentConfig *c);
 void agent_config_done(AgentConfig *c);
@@ -157,6 +161,22 @@ void agent_set_changed_callback(Agent *a, void (*cb)(Agent *a, const AgentChange
  * (agent_reconcile()). Logs what it did. Returns 0 or -errno.
  */
 int agent_start(Agent *a);
+
+/*
+ * Take the state directory for this process alone (flock; held until the process exits):
+ * open the directory (creating it 0700) and wait up to timeout_ms for an instance that is
+ * on its way out. Before agent_start(), by the daemon only (--print-key reads the key beside
+ * a running daemon). 0, -EWOULDBLOCK when another instance keeps it, -errno.
+ */
+int agent_lock_state(Agent *a, unsigned timeout_ms);
+
+/* Why the agent may not rest (exit until bus activation starts it again) now: a static
+ * string, or NULL when a new instance would lose nothing this one holds in memory. */
+const char *agent_busy_reason(const Agent *a);
+
+/* Write what the agent keeps only in memory and a new instance reads back: the per-TAM
+ * policy-check schedule. A no-op when nothing changed. 0 or -errno. */
+int agent_save_schedule(Agent *a);
 
 /* Only the key part of agent_start(): for --print-key. */
 int agent_load_device_key(Agent *a);

@@ -37,6 +37,8 @@ typedef struct PendingRequest {
 } PendingRequest;
 
 #define PENDING_REQUESTS_MAX 256
+/* how long a new instance waits for a resting one to finish its last write */
+#define AGENT_LOCK_WAIT_MS 10000
 
 typedef struct Daemon {
         Agent *agent;
@@ -49,6 +51,13 @@ typedef struct Daemon {
         sd_event_source *save;   /* timer: the state write of answered (Un)RequestTA calls (Q25) */
         uint64_t save_retry_usec; /* after a failed write: the wait before the next try (0: none failed) */
         sd_event_source *bus_drain; /* bus_attach_event() */
+        /* Rest: after idle_usec without calls, and when agent_busy_reason() has none, give the
+         * name back and exit; the next Agent1 call starts a new instance (bus activation). */
+        uint64_t idle_usec;      /* 0: never */
+        sd_event_source *idle;   /* the countdown, re-armed after each call */
+        sd_event_source *idle_post; /* post source: re-arms it once a call was dispatched */
+        sd_bus_slot *idle_filter;   /* sees every incoming method call */
+        bool called;             /* a method call came since the countdown was last armed */
 } Daemon;
 
 /* ---- errors ---- */
@@ -677,6 +686,7 @@ static void help(void) {
                "      --trust-anchors DIR  [Agent] TrustAnchorDirectory=\n"
                "      --signers DIR        [Agent] SignerDirectory=\n"
                "      --broker-user USER   [Agent] BrokerUser=\n"
+               "      --idle-timeout SPAN  [Agent] IdleTimeoutSec= (0: never rest)\n"
                "      --print-key pem|cose print the device public key (creating the key on first use) and exit\n"
                "  -h, --help               show this help\n"
                "      --version            show the version\n",
@@ -716,6 +726,81 @@ static int print_key(Agent *a, const char *form) {
         return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
+/* ---- rest (idle exit) ---- */
+
+static void idle_rearm(Daemon *d) {
+        d->called = false;
+        if (sd_event_source_set_time_relative(d->idle, d->idle_usec) < 0 ||
+            sd_event_source_set_enabled(d->idle, SD_EVENT_ONESHOT) < 0)
+                log_warning("cannot re-arm the idle timer; staying up");
+}
+
+/* Every incoming message passes here first: note the method calls (the work is done by the
+ * time the loop runs again, so the countdown starts after it, in on_idle_post()). */
+static int on_idle_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Daemon *d = userdata;
+
+        if (sd_bus_message_is_method_call(m, NULL, NULL))
+                d->called = true;
+        return 0;
+}
+
+static int on_idle_post(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->called)
+                idle_rearm(d);
+        return 0;
+}
+
+/*
+ * No call for idle_usec: rest, unless this instance holds something a new one would not have.
+ * Order matters: write what is pending while the name is ours; give the name back, so that a
+ * call arriving from now on starts a new instance; answer what the bus had already queued for
+ * us; then exit. The new instance waits for the state directory's lock (agent_lock_state()),
+ * which this one holds until its last write is done.
+ */
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        const char *busy;
+        int r;
+
+        if (d->called) {
+                idle_rearm(d);
+                return 0;
+        }
+        if (d->n_pending > 0)
+                busy = "requests wait for their answer";
+        else
+                busy = agent_busy_reason(d->agent);
+        if (busy) {
+                log_debug("no calls for %" PRIu64 " s, but %s: staying", d->idle_usec / 1000000u, busy);
+                idle_rearm(d);
+                return 0;
+        }
+        r = agent_save_schedule(d->agent);
+        if (r < 0)
+                log_warning("cannot write the policy-check schedule: %s", strerror(-r));
+        log_info("no calls for %" PRIu64 " s: resting (the next call starts teep-agentd again)", d->idle_usec / 1000000u);
+        bus_release_name_and_drain(d->bus, TEEP_AGENT_BUS_NAME);
+        return sd_event_exit(d->event, 0);
+}
+
+static int idle_setup(Daemon *d) {
+        int r;
+
+        if (d->idle_usec == 0)
+                return 0;
+        r = sd_event_add_time_relative(d->event, &d->idle, CLOCK_MONOTONIC, d->idle_usec, 0, on_idle, d);
+        if (r >= 0)
+                (void)sd_event_source_set_description(d->idle, "idle");
+        if (r >= 0)
+                r = sd_event_add_post(d->event, &d->idle_post, on_idle_post, d);
+        if (r >= 0)
+                r = sd_bus_add_filter(d->bus, &d->idle_filter, on_idle_filter, d);
+        return r;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Daemon *d = userdata;
         log_info("signal %d: exiting", (int)si->ssi_signo);
@@ -723,14 +808,15 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_STATE_DIR = 0x100, ARG_TRUST_ANCHORS, ARG_SIGNERS, ARG_BROKER_USER, ARG_PRINT_KEY, ARG_VERSION,
-               ARG_SANDBOX_SELF_TEST };
+        enum { ARG_STATE_DIR = 0x100, ARG_TRUST_ANCHORS, ARG_SIGNERS, ARG_BROKER_USER, ARG_IDLE_TIMEOUT, ARG_PRINT_KEY,
+               ARG_VERSION, ARG_SANDBOX_SELF_TEST };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "trust-anchors", required_argument, NULL, ARG_TRUST_ANCHORS },
                 { "signers", required_argument, NULL, ARG_SIGNERS },
                 { "broker-user", required_argument, NULL, ARG_BROKER_USER },
+                { "idle-timeout", required_argument, NULL, ARG_IDLE_TIMEOUT },
                 { "print-key", required_argument, NULL, ARG_PRINT_KEY },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -745,7 +831,8 @@ int main(int argc, char *argv[]) {
         AgentConfig cfg;
         char errbuf[512];
         sigset_t ss;
-        bool sandbox_self_test = false;
+        bool sandbox_self_test = false, idle_set = false;
+        uint64_t idle_usec = 0;
         int c, r, ret = EXIT_FAILURE;
 
         log_setup("teep-agentd");
@@ -765,6 +852,13 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_BROKER_USER:
                         broker_user = optarg;
+                        break;
+                case ARG_IDLE_TIMEOUT:
+                        if (teep_parse_usec(optarg, &idle_usec) < 0) {
+                                fprintf(stderr, "teep-agentd: --idle-timeout=%s: not a time span\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        idle_set = true;
                         break;
                 case ARG_PRINT_KEY:
                         if (strcmp(optarg, "pem") != 0 && strcmp(optarg, "cose") != 0) {
@@ -806,6 +900,8 @@ int main(int argc, char *argv[]) {
                 r = set_override(&cfg.signer_dir, signers);
         if (r >= 0 && broker_user)
                 r = set_override(&cfg.broker_user, broker_user);
+        if (idle_set)
+                cfg.idle_timeout_usec = idle_usec;
         if (r < 0) {
                 log_error("%s: %s", config_path, errbuf[0] ? errbuf : strerror(-r));
                 agent_config_done(&cfg);
@@ -843,10 +939,18 @@ int main(int argc, char *argv[]) {
                           strerror(-r));
                 goto finish;
         }
+        d.idle_usec = cfg.idle_timeout_usec;
         r = agent_new(&d.agent, &cfg, &bus_installer, d.bus, &bus_fetcher, d.bus);
         agent_config_done(&cfg);
         if (r < 0) {
                 log_error("cannot set up the agent: %s", strerror(-r));
+                goto finish;
+        }
+        /* One instance per state directory: an instance that is resting may still be writing. */
+        r = agent_lock_state(d.agent, AGENT_LOCK_WAIT_MS);
+        if (r < 0) {
+                log_error("cannot lock %s: %s", agent_config(d.agent)->state_dir,
+                          r == -EWOULDBLOCK ? "another teep-agentd is using it" : strerror(-r));
                 goto finish;
         }
         r = agent_start(d.agent);
@@ -893,8 +997,14 @@ int main(int argc, char *argv[]) {
                           r == -EACCES ? "the bus policy does not allow this user" : "taken?", strerror(-r));
                 goto finish;
         }
-        log_info("teep-agentd %s ready on %s; broker uid %" PRIu32, PACKAGE_VERSION, TEEP_AGENT_BUS_NAME,
-                 (uint32_t)d.broker_uid);
+        r = idle_setup(&d);
+        if (r < 0) {
+                log_error("cannot arm the idle timer: %s", strerror(-r));
+                goto finish;
+        }
+        log_info("teep-agentd %s ready on %s; broker uid %" PRIu32 "; rests after %" PRIu64 " s without calls%s",
+                 PACKAGE_VERSION, TEEP_AGENT_BUS_NAME, (uint32_t)d.broker_uid, d.idle_usec / 1000000u,
+                 d.idle_usec ? "" : " (never)");
 
         r = sd_event_loop(d.event);
         if (r < 0) {
@@ -906,7 +1016,12 @@ finish:
         if (d.agent) {
                 flush_requests(&d); /* answered, not dropped, on the way out */
                 (void)agent_flush_state(d.agent); /* tidy: otherwise the next start resolves the journal */
+                if (agent_save_schedule(d.agent) < 0)
+                        log_warning("cannot write the policy-check schedule: the next start counts every TAM as due");
         }
+        d.idle_filter = sd_bus_slot_unref(d.idle_filter);
+        d.idle_post = sd_event_source_disable_unref(d.idle_post);
+        d.idle = sd_event_source_unref(d.idle);
         d.flush = sd_event_source_unref(d.flush);
         d.save = sd_event_source_unref(d.save);
         d.bus_drain = sd_event_source_disable_unref(d.bus_drain);

@@ -20,6 +20,7 @@ void agent_config_init(AgentConfig *c) {
                 .max_payload_size = AGENT_DEFAULT_MAX_PAYLOAD,
                 .payload_stall_usec = AGENT_DEFAULT_PAYLOAD_STALL_USEC,
                 .payload_timeout_usec = AGENT_DEFAULT_PAYLOAD_TIMEOUT_USEC,
+                .idle_timeout_usec = AGENT_DEFAULT_IDLE_TIMEOUT_USEC,
         };
 }
 
@@ -322,6 +323,9 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
                 (void)snprintf(errbuf, errbuf_size, "[Agent] PayloadTimeoutSec= must be positive");
                 return -EINVAL;
         }
+        r = teep_conf_get_usec(conf, "Agent", "IdleTimeoutSec", &c->idle_timeout_usec, errbuf, errbuf_size);
+        if (r < 0)
+                return r;
         r = load_ids(conf, "VendorId", c->vendor_ids, &c->n_vendor_ids, errbuf, errbuf_size);
         if (r >= 0)
                 r = load_ids(conf, "ClassId", c->class_ids, &c->n_class_ids, errbuf, errbuf_size);
@@ -332,7 +336,7 @@ int agent_config_load(AgentConfig *c, const TeepConf *conf, char *errbuf, size_t
                                      (const char *const[]){ "StateDirectory", "TrustAnchorDirectory", "SignerDirectory",
                                                             "KeyType", "BrokerUser", "VendorId", "ClassId", "OEMID",
                                                             "HWModel", "HWVersion", "MaxPayloadSize", "PayloadTimeoutSec", "KeyURI", "PKCS11Module",
-                                                            "PinFile", "AdminKey", "CRLDirectory", NULL });
+                                                            "PinFile", "AdminKey", "CRLDirectory", "IdleTimeoutSec", NULL });
         (void)teep_conf_warn_unknown(conf, "TAM", (const char *const[]){ "URI", "Kid", "TrustAnchor", "Suite",
                                                                          "PolicyCheckInterval", "ManageAnyComponent",
                                                                          NULL });

@@ -2,9 +2,12 @@
 /* tam-policy.c: several TAMs — the failover order, per-TAM policy-check schedule, and which TAM
  * may manage which Trusted Component */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent-internal.h"
 #include "log.h"
@@ -155,24 +158,135 @@ char *agent_tam_next_after(const Agent *a, const char *failed_uri) {
 
 /* ---- policy checks ---- */
 
-bool agent_tam_policy_due(Agent *a, size_t tam, uint64_t now_usec) {
-        uint64_t every;
+/* The policy-check schedule is wall-clock time (CLOCK_REALTIME, µs), so that it outlives the
+ * process: the agent rests between sessions (IdleTimeoutSec=) and a new instance reads it back
+ * (agent_tam_checks_load()). A clock set back makes a check "in the future": that TAM is due. */
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int tam_checked_alloc(Agent *a) {
+        if (!a->tam_checked_usec && a->cfg.n_tams > 0) {
+                a->tam_checked_usec = calloc(a->cfg.n_tams, sizeof(uint64_t));
+                if (!a->tam_checked_usec)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+bool agent_tam_policy_due(Agent *a, size_t tam) {
+        uint64_t every, now = realtime_usec(), last;
 
         if (tam >= a->cfg.n_tams)
                 return false;
         every = a->cfg.tams[tam].policy_check_interval_usec;
-        if (!a->tam_checked_usec) {
-                a->tam_checked_usec = calloc(a->cfg.n_tams, sizeof(uint64_t));
-                if (!a->tam_checked_usec)
-                        return true; /* fail open here: a policy check only asks, it changes nothing */
-        }
-        if (every > 0 && a->tam_checked_usec[tam] != 0 && now_usec - a->tam_checked_usec[tam] < every) {
+        if (tam_checked_alloc(a) < 0)
+                return true; /* fail open here: a policy check only asks, it changes nothing */
+        last = a->tam_checked_usec[tam];
+        if (every > 0 && last != 0 && last <= now && now - last < every) {
                 log_debug("policy check: TAM %s is not due yet (PolicyCheckInterval=%" PRIu64 "s)", a->cfg.tams[tam].uri,
                           every / 1000000);
                 return false;
         }
-        a->tam_checked_usec[tam] = now_usec;
+        a->tam_checked_usec[tam] = now;
+        a->tam_checks_dirty = true;
         return true;
+}
+
+/*
+ * The file: one line per TAM checked, "<CLOCK_REALTIME µs> <URI>\n". It is the agent's own
+ * (state directory, 0600) but read as hostile anyway: a line that does not parse, names a TAM
+ * no longer configured or is over-long is skipped, and the worst a wrong time does is one
+ * policy check too early or too late for that TAM.
+ */
+#define TAM_CHECKS_MAX (64 * 1024)
+
+void agent_tam_checks_load(Agent *a) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len = 0, skipped = 0, loaded = 0;
+        int r;
+
+        if (a->cfg.n_tams == 0)
+                return;
+        r = read_file_at(a->state_fd, AGENT_TAM_CHECKS_FILE, TAM_CHECKS_MAX, &data, &len);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning("%s/%s: %s; every TAM counts as never checked", a->cfg.state_dir, AGENT_TAM_CHECKS_FILE,
+                            strerror(-r));
+                return;
+        }
+        if (tam_checked_alloc(a) < 0)
+                return;
+        for (size_t at = 0; at < len;) {
+                const char *line = (const char *)data + at;
+                const char *nl = memchr(line, '\n', len - at);
+                size_t n = nl ? (size_t)(nl - line) : len - at;
+                char buf[1024], *sp, *end;
+                unsigned long long t;
+                size_t tam;
+
+                at += n + (nl ? 1 : 0);
+                if (!nl || n == 0 || n >= sizeof(buf)) {
+                        skipped++;
+                        continue;
+                }
+                memcpy(buf, line, n);
+                buf[n] = '\0';
+                sp = strchr(buf, ' ');
+                if (!sp || sp == buf || strspn(buf, "0123456789") != (size_t)(sp - buf)) {
+                        skipped++;
+                        continue;
+                }
+                *sp = '\0';
+                errno = 0;
+                t = strtoull(buf, &end, 10);
+                tam = agent_find_tam(a, sp + 1);
+                if (errno != 0 || *end != '\0' || t == 0 || tam == SIZE_MAX) {
+                        skipped++;
+                        continue;
+                }
+                a->tam_checked_usec[tam] = (uint64_t)t;
+                loaded++;
+        }
+        if (skipped > 0)
+                log_warning("%s/%s: skipped %zu line(s) that do not parse or name no configured TAM",
+                            a->cfg.state_dir, AGENT_TAM_CHECKS_FILE, skipped);
+        log_debug("policy-check schedule: %zu TAM(s) read back", loaded);
+}
+
+int agent_tam_checks_save(Agent *a) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        if (!a->tam_checks_dirty || !a->tam_checked_usec || a->state_fd < 0)
+                return 0;
+        f = open_memstream(&text, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t t = 0; t < a->cfg.n_tams; t++)
+                if (a->tam_checked_usec[t] != 0)
+                        fprintf(f, "%" PRIu64 " %s\n", a->tam_checked_usec[t], a->cfg.tams[t].uri);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        r = write_file_atomic_at(a->state_fd, AGENT_TAM_CHECKS_FILE, text, size, 0600);
+        if (r < 0)
+                return r;
+        a->tam_checks_dirty = false;
+        return 0;
+}
+
+bool agent_tam_hints_live(const Agent *a) {
+        for (size_t i = 0; i < a->n_tam_hints; i++) {
+                const char *c = a->tam_hints[i].component;
+                if (agent_state_find_tc(&a->state, c) < 0 && agent_state_is_requested(&a->state, c))
+                        return true;
+        }
+        return false;
 }
 
 /* ---- who may manage what ---- */

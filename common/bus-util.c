@@ -222,3 +222,16 @@ int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret, s
         *ret = bus;
         return 0;
 }
+
+void bus_release_name_and_drain(sd_bus *bus, const char *name) {
+        int r = sd_bus_release_name(bus, name);
+
+        if (r < 0)
+                log_warning("cannot release %s: %s", name, strerror(-r));
+        for (unsigned k = 0; k < 4096; k++) {
+                r = sd_bus_process(bus, NULL);
+                if (r <= 0)
+                        break;
+        }
+        (void)sd_bus_flush(bus);
+}

@@ -777,7 +777,6 @@ static const sd_bus_vtable installer_vtable[] = {
  */
 static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         Installer *i = userdata;
-        int r;
 
         /* The agent is in the middle of an update: what it staged waits for its Install (each
          * entry for INSTALLER_STAGE_TTL_USEC at most), and an exit would throw it away. */
@@ -788,15 +787,7 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         log_info("no calls for %" PRIu64 " s, exiting", i->idle_usec / 1000000u);
-        r = sd_bus_release_name(i->bus, TEEP_INSTALLER_BUS_NAME);
-        if (r < 0)
-                log_warning("cannot release %s: %s", TEEP_INSTALLER_BUS_NAME, strerror(-r));
-        for (unsigned k = 0; k < 4096; k++) {
-                r = sd_bus_process(i->bus, NULL);
-                if (r <= 0)
-                        break;
-        }
-        (void)sd_bus_flush(i->bus);
+        bus_release_name_and_drain(i->bus, TEEP_INSTALLER_BUS_NAME);
         return sd_event_exit(i->event, 0);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent-test.h"
 #include "macro.h"
@@ -208,6 +209,92 @@ Test(tams, policy_check_interval_per_tam) {
                 cr_assert(round2[i] ? u && strcmp(u, round2[i]) == 0 : !u, "round 2, step %zu: %s", i, u ?: "end");
                 free(u);
         }
+}
+
+static void expect_round(const char *const *want, const char *what) {
+        for (size_t i = 0;; i++) {
+                _cleanup_free_ char *u = policy_next();
+                cr_assert(want[i] ? u && strcmp(u, want[i]) == 0 : !u, "%s, step %zu: %s, want %s", what, i, u ?: "end",
+                          want[i] ?: "end");
+                if (!want[i])
+                        break;
+        }
+}
+
+static void write_schedule(const char *text) {
+        char path[400];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/policy-checks", F.cfg.state_dir);
+        f = fopen(path, "w");
+        cr_assert(f);
+        fputs(text, f);
+        cr_assert_eq(fclose(f), 0);
+}
+
+/* The schedule outlives the instance: teep-agentd rests between sessions, and a new instance
+ * must not contact an hourly TAM again just because it is new. */
+Test(tams, policy_check_schedule_survives_a_restart) {
+        static const char *const all[] = { TAM_A, TAM_B, TAM_C, NULL };
+        static const char *const not_a[] = { TAM_B, TAM_C, NULL };
+
+        F.cfg.tams[0].policy_check_interval_usec = UINT64_C(3600) * 1000000; /* A: hourly */
+        fx_restart(&F);
+        expect_round(all, "first round");
+        cr_assert_eq(agent_save_schedule(F.agent), 0);
+        fx_restart(&F);
+        expect_round(not_a, "after a restart");
+
+        /* nothing saved: a new instance counts A as never checked (what the file prevents) */
+        write_schedule("");
+        fx_restart(&F);
+        expect_round(all, "after a restart without a schedule");
+}
+
+Test(tams, policy_check_schedule_file_is_read_as_hostile) {
+        static const char *const all[] = { TAM_A, TAM_B, TAM_C, NULL };
+        static const char *const not_a[] = { TAM_B, TAM_C, NULL };
+        char text[512];
+        struct timespec ts;
+
+        F.cfg.tams[0].policy_check_interval_usec = UINT64_C(3600) * 1000000;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        /* junk, an unconfigured TAM, a number that overflows, no newline at the end: skipped */
+        snprintf(text, sizeof(text), "garbage\n 17 %s\n99999999999999999999999 %s\n%llu http://other.test/tam\n%llu %s",
+                 TAM_A, TAM_A, (unsigned long long)ts.tv_sec * 1000000, (unsigned long long)ts.tv_sec * 1000000, TAM_A);
+        write_schedule(text);
+        fx_restart(&F);
+        expect_round(all, "no valid line for A");
+
+        /* a check "in the future" (the clock was set back since): A is due */
+        snprintf(text, sizeof(text), "%llu %s\n", ((unsigned long long)ts.tv_sec + 86400) * 1000000, TAM_A);
+        write_schedule(text);
+        fx_restart(&F);
+        expect_round(all, "a check in the future");
+
+        /* a valid line, 10 minutes ago: A is not due */
+        snprintf(text, sizeof(text), "%llu %s\n", ((unsigned long long)ts.tv_sec - 600) * 1000000, TAM_A);
+        write_schedule(text);
+        fx_restart(&F);
+        expect_round(not_a, "checked 10 min ago");
+}
+
+/* What a new instance would not have keeps teep-agentd up: requests not yet written, and a
+ * pending component's own TAM list. */
+Test(tams, busy_while_memory_holds_what_a_restart_loses) {
+        _cleanup_free_ char *uri = NULL;
+        char *hints[] = { (char *)TAM_C, NULL };
+
+        cr_assert_null(agent_busy_reason(F.agent));
+        agent_set_deferred_request_saves(F.agent, true);
+        cr_assert_eq(agent_request_ta(F.agent, "uid:1000", TEST_COMPONENT, hints, &uri), 0);
+        cr_assert_not_null(agent_busy_reason(F.agent), "an unwritten request must keep the agent up");
+        cr_assert_eq(agent_save_requests(F.agent), 0);
+        cr_assert_not_null(agent_busy_reason(F.agent), "the component's TAM list is in memory only");
+        _cleanup_free_ char *u2 = NULL;
+        cr_assert_eq(agent_unrequest_ta(F.agent, "uid:1000", TEST_COMPONENT, &u2), 0);
+        cr_assert_eq(agent_save_requests(F.agent), 0);
+        cr_assert_null(agent_busy_reason(F.agent), "no longer requested: nothing to keep");
 }
 
 Test(tams, suite_preference_per_tam) {
