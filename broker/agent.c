@@ -125,7 +125,6 @@ static void refresh_mirror(Broker *b) {
 }
 
 static void set_owner(Broker *b, const char *owner) {
-        unsigned was;
 
         free(b->agent_owner);
         b->agent_owner = owner && *owner ? strdup(owner) : NULL;
@@ -133,12 +132,18 @@ static void set_owner(Broker *b, const char *owner) {
                 refresh_mirror(b);
                 return;
         }
-        /* Gone: what it had installed is unknown until it is back. */
+        /*
+         * Gone. teep-agentd rests between sessions (its IdleTimeoutSec=), and only it writes its
+         * state: what it last announced stays true until it runs again. Keep the mirror, but
+         * stale, so that whoever depends on it asks again (GetAll), which starts the agent by
+         * bus activation; its return reads everything again anyway (above). A crash is the
+         * same to us: the restarted agent says what its recovery changed.
+         */
         b->agent_refresh_slot = sd_bus_slot_unref(b->agent_refresh_slot);
         if (b->agent.known)
-                log_warning("the agent (%s) left the bus", TEEP_AGENT_BUS_NAME);
-        was = agent_cache_clear(&b->agent);
-        emit_agent_changed(b, was | AGENT_PROP_VERSION);
+                log_info("the agent (%s) left the bus; keeping what it last said until it is back",
+                         TEEP_AGENT_BUS_NAME);
+        b->agent_stale = true;
 }
 
 static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -156,7 +161,9 @@ static int on_get_name_owner(sd_bus_message *m, void *userdata, sd_bus_error *re
         const char *owner = NULL;
 
         if (sd_bus_message_is_method_error(m, NULL)) {
-                log_info("the agent (%s) is not on the bus yet", TEEP_AGENT_BUS_NAME);
+                /* resting, or not started yet: reading its properties starts it (bus activation) */
+                log_info("the agent (%s) is not on the bus; asking for its state starts it", TEEP_AGENT_BUS_NAME);
+                refresh_mirror(b);
                 return 0;
         }
         if (sd_bus_message_read(m, "s", &owner) >= 0 && !b->agent_owner)

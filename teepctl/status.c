@@ -337,7 +337,7 @@ static void status_text(const Props *p) {
 
         printf("      Broker: teep-brokerd %s\n", p->version ?: "?");
         printf("       Agent: %s%s\n", p->agent_version && *p->agent_version ? "teep-agentd " : "",
-               p->agent_version && *p->agent_version ? p->agent_version : "not running (or not reachable)");
+               p->agent_version && *p->agent_version ? p->agent_version : "not heard from yet (not running, or not reachable)");
         n = strv_len(p->tams);
         if (n == 0)
                 printf("        TAMs: none configured\n");

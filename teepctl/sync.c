@@ -183,8 +183,9 @@ static int read_recorded(sd_bus *bus, Current *c) {
         const char *component, *requester;
         int r;
 
-        /* Requests mirrors the agent: while the agent is away it is empty, and an empty record
-         * would make every declaration look new. Refuse to guess. */
+        /* Requests mirrors the agent: until the broker has heard from it (it keeps what the agent
+         * last said while the agent rests) it is empty, and an empty record would make every
+         * declaration look new. Refuse to guess. */
         r = sd_bus_get_property_string(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE,
                                        "AgentVersion", &e, &agent_version);
         if (r < 0) {
@@ -193,7 +194,7 @@ static int read_recorded(sd_bus *bus, Current *c) {
                 return r;
         }
         if (!*agent_version) {
-                fprintf(stderr, "teepctl: teep-agentd is not running: the broker does not know its requests\n");
+                fprintf(stderr, "teepctl: the broker has not heard from teep-agentd yet: it does not know its requests\n");
                 return EXIT_FAILURE;
         }
         r = sd_bus_get_property(bus, TEEP_BROKER_BUS_NAME, TEEP_BROKER_PATH, TEEP_BROKER_INTERFACE, "Requests", &e,

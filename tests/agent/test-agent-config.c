@@ -27,7 +27,7 @@ Test(config, full) {
         cr_assert_eq(load("[Agent]\nStateDirectory=/s\nTrustAnchorDirectory=/t\nSignerDirectory=/g\nKeyType=Ed25519\n"
                           "BrokerUser=1234\nVendorId=c0ddd5f1-5243-5660-87db-4f5b0aa26c2f\n"
                           "ClassId=db42f7093d8c55baa8c5265fc5820f4e 11111111-2222-3333-4444-555555555555\n"
-                          "MaxPayloadSize=2M\nPayloadTimeoutSec=2h\nHWModel=board\n"
+                          "MaxPayloadSize=2M\nPayloadTimeoutSec=2h\nHWModel=board\nIdleTimeoutSec=5min\n"
                           "[TAM]\nURI=https://tam1.test/tam\nKid=0a0b0c\nTrustAnchor=a.pem b.pem\n"
                           "[TAM]\nURI=https://tam2.test/tam\nKid=thumbprint\n",
                           &c, err, sizeof(err)),
@@ -43,6 +43,7 @@ Test(config, full) {
         cr_assert_eq(memcmp(c.class_ids[0], test_class_id, 16), 0);
         cr_assert_eq(c.max_payload_size, 2 * 1024 * 1024);
         cr_assert_eq(c.payload_timeout_usec, UINT64_C(7200) * 1000000);
+        cr_assert_eq(c.idle_timeout_usec, UINT64_C(300) * 1000000);
         cr_assert_eq(c.n_tams, 2);
         cr_assert_str_eq(c.tams[0].uri, "https://tam1.test/tam");
         cr_assert(c.tams[0].has_kid && c.tams[0].kid_len == 3 && c.tams[0].kid[2] == 0x0c);
@@ -65,6 +66,7 @@ Test(config, defaults) {
         cr_assert_eq(c.max_payload_size, AGENT_DEFAULT_MAX_PAYLOAD);
         cr_assert_eq(c.payload_timeout_usec, AGENT_DEFAULT_PAYLOAD_TIMEOUT_USEC);
         cr_assert_eq(c.payload_stall_usec, AGENT_DEFAULT_PAYLOAD_STALL_USEC);
+        cr_assert_eq(c.idle_timeout_usec, UINT64_C(120) * 1000000, "the documented default");
         cr_assert_eq(c.n_tams, 0);
         agent_config_done(&c);
 }
@@ -76,6 +78,7 @@ Test(config, refusals) {
                 "[Agent]\nMaxPayloadSize=lots\n",
                 "[Agent]\nPayloadTimeoutSec=0\n",
                 "[Agent]\nPayloadTimeoutSec=later\n",
+                "[Agent]\nIdleTimeoutSec=soon\n",
                 "[Agent]\nHWModel=0123456789012345678901234567890123456789\n",
                 "[TAM]\nKid=00\n",
                 "[TAM]\nURI=https://a.test/ has space\n",

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* test-agent-recovery.c: a crash between the journal and the commit resolves by the store */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +164,22 @@ Test(recovery, flush_writes_the_state_plain) {
         fx_restart(&F);
         cr_assert_eq(agent_installed(F.agent, &tcs), 1);
         cr_assert_eq(tcs[0].seq, 2);
+}
+
+/* One instance per state directory: a resting teep-agentd may still be writing when bus
+ * activation starts the next one, which must wait for it. */
+Test(recovery, the_state_directory_is_locked_by_one_instance) {
+        Agent *second = NULL;
+        uint64_t t0;
+
+        cr_assert_eq(agent_lock_state(F.agent, 0), 0);
+        cr_assert_eq(agent_new(&second, &F.cfg, NULL, NULL, NULL, NULL), 0);
+        t0 = agent_now_usec();
+        cr_assert_eq(agent_lock_state(second, 200), -EWOULDBLOCK, "two instances on one state directory");
+        cr_assert_geq(agent_now_usec() - t0, 200 * 1000, "it must wait for the first before giving up");
+        /* the first goes: the second gets it */
+        F.agent = agent_free(F.agent);
+        cr_assert_eq(agent_lock_state(second, 200), 0);
+        agent_free(second);
+        fx_restart(&F);
 }

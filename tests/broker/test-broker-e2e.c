@@ -1384,6 +1384,80 @@ Test(broker_e2e, policy_checks_at_the_same_time_all_reach_the_tam) {
         broker_exits_cleanly();
 }
 
+/* ---- the agent rests between sessions (IdleTimeoutSec=) and bus activation brings it back ---- */
+
+static void up_rest(void) {
+        up_with((const char *const[]){ "--agent-idle", "1s", NULL });
+}
+
+TestSuite(broker_agent_rest, .init = up_rest, .fini = down, .timeout = 240);
+
+/* Until org.teepkit.Agent1 has no owner (the agent rested), at most 10 s: false when it stayed. */
+static bool agent_rested(void) {
+        for (int i = 0; i < 200; i++) {
+                if (stack_bus_name_pid("org.teepkit.Agent1") <= 0)
+                        return true;
+                usleep(50 * 1000);
+        }
+        return false;
+}
+
+Test(broker_agent_rest, the_agent_rests_and_the_next_call_brings_it_back) {
+        _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *st = NULL, *log = NULL, *sched = NULL;
+        char want[65], got[65], line[128];
+        pid_t first, second;
+
+        demo_digest(want);
+        cr_assert_eq(ctl(APP, &o1, NULL, "request", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(o1, "installed"), "%s", o1);
+        first = stack_bus_name_pid("org.teepkit.Agent1");
+        cr_assert_gt(first, 1, "the request did not start the agent");
+
+        /* no calls for a second: it gives the name back and exits */
+        cr_assert(agent_rested(), "teep-agentd (pid %d) is still up after 10 s without calls", (int)first);
+        /* the broker keeps what it last said: the TC is still shown, and the agent's version */
+        cr_assert(installed(stack.demo_component, NULL, got), "the broker forgot the TC while the agent rests");
+        cr_assert_str_eq(got, want);
+        cr_assert_eq(ctl(APP2, &st, NULL, "status", NULL, NULL, NULL), 0);
+        cr_assert(strstr(st, "Agent: teep-agentd "), "%s", st);
+        cr_assert_neq(access(stack_path(&stack, "var/lib/teepkit/agent/policy-checks"), F_OK), 0,
+                      "no policy check ran yet, so no schedule");
+
+        /* the next call starts a new instance, confined like the first */
+        cr_assert_eq(ctl(APP2, &o2, NULL, "policy-check", NULL, NULL, NULL), 0);
+        cr_assert(strstr(o2, "policy check done"), "%s", o2);
+        second = stack_bus_name_pid("org.teepkit.Agent1");
+        if (second > 1) { /* it may have rested again already */
+                cr_assert_neq(second, first);
+                cr_assert(stack_proc_status_has(second, "Seccomp:\t2"), "the activated agent has no seccomp filter");
+                snprintf(line, sizeof(line), "Uid:\t%u\t%u\t%u\t%u", stack.uid_agent, stack.uid_agent, stack.uid_agent,
+                         stack.uid_agent);
+                cr_assert(stack_proc_status_has(second, line), "the activated agent is not teep-agent");
+        }
+        cr_assert(agent_rested());
+        /* the schedule it keeps across instances is on disk */
+        sched = read_text(stack_path(&stack, "var/lib/teepkit/agent/policy-checks"));
+        cr_assert_not_null(sched, "the resting agent did not write its policy-check schedule");
+        cr_assert(strstr(sched, stack.tam_uri), "%s", sched);
+
+        /* removal through a third instance: the state came through both rests */
+        cr_assert_eq(ctl(APP, &o3, NULL, "unrequest", stack.demo_component, NULL, NULL), 0);
+        cr_assert(strstr(o3, "removed"), "%s", o3);
+        cr_assert(!installed(stack.demo_component, NULL, NULL));
+        cr_assert_eq(store_files_with_digest(want, NULL), 0, "still in the store");
+
+        /* every instance rested cleanly, without a sanitizer report on the way out */
+        cr_assert(agent_rested());
+        log = read_text(stack_path(&stack, "log/agent.log"));
+        cr_assert_not_null(log);
+        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), "ready on org.teepkit.Agent1"), 3, "%s", log);
+        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), ": resting"), 3, "%s", log);
+        cr_assert_null(strstr(log, "Sanitizer"), "teep-agentd: a sanitizer report:\n%s", log);
+        cr_assert_null(strstr(log, "runtime error:"), "teep-agentd: undefined behaviour:\n%s", log);
+        cr_assert_null(strstr(log, "cannot lock"), "%s", log);
+        broker_exits_cleanly();
+}
+
 /* ---- payload downloads for the agent (PayloadFetcher1.Fetch), streamed through a pipe ---- */
 
 #define MiB (1024u * 1024u)

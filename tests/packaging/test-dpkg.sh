@@ -183,11 +183,18 @@ step "   the bus is not there: dpkg still succeeds"
 DBUS_SYSTEM_BUS_ADDRESS=unix:path=$WORK/no-such-bus dpkg_root --purge bad-app ||
         fail "dpkg failed because the bus was not there"
 grep -q "cannot connect to the system bus" "$WORK/dpkg-$n.out" || fail "the missing bus was not reported"
-step "   the agent is not running: sync refuses to guess from an empty record"
+step "   the agent stops: the broker keeps what it last said (it rests between sessions too)"
 kill -TERM "$(cat "$STACK/run/agent.pid")"
+wait_for "the agent off the bus" sh -c '! busctl --system --no-legend list | grep -q "^org.teepkit.Agent1 "'
+"$TEEPCTL" status >"$WORK/status.out" 2>&1 && grep -q "Agent: teep-agentd " "$WORK/status.out" ||
+        fail "the broker forgot the agent when it stopped: $(cat "$WORK/status.out")"
+step "   a broker that never heard from the agent: sync refuses to guess from an empty record"
+"$SRC/tools/devstack" down --quiet --dir "$STACK" >/dev/null 2>&1
+"$SRC/tools/devstack" up --quiet --dir "$STACK" --build "$BUILD" --lifetime 120 --no-agent >/dev/null ||
+        fail "the devstack without an agent did not start"
 sync_refuses() {
         ! "$TEEPCTL" sync --root "$ROOT" --block >"$WORK/sync.out" 2>&1 &&
-                grep -q "teep-agentd is not running" "$WORK/sync.out"
+                grep -q "the broker has not heard from teep-agentd yet" "$WORK/sync.out"
 }
 wait_for "sync to refuse without the agent" sync_refuses
 dpkg_root --purge teepkit || fail "dpkg --purge teepkit failed"
