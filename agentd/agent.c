@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -258,7 +257,6 @@ bool agent_has_unsaved_requests(const Agent *a) {
 }
 
 int agent_lock_state(Agent *a, unsigned timeout_ms) {
-        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
         int r;
 
         if (a->state_fd < 0) {
@@ -267,15 +265,7 @@ int agent_lock_state(Agent *a, unsigned timeout_ms) {
                         return r;
                 a->state_fd = r;
         }
-        for (unsigned waited = 0;; waited += 20) {
-                if (flock(a->state_fd, LOCK_EX | LOCK_NB) == 0)
-                        return 0;
-                if (errno != EWOULDBLOCK && errno != EINTR)
-                        return -errno;
-                if (waited >= timeout_ms)
-                        return -EWOULDBLOCK;
-                (void)nanosleep(&pause, NULL);
-        }
+        return flock_wait(a->state_fd, timeout_ms);
 }
 
 const char *agent_busy_reason(const Agent *a) {

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -218,4 +220,18 @@ int write_file_swap_at(int dirfd, const char *name, const char *spare, const voi
         if (sync && fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+int flock_wait(int fd, unsigned timeout_ms) {
+        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
+
+        for (unsigned waited = 0;; waited += 20) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return -errno;
+                if (waited >= timeout_ms)
+                        return -EWOULDBLOCK;
+                (void)nanosleep(&pause, NULL);
+        }
 }

@@ -38,6 +38,10 @@ int unhexchar(int c);
  * kernel accepts nothing). */
 int loop_write(int fd, const void *data, size_t len);
 
+/* flock(fd, LOCK_EX), trying every 20 ms for up to timeout_ms (0: once): 0, -EWOULDBLOCK when
+ * another open file still holds it, -errno. */
+int flock_wait(int fd, unsigned timeout_ms);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). Returns out. */
 char *hexstr(const uint8_t *p, size_t n, char *out);
 

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -66,17 +65,7 @@ Store *store_free(Store *s) {
 }
 
 int store_lock(Store *s, unsigned timeout_ms) {
-        struct timespec pause = { .tv_nsec = 20 * 1000 * 1000 };
-
-        for (unsigned waited = 0;; waited += 20) {
-                if (flock(s->dir_fd, LOCK_EX | LOCK_NB) == 0)
-                        return 0;
-                if (errno != EWOULDBLOCK && errno != EINTR)
-                        return -errno;
-                if (waited >= timeout_ms)
-                        return -EWOULDBLOCK;
-                (void)nanosleep(&pause, NULL);
-        }
+        return flock_wait(s->dir_fd, timeout_ms);
 }
 
 bool store_name_is_temporary(const char *name) {
