@@ -44,11 +44,15 @@ typedef struct Tc {
 
 static Tc tcs[N_TCS];
 
+static unsigned agent_idle_ms; /* 0: the agent never rests */
+
 static const char broker_conf[] = "[Broker]\nConnectTimeoutSec=2s\nTimeoutSec=10s\n";
+
+static unsigned env_uint(const char *name, unsigned def);
 
 static void up(void) {
         const char *why = NULL;
-        char conf[] = "/tmp/teepkit-crash-conf-XXXXXX", path[512];
+        char conf[] = "/tmp/teepkit-crash-conf-XXXXXX", path[512], idle_arg[32];
         FILE *f;
 
         if (!stack_can_run(&why))
@@ -59,7 +63,14 @@ static void up(void) {
         cr_assert_not_null(f);
         fputs(broker_conf, f);
         fclose(f);
-        cr_assert_eq(stack_up(&stack, (const char *const[]){ "--conf", path, NULL }), 0, "tools/devstack up failed");
+        /* TEEP_CRASH_AGENT_IDLE_MS=N (bench/crash-long's AGENT_IDLE_MS=): the agent rests after N ms
+         * without calls and comes back by bus activation; every other iteration waits long
+         * enough for it to rest first, so kills also land in its start and around its rest */
+        agent_idle_ms = env_uint("TEEP_CRASH_AGENT_IDLE_MS", 0);
+        snprintf(idle_arg, sizeof(idle_arg), "%ums", agent_idle_ms);
+        cr_assert_eq(stack_up(&stack, agent_idle_ms ? (const char *const[]){ "--conf", path, "--agent-idle", idle_arg, NULL }
+                                                    : (const char *const[]){ "--conf", path, NULL }),
+                     0, "tools/devstack up failed");
         unlink(path);
         rmdir(conf);
         cr_assert(stack.distinct_users);
@@ -302,7 +313,7 @@ static int wait_op(pid_t pid, unsigned timeout_ms) {
 static void restart(Daemon d, pid_t old) {
         for (int i = 0; i < 500 && (alive(old) || stack_bus_name_pid(daemon_bus[d]) == old); i++)
                 usleep(10 * 1000);
-        if (d == D_INSTALLER)
+        if (d == D_INSTALLER || (d == D_AGENT && agent_idle_ms))
                 return; /* bus-activated: the next call starts it */
         cr_assert_eq(stack_restart_daemon(&stack, daemon_name[d]), 0, "cannot restart teep-%s", daemon_name[d]);
 }
@@ -421,8 +432,12 @@ static void run_crash(unsigned iterations, unsigned seed, Figures *f) {
 
                 /* the long-running others: a kill must not take them down too (the installer is
                  * bus-activated and may come and go by itself) */
+                if (agent_idle_ms && it % 2)
+                        usleep((agent_idle_ms + 100 + (unsigned)random() % 200) * 1000); /* let it rest */
                 for (unsigned e = 0; e < _D_MAX; e++)
-                        others[e] = e == d || e == D_INSTALLER ? 0 : stack_bus_name_pid(daemon_bus[e]);
+                        others[e] = e == d || e == D_INSTALLER || (e == D_AGENT && agent_idle_ms) ?
+                                            0 :
+                                            stack_bus_name_pid(daemon_bus[e]);
                 cmd = start_op(op, i);
                 usleep(delay_ms * 1000);
                 victim = stack_bus_name_pid(daemon_bus[d]);
@@ -490,7 +505,10 @@ Test(crash, kill_9_anywhere_leaves_old_or_new_and_agent_and_store_agree) {
         unsigned iterations = env_uint("TEEP_CRASH_ITERATIONS", 50);
         uint64_t start = stack_now_ms();
 
-        fprintf(stderr, "crash: seed %u (replay with TEEP_CRASH_SEED=%u), %u iterations\n", seed, seed, iterations);
+        fprintf(stderr, "crash: seed %u (replay with TEEP_CRASH_SEED=%u), %u iterations", seed, seed, iterations);
+        if (agent_idle_ms)
+                fprintf(stderr, ", the agent resting after %u ms", agent_idle_ms);
+        fputc('\n', stderr);
         run_crash(iterations, seed, &f);
         fprintf(stderr,
                 "crash: %u iterations in %.1f s, seed %u; kills tried/landed: agent %u/%u, installer %u/%u, broker %u/%u; "
