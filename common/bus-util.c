@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdbool.h>
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
 
@@ -224,7 +225,14 @@ int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret, s
 }
 
 void bus_release_name_and_drain(sd_bus *bus, const char *name) {
-        int r = sd_bus_release_name(bus, name);
+        int r;
+
+        /* Under systemd, first: the unit is still active until we exit, and a start request the
+         * bus sends for the next call in between would find it "running" and do nothing, so the
+         * call would wait for a name nobody takes. STOPPING=1 makes systemd queue that start
+         * until we are gone (the unit needs NotifyAccess=main; without systemd: a no-op). */
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Exiting after the idle timeout.");
+        r = sd_bus_release_name(bus, name);
 
         if (r < 0)
                 log_warning("cannot release %s: %s", name, strerror(-r));

@@ -82,7 +82,8 @@ int bus_open_and_request_name(sd_event *event, const char *name, sd_bus **ret, s
  * made) and drops it with sd_event_source_disable_unref() before the bus. */
 int bus_attach_event(sd_bus *bus, sd_event *event, sd_event_source **ret_drain);
 
-/* Idle exit: give name back (a call arriving from now on starts a new instance by bus
- * activation instead of reaching this one), answer whatever the bus had queued for us already,
- * and flush. Failures are logged; the caller exits either way. */
+/* Idle exit: tell the service manager we are stopping (STOPPING=1, so that it queues the next
+ * activation instead of thinking we still run), give the name back (a call arriving from now on
+ * starts a new instance by bus activation instead of reaching this one), answer whatever the
+ * bus had queued for us already, and flush. Failures are logged; the caller exits either way. */
 void bus_release_name_and_drain(sd_bus *bus, const char *name);

@@ -3,7 +3,11 @@
  * every call still gets its answer. A direct peer-to-peer connection (socketpair) stands in for
  * the bus daemon: the server side is what a daemon's connection does with queued calls. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -135,4 +139,71 @@ Test(bus_drain, a_burst_takes_few_iterations_in_order) {
         cr_assert_geq(plain, N_CALLS / 2, "plain sd-bus: %" PRIu64 " iterations for %d calls", plain, N_CALLS);
         cr_assert_leq(drained, N_CALLS / 16, "drained: %" PRIu64 " iterations for %d calls (plain: %" PRIu64 ")",
                       drained, N_CALLS, plain);
+}
+
+/*
+ * bus_release_name_and_drain(), the idle exit of teep-agentd and teep-installer: STOPPING=1 goes
+ * to the service manager first (a datagram socket of ours stands in for systemd's
+ * NOTIFY_SOCKET), and every call already queued for us is answered before we go. On a
+ * peer-to-peer connection there is no name to give back: that failure is logged and the rest
+ * still happens.
+ */
+Test(bus_drain, the_idle_exit_says_stopping_and_answers_what_was_queued) {
+        char dir[] = "/tmp/teepkit-notify-XXXXXX", path[64], buf[256];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        sd_bus *server = NULL, *client = NULL;
+        Server s = {};
+        Client c = {};
+        sd_id128_t id;
+        int fds[2], notify;
+        ssize_t n;
+
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/notify", dir);
+        notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        cr_assert_geq(notify, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        cr_assert_eq(bind(notify, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        cr_assert_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
+
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        cr_assert_eq(sd_id128_randomize(&id), 0);
+        cr_assert_geq(sd_bus_new(&server), 0);
+        cr_assert_geq(sd_bus_set_fd(server, fds[0], fds[0]), 0);
+        cr_assert_geq(sd_bus_set_server(server, 1, id), 0);
+        cr_assert_geq(sd_bus_set_anonymous(server, 1), 0);
+        cr_assert_geq(sd_bus_start(server), 0);
+        cr_assert_geq(sd_bus_add_object_vtable(server, NULL, "/t", "org.teepkit.Test", echo_vtable, &s), 0);
+        cr_assert_geq(sd_bus_new(&client), 0);
+        cr_assert_geq(sd_bus_set_fd(client, fds[1], fds[1]), 0);
+        cr_assert_geq(sd_bus_set_anonymous(client, 1), 0);
+        cr_assert_geq(sd_bus_start(client), 0);
+        while (sd_bus_is_ready(client) <= 0) {
+                (void)sd_bus_process(server, NULL);
+                (void)sd_bus_process(client, NULL);
+        }
+        for (uint32_t k = 0; k < 20; k++)
+                cr_assert_geq(sd_bus_call_method_async(client, NULL, NULL, "/t", "org.teepkit.Test", "Echo", on_reply, &c,
+                                                       "u", k),
+                              0);
+        cr_assert_geq(sd_bus_flush(client), 0);
+
+        bus_release_name_and_drain(server, "org.teepkit.Test");
+
+        n = recv(notify, buf, sizeof(buf) - 1, 0);
+        cr_assert_gt(n, 0, "nothing reached NOTIFY_SOCKET");
+        buf[n] = '\0';
+        cr_assert(strstr(buf, "STOPPING=1"), "the service manager was told: %s", buf);
+        cr_assert_eq(s.handled, 20, "%u of 20 queued calls handled before the exit", s.handled);
+        for (unsigned spins = 0; c.answered + c.failed < 20 && spins < 100000; spins++)
+                if (sd_bus_process(client, NULL) == 0)
+                        (void)sd_bus_wait(client, 100000);
+        cr_assert_eq(c.answered, 20, "%u answered, %u failed", c.answered, c.failed);
+
+        cr_assert_eq(unsetenv("NOTIFY_SOCKET"), 0);
+        sd_bus_flush_close_unref(server);
+        sd_bus_flush_close_unref(client);
+        close(notify);
+        unlink(path);
+        rmdir(dir);
 }
