@@ -1403,7 +1403,8 @@ static bool agent_rested(void) {
 }
 
 Test(broker_agent_rest, the_agent_rests_and_the_next_call_brings_it_back) {
-        _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *st = NULL, *log = NULL, *sched = NULL;
+        _cleanup_free_ char *o1 = NULL, *o2 = NULL, *o3 = NULL, *st = NULL, *log = NULL, *sched = NULL, *key = NULL,
+                            *enrolled = NULL;
         char want[65], got[65], line[128];
         pid_t first, second;
 
@@ -1422,6 +1423,11 @@ Test(broker_agent_rest, the_agent_rests_and_the_next_call_brings_it_back) {
         cr_assert(strstr(st, "Agent: teep-agentd "), "%s", st);
         cr_assert_neq(access(stack_path(&stack, "var/lib/teepkit/agent/policy-checks"), F_OK), 0,
                       "no policy check ran yet, so no schedule");
+        /* the device key is the agent's to give: asking for it starts a resting agent */
+        cr_assert_eq(ctl(APP2, &key, NULL, "agent-key", NULL, NULL, NULL), 0);
+        enrolled = read_text(stack_path(&stack, "tam/devices/device.pem"));
+        cr_assert_str_eq(key, enrolled);
+        cr_assert(agent_rested());
 
         /* the next call starts a new instance, confined like the first */
         cr_assert_eq(ctl(APP2, &o2, NULL, "policy-check", NULL, NULL, NULL), 0);
@@ -1440,7 +1446,7 @@ Test(broker_agent_rest, the_agent_rests_and_the_next_call_brings_it_back) {
         cr_assert_not_null(sched, "the resting agent did not write its policy-check schedule");
         cr_assert(strstr(sched, stack.tam_uri), "%s", sched);
 
-        /* removal through a third instance: the state came through both rests */
+        /* removal through a fourth instance: the state came through every rest */
         cr_assert_eq(ctl(APP, &o3, NULL, "unrequest", stack.demo_component, NULL, NULL), 0);
         cr_assert(strstr(o3, "removed"), "%s", o3);
         cr_assert(!installed(stack.demo_component, NULL, NULL));
@@ -1450,8 +1456,8 @@ Test(broker_agent_rest, the_agent_rests_and_the_next_call_brings_it_back) {
         cr_assert(agent_rested());
         log = read_text(stack_path(&stack, "log/agent.log"));
         cr_assert_not_null(log);
-        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), "ready on org.teepkit.Agent1"), 3, "%s", log);
-        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), ": resting"), 3, "%s", log);
+        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), "ready on org.teepkit.Agent1"), 4, "%s", log);
+        cr_assert_geq(count_lines_with(stack_path(&stack, "log/agent.log"), ": resting"), 4, "%s", log);
         cr_assert_null(strstr(log, "Sanitizer"), "teep-agentd: a sanitizer report:\n%s", log);
         cr_assert_null(strstr(log, "runtime error:"), "teep-agentd: undefined behaviour:\n%s", log);
         cr_assert_null(strstr(log, "cannot lock"), "%s", log);
