@@ -125,7 +125,6 @@ static void refresh_mirror(Broker *b) {
 }
 
 static void set_owner(Broker *b, const char *owner) {
-
         free(b->agent_owner);
         b->agent_owner = owner && *owner ? strdup(owner) : NULL;
         if (b->agent_owner) {

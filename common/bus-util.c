@@ -233,7 +233,6 @@ void bus_release_name_and_drain(sd_bus *bus, const char *name) {
          * until we are gone (the unit needs NotifyAccess=main; without systemd: a no-op). */
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Exiting after the idle timeout.");
         r = sd_bus_release_name(bus, name);
-
         if (r < 0)
                 log_warning("cannot release %s: %s", name, strerror(-r));
         for (unsigned k = 0; k < 4096; k++) {
