@@ -53,11 +53,10 @@ typedef struct Daemon {
         sd_event_source *bus_drain; /* bus_attach_event() */
         /* Rest: after idle_usec without calls, and when agent_busy_reason() has none, give the
          * name back and exit; the next Agent1 call starts a new instance (bus activation). */
-        uint64_t idle_usec;      /* 0: never */
-        sd_event_source *idle;   /* the countdown, re-armed after each call */
-        sd_event_source *idle_post; /* post source: re-arms it once a call was dispatched */
-        sd_bus_slot *idle_filter;   /* sees every incoming method call */
-        bool called;             /* a method call came since the countdown was last armed */
+        uint64_t idle_usec;          /* 0: never */
+        sd_event_source *idle;       /* the countdown */
+        sd_event_source *idle_rearm; /* defer: restarts it once the call that enabled it is done */
+        sd_bus_slot *idle_filter;    /* sees every incoming method call */
 } Daemon;
 
 /* ---- errors ---- */
@@ -728,29 +727,30 @@ static int print_key(Agent *a, const char *form) {
 
 /* ---- rest (idle exit) ---- */
 
-static void idle_rearm(Daemon *d) {
-        d->called = false;
+static int on_idle_rearm(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+
         if (sd_event_source_set_time_relative(d->idle, d->idle_usec) < 0 ||
             sd_event_source_set_enabled(d->idle, SD_EVENT_ONESHOT) < 0)
                 log_warning("cannot re-arm the idle timer; staying up");
+        return 0;
 }
 
-/* Every incoming message passes here first: note the method calls (the work is done by the
- * time the loop runs again, so the countdown starts after it, in on_idle_post()). */
+/* Every incoming message passes here first. A method call enables the defer source, which runs
+ * in the loop's next iteration, after the call's work (calls are handled synchronously): the
+ * countdown starts when the call is done, however long it took. */
 static int on_idle_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Daemon *d = userdata;
 
-        if (sd_bus_message_is_method_call(m, NULL, NULL))
-                d->called = true;
+        if (sd_bus_message_is_method_call(m, NULL, NULL) &&
+            sd_event_source_set_enabled(d->idle_rearm, SD_EVENT_ONESHOT) < 0)
+                log_warning("cannot re-arm the idle timer; staying up");
         return 0;
 }
 
-static int on_idle_post(sd_event_source *s, void *userdata) {
-        Daemon *d = userdata;
-
-        if (d->called)
-                idle_rearm(d);
-        return 0;
+static bool idle_rearm_pending(Daemon *d) {
+        int enabled = SD_EVENT_OFF;
+        return sd_event_source_get_enabled(d->idle_rearm, &enabled) >= 0 && enabled != SD_EVENT_OFF;
 }
 
 /*
@@ -765,18 +765,15 @@ static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
         const char *busy;
         int r;
 
-        if (d->called) {
-                idle_rearm(d);
-                return 0;
-        }
+        if (idle_rearm_pending(d))
+                return 0; /* a call came: the countdown starts again once it is done */
         if (d->n_pending > 0)
                 busy = "requests wait for their answer";
         else
                 busy = agent_busy_reason(d->agent);
         if (busy) {
                 log_debug("no calls for %" PRIu64 " s, but %s: staying", d->idle_usec / 1000000u, busy);
-                idle_rearm(d);
-                return 0;
+                return on_idle_rearm(NULL, d);
         }
         r = agent_save_schedule(d->agent);
         if (r < 0)
@@ -795,7 +792,9 @@ static int idle_setup(Daemon *d) {
         if (r >= 0)
                 (void)sd_event_source_set_description(d->idle, "idle");
         if (r >= 0)
-                r = sd_event_add_post(d->event, &d->idle_post, on_idle_post, d);
+                r = sd_event_add_defer(d->event, &d->idle_rearm, on_idle_rearm, d);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->idle_rearm, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_bus_add_filter(d->bus, &d->idle_filter, on_idle_filter, d);
         return r;
@@ -1020,7 +1019,7 @@ finish:
                         log_warning("cannot write the policy-check schedule: the next start counts every TAM as due");
         }
         d.idle_filter = sd_bus_slot_unref(d.idle_filter);
-        d.idle_post = sd_event_source_disable_unref(d.idle_post);
+        d.idle_rearm = sd_event_source_disable_unref(d.idle_rearm);
         d.idle = sd_event_source_unref(d.idle);
         d.flush = sd_event_source_unref(d.flush);
         d.save = sd_event_source_unref(d.save);
