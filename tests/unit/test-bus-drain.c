@@ -59,36 +59,43 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         return 0;
 }
 
-/* Both ends of a socketpair as sd-bus connections, the server attached to its own loop
- * (drained or plain), the client sending N_CALLS calls before the server runs at all. */
-static void burst(bool drained, uint64_t *ret_iterations, Server *s, Client *c) {
+/* A socketpair as a peer-to-peer sd-bus connection: the server end serves Echo on /t for s. */
+static void peer_pair(Server *s, sd_bus **ret_server, sd_bus **ret_client) {
         sd_bus *server = NULL, *client = NULL;
-        sd_event *event = NULL;
-        sd_event_source *drain = NULL;
         sd_id128_t id;
         int fds[2];
-        uint64_t start = 0, end = 0;
 
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
         cr_assert_eq(sd_id128_randomize(&id), 0);
-        cr_assert_geq(sd_event_new(&event), 0);
-
         cr_assert_geq(sd_bus_new(&server), 0);
         cr_assert_geq(sd_bus_set_fd(server, fds[0], fds[0]), 0);
         cr_assert_geq(sd_bus_set_server(server, 1, id), 0);
         cr_assert_geq(sd_bus_set_anonymous(server, 1), 0);
         cr_assert_geq(sd_bus_start(server), 0);
         cr_assert_geq(sd_bus_add_object_vtable(server, NULL, "/t", "org.teepkit.Test", echo_vtable, s), 0);
+        cr_assert_geq(sd_bus_new(&client), 0);
+        cr_assert_geq(sd_bus_set_fd(client, fds[1], fds[1]), 0);
+        cr_assert_geq(sd_bus_set_anonymous(client, 1), 0);
+        cr_assert_geq(sd_bus_start(client), 0);
+        *ret_server = server;
+        *ret_client = client;
+}
+
+/* Both ends of a socketpair as sd-bus connections, the server attached to its own loop
+ * (drained or plain), the client sending N_CALLS calls before the server runs at all. */
+static void burst(bool drained, uint64_t *ret_iterations, Server *s, Client *c) {
+        sd_bus *server = NULL, *client = NULL;
+        sd_event *event = NULL;
+        sd_event_source *drain = NULL;
+        uint64_t start = 0, end = 0;
+
+        cr_assert_geq(sd_event_new(&event), 0);
+        peer_pair(s, &server, &client);
         if (drained) {
                 cr_assert_geq(bus_attach_event(server, event, &drain), 0);
                 cr_assert_not_null(drain, "the drain source exists");
         } else
                 cr_assert_geq(sd_bus_attach_event(server, event, SD_EVENT_PRIORITY_NORMAL), 0);
-
-        cr_assert_geq(sd_bus_new(&client), 0);
-        cr_assert_geq(sd_bus_set_fd(client, fds[1], fds[1]), 0);
-        cr_assert_geq(sd_bus_set_anonymous(client, 1), 0);
-        cr_assert_geq(sd_bus_start(client), 0);
         /* authentication first: the calls below go out as one burst */
         while (sd_bus_is_ready(client) <= 0) {
                 cr_assert_geq(sd_event_run(event, 0), 0);
@@ -154,8 +161,7 @@ Test(bus_drain, the_idle_exit_says_stopping_and_answers_what_was_queued) {
         sd_bus *server = NULL, *client = NULL;
         Server s = {};
         Client c = {};
-        sd_id128_t id;
-        int fds[2], notify;
+        int notify;
         ssize_t n;
 
         cr_assert_not_null(mkdtemp(dir));
@@ -166,18 +172,7 @@ Test(bus_drain, the_idle_exit_says_stopping_and_answers_what_was_queued) {
         cr_assert_eq(bind(notify, (struct sockaddr *)&sa, sizeof(sa)), 0);
         cr_assert_eq(setenv("NOTIFY_SOCKET", path, 1), 0);
 
-        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-        cr_assert_eq(sd_id128_randomize(&id), 0);
-        cr_assert_geq(sd_bus_new(&server), 0);
-        cr_assert_geq(sd_bus_set_fd(server, fds[0], fds[0]), 0);
-        cr_assert_geq(sd_bus_set_server(server, 1, id), 0);
-        cr_assert_geq(sd_bus_set_anonymous(server, 1), 0);
-        cr_assert_geq(sd_bus_start(server), 0);
-        cr_assert_geq(sd_bus_add_object_vtable(server, NULL, "/t", "org.teepkit.Test", echo_vtable, &s), 0);
-        cr_assert_geq(sd_bus_new(&client), 0);
-        cr_assert_geq(sd_bus_set_fd(client, fds[1], fds[1]), 0);
-        cr_assert_geq(sd_bus_set_anonymous(client, 1), 0);
-        cr_assert_geq(sd_bus_start(client), 0);
+        peer_pair(&s, &server, &client);
         while (sd_bus_is_ready(client) <= 0) {
                 (void)sd_bus_process(server, NULL);
                 (void)sd_bus_process(client, NULL);
