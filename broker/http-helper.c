@@ -210,7 +210,12 @@ static void channel_answer(Channel *c, const HttpResult *res) {
         };
         int r;
 
-        c->sink = safe_close(c->sink); /* the reader sees the end of the stream now */
+        /* the reader sees the end of the stream now; the pipe's watch and stall timer go with it
+         * (before the close: a source must not outlive its descriptor, and a stall timer still
+         * armed would answer a second time if DONE waited for room in the socket) */
+        c->sink_out = sd_event_source_disable_unref(c->sink_out);
+        c->stall = sd_event_source_disable_unref(c->stall);
+        c->sink = safe_close(c->sink);
         if (body > UINT32_MAX - sizeof(d) - 2 * HTTP_WIRE_TEXT_MAX) {
                 /* a frame's length is 32 bits (only a MaxMessageSize= of 4G gets here) */
                 d = (HttpWireDone){ .error = -E2BIG, .status = res->status, .content_length = res->content_length,
