@@ -75,6 +75,9 @@ void agent_state_remove_unneeded(AgentState *s, const char *component);
 int agent_state_note_seen(AgentState *s, const char *component, uint64_t seq);
 int agent_state_add_journal(AgentState *s, AgentJournalOp op, const AgentTc *tc);
 
+/* The state directory (opened, and made 0700 if missing, on first use): a->state_fd. 0 or -errno. */
+int agent_open_state_dir(Agent *a);
+
 /* ---- files (fsutil.c) ---- */
 
 /* Write data to dirfd/name atomically: temp file, fsync, rename, fsync the directory. */
@@ -224,7 +227,7 @@ struct Agent {
         AgentTamHints *tam_hints;
         size_t n_tam_hints;
         uint64_t *tam_checked_usec; /* per [TAM]: the last policy check, CLOCK_REALTIME µs (0 = never) */
-        bool tam_checks_dirty;      /* changed since agent_tam_checks_save() */
+        bool tam_checks_dirty;      /* changed since agent_save_schedule() */
 
         /* EAT identity, read once at start */
         uint8_t oemid[16];
@@ -253,7 +256,6 @@ bool agent_tam_policy_due(Agent *a, size_t tam);
  * does not parse is logged and skipped, line by line), written by agent_save_schedule(). */
 #define AGENT_TAM_CHECKS_FILE "policy-checks"
 void agent_tam_checks_load(Agent *a);
-int agent_tam_checks_save(Agent *a);
 /* Whether a pending component has its own TAM list (memory only: the agent does not rest). */
 bool agent_tam_hints_live(const Agent *a);
 /* Whether TAM tam/tam_uri may replace or remove component: only the TAM that installed it,

@@ -256,16 +256,22 @@ bool agent_has_unsaved_requests(const Agent *a) {
         return a->state_dirty;
 }
 
-int agent_lock_state(Agent *a, unsigned timeout_ms) {
+int agent_open_state_dir(Agent *a) {
         int r;
 
-        if (a->state_fd < 0) {
-                r = open_private_dir_at(AT_FDCWD, a->cfg.state_dir, 0700);
-                if (r < 0)
-                        return r;
-                a->state_fd = r;
-        }
-        return flock_wait(a->state_fd, timeout_ms);
+        if (a->state_fd >= 0)
+                return 0;
+        r = open_private_dir_at(AT_FDCWD, a->cfg.state_dir, 0700);
+        if (r < 0)
+                return r;
+        a->state_fd = r;
+        return 0;
+}
+
+int agent_lock_state(Agent *a, unsigned timeout_ms) {
+        int r = agent_open_state_dir(a);
+
+        return r < 0 ? r : flock_wait(a->state_fd, timeout_ms);
 }
 
 const char *agent_busy_reason(const Agent *a) {
@@ -274,10 +280,6 @@ const char *agent_busy_reason(const Agent *a) {
         if (agent_tam_hints_live(a))
                 return "a pending component has its own TAM list";
         return NULL;
-}
-
-int agent_save_schedule(Agent *a) {
-        return agent_tam_checks_save(a);
 }
 
 int agent_save_requests(Agent *a) {

@@ -27,12 +27,9 @@ int agent_load_device_key(Agent *a) {
 
         if (a->device_key)
                 return 0;
-        if (a->state_fd < 0) {
-                r = open_private_dir_at(AT_FDCWD, a->cfg.state_dir, 0700);
-                if (r < 0)
-                        return log_error_errno(r, "cannot use state directory %s: %s", a->cfg.state_dir, strerror(-r));
-                a->state_fd = r;
-        }
+        r = agent_open_state_dir(a);
+        if (r < 0)
+                return log_error_errno(r, "cannot use state directory %s: %s", a->cfg.state_dir, strerror(-r));
         if (a->cfg.key_uri) {
                 r = agent_load_pkcs11_key(a, &key);
                 if (r >= 0)

@@ -257,7 +257,7 @@ void agent_tam_checks_load(Agent *a) {
         log_debug("policy-check schedule: %zu TAM(s) read back", loaded);
 }
 
-int agent_tam_checks_save(Agent *a) {
+int agent_save_schedule(Agent *a) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
         FILE *f;
