@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char *log_ident = "teepkit";
 static int log_max = LOG_INFO;
 static bool log_journal;
+static bool log_time;
 
 void log_setup(const char *ident) {
         static const struct {
@@ -21,10 +23,13 @@ void log_setup(const char *ident) {
                 { "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "notice", LOG_NOTICE },
                 { "warning", LOG_WARNING }, { "err", LOG_ERR }, { "error", LOG_ERR },
         };
-        const char *e = getenv("TEEP_LOG_LEVEL");
+        const char *e;
 
         log_ident = ident;
         log_journal = getenv("JOURNAL_STREAM") != NULL;
+        e = getenv("TEEP_LOG_TIME");
+        log_time = e && strcmp(e, "1") == 0;
+        e = getenv("TEEP_LOG_LEVEL");
         if (e)
                 for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
                         if (strcasecmp(e, levels[i].name) == 0)
@@ -49,7 +54,13 @@ __attribute__((format(printf, 2, 0))) static void log_va(int prio, const char *f
                         *p = ' ';
         if (log_journal)
                 fprintf(stderr, "<%d>%s\n", prio, line);
-        else
+        else if (log_time) {
+                /* a debugging aid (TEEP_LOG_TIME=1): CLOCK_MONOTONIC, comparable across the daemons */
+                struct timespec ts;
+                (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+                fprintf(stderr, "%lld.%06ld %s[%s]: %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000L, log_ident,
+                        names[prio & 7], line);
+        } else
                 fprintf(stderr, "%s[%s]: %s\n", log_ident, names[prio & 7], line);
 }
 

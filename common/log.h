@@ -5,7 +5,9 @@
 #include <syslog.h>
 
 /* Call once at start. ident is the program name ("teep-agentd"). Under systemd (JOURNAL_STREAM
- * set) lines get a "<prio>" prefix the journal understands; otherwise "ident: " and the level. */
+ * set) lines get a "<prio>" prefix the journal understands; otherwise "ident: " and the level,
+ * after the CLOCK_MONOTONIC time in seconds when TEEP_LOG_TIME=1 (for following one event
+ * across the daemons' logs on a devstack). */
 void log_setup(const char *ident);
 /* Messages above max_prio (e.g. LOG_DEBUG when LOG_INFO is set) are dropped. Default LOG_INFO;
  * TEEP_LOG_LEVEL=debug|info|notice|warning|err in the environment changes it. */
