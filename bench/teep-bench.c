@@ -843,8 +843,11 @@ static int cmd_load(int argc, char **argv) {
                 client_cpu += t[1];
         }
         close(done[0]);
-        printf("total_ns=%" PRIu64 " exit_ns=%" PRIu64 " clients=%u calls=%u failed_clients=%d client_cpu_ns=%" PRIu64,
-               n_done == clients && t_last > t0 ? t_last - t0 : exit_ns, exit_ns, clients, calls, failed, client_cpu);
+        /* start_mono_ns: the start on CLOCK_MONOTONIC, which the daemons' log lines carry
+         * under TEEP_LOG_TIME=1 (bench/run reads the load's phases from them) */
+        printf("total_ns=%" PRIu64 " exit_ns=%" PRIu64 " clients=%u calls=%u failed_clients=%d client_cpu_ns=%" PRIu64
+               " start_mono_ns=%" PRIu64,
+               n_done == clients && t_last > t0 ? t_last - t0 : exit_ns, exit_ns, clients, calls, failed, client_cpu, t0);
         /* each --cpu-pid's CPU time from the start until the last client has exited */
         for (unsigned p = 0; p < n_pids; p++)
                 if (kill(cpu_pids[p], 0) == 0) /* one that has gone (an idle exit) has no figure */
