@@ -42,37 +42,48 @@ static bool matches(const char *re, const char *s) {
         return ok;
 }
 
+/* The three variables log_setup() reads, each set to the value given or unset for NULL. */
+static void setup(const char *journal_stream, const char *log_time, const char *log_level) {
+        const char *names[] = { "JOURNAL_STREAM", "TEEP_LOG_TIME", "TEEP_LOG_LEVEL" };
+        const char *values[] = { journal_stream, log_time, log_level };
+
+        for (size_t i = 0; i < 3; i++)
+                if (values[i])
+                        cr_assert_eq(setenv(names[i], values[i], 1), 0);
+                else
+                        cr_assert_eq(unsetenv(names[i]), 0);
+        log_setup("teep-test");
+}
+
 static uint64_t mono_s(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec;
 }
 
-Test(log, plain_line_has_ident_and_level) {
+/* Sets up as setup() does, logs a at prio_a and then b at prio_b (unless NULL), returns what
+ * reached stderr. */
+static char *logged(const char *journal_stream, const char *log_time, const char *log_level, int prio_a,
+                    const char *a, int prio_b, const char *b) {
         FILE *f = capture_start();
-        char *out;
 
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("TEEP_LOG_TIME");
-        unsetenv("TEEP_LOG_LEVEL");
-        log_setup("teep-test");
-        log_info("job %d: request %s", 7, "a/b");
-        log_debug("not shown at the default level");
-        out = capture_read(f);
-        cr_assert_str_eq(out, "teep-test[info]: job 7: request a/b\n");
+        setup(journal_stream, log_time, log_level);
+        log_full(prio_a, "%s", a);
+        if (b)
+                log_full(prio_b, "%s", b);
+        return capture_read(f);
+}
+
+Test(log, plain_line_has_ident_and_level) {
+        cr_assert_str_eq(logged(NULL, NULL, NULL, LOG_INFO, "job 7: request a/b", LOG_DEBUG, "not at the default level"),
+                         "teep-test[info]: job 7: request a/b\n");
 }
 
 Test(log, time_prefix_is_monotonic_seconds) {
-        FILE *f = capture_start();
         uint64_t before = mono_s(), after, t;
-        char *out;
+        char *out = logged(NULL, "1", NULL, LOG_WARNING, "session 3: ended", 0, NULL);
 
-        unsetenv("JOURNAL_STREAM");
-        setenv("TEEP_LOG_TIME", "1", 1);
-        log_setup("teep-test");
-        log_warning("session %u: ended", 3u);
         after = mono_s();
-        out = capture_read(f);
         cr_assert(matches("^[0-9]+\\.[0-9]{6} teep-test\\[warning\\]: session 3: ended\n$", out), "got '%s'", out);
         t = strtoull(out, NULL, 10);
         cr_assert(t >= before && t <= after, "time %llu outside [%llu, %llu]", (unsigned long long)t,
@@ -80,38 +91,17 @@ Test(log, time_prefix_is_monotonic_seconds) {
 }
 
 Test(log, time_needs_exactly_one) {
-        FILE *f = capture_start();
-        char *out;
-
-        unsetenv("JOURNAL_STREAM");
-        setenv("TEEP_LOG_TIME", "yes", 1);
-        log_setup("teep-test");
-        log_info("x");
-        out = capture_read(f);
-        cr_assert_str_eq(out, "teep-test[info]: x\n");
+        cr_assert_str_eq(logged(NULL, "yes", NULL, LOG_INFO, "x", 0, NULL), "teep-test[info]: x\n");
 }
 
 Test(log, journal_gets_priority_prefix_and_no_time) {
-        FILE *f = capture_start();
-        char *out;
-
-        setenv("JOURNAL_STREAM", "8:1234", 1);
-        setenv("TEEP_LOG_TIME", "1", 1); /* the journal has its own timestamps */
-        log_setup("teep-test");
-        log_error("disk full");
-        out = capture_read(f);
-        cr_assert_str_eq(out, "<3>disk full\n");
+        /* the journal has its own timestamps */
+        cr_assert_str_eq(logged("8:1234", "1", NULL, LOG_ERR, "disk full", 0, NULL), "<3>disk full\n");
 }
 
 Test(log, control_characters_cannot_split_a_line) {
-        FILE *f = capture_start();
-        char *out;
+        char *out = logged(NULL, "1", NULL, LOG_INFO, "peer said evil\nteep-agentd[info]: forged\r\x1b[2J", 0, NULL);
 
-        unsetenv("JOURNAL_STREAM");
-        setenv("TEEP_LOG_TIME", "1", 1);
-        log_setup("teep-test");
-        log_info("peer said %s", "evil\nteep-agentd[info]: forged\r\x1b[2J");
-        out = capture_read(f);
         cr_assert(matches("^[0-9]+\\.[0-9]{6} teep-test\\[info\\]: peer said evil teep-agentd\\[info\\]: forged  \\[2J\n$",
                           out),
                   "got '%s'", out);
@@ -119,15 +109,6 @@ Test(log, control_characters_cannot_split_a_line) {
 }
 
 Test(log, level_from_environment) {
-        FILE *f = capture_start();
-        char *out;
-
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("TEEP_LOG_TIME");
-        setenv("TEEP_LOG_LEVEL", "warning", 1);
-        log_setup("teep-test");
-        log_info("dropped");
-        log_warning("kept");
-        out = capture_read(f);
-        cr_assert_str_eq(out, "teep-test[warning]: kept\n");
+        cr_assert_str_eq(logged(NULL, NULL, "warning", LOG_INFO, "dropped", LOG_WARNING, "kept"),
+                         "teep-test[warning]: kept\n");
 }
