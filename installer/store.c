@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "digests.h"
 #include "fileio.h"
 #include "sha256.h"
 #include "teep-cose.h"
@@ -43,6 +44,7 @@ int store_open(const char *path, StoreLayout layout, Store **ret) {
         s->dir_fd = -1;
         s->layout = layout;
         s->stall_timeout_ms = STORE_STALL_TIMEOUT_MS;
+        s->digests_min_age_ns = DIGESTS_MIN_AGE_NS;
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -926,19 +928,37 @@ static bool open_error_skippable(int e) {
 
 /* Fill e from the regular file name in the store. 0, or -ENOENT when it is not a regular file
  * we can read (skipped by store_list), or another -errno. */
-static int entry_load(const Store *s, const char *name, StoreEntry *e) {
+/* One TC file for store_list(): its digest from the cache when its stat still matches (never
+ * opened then), else read and hashed, and in either case offered to the next cache. */
+static int entry_load(Store *s, const char *name, const Digests *cached, Digests *next, int64_t now_ns,
+                      StoreEntry *e) {
         _cleanup_close_ int fd = -1;
+        const uint8_t *sha;
         struct stat st;
         int r;
 
-        fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
+        if (fstatat(s->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return open_error_skippable(errno) ? -ENOENT : -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
         if (!S_ISREG(st.st_mode))
                 return -ENOENT;
-        r = store_sha256_fd(fd, e->sha256);
+        sha = digests_lookup(cached, name, &st);
+        if (sha)
+                memcpy(e->sha256, sha, sizeof(e->sha256));
+        else {
+                fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return open_error_skippable(errno) ? -ENOENT : -errno;
+                /* the stat of what we read (it could have been replaced since the fstatat) */
+                if (fstat(fd, &st) < 0)
+                        return -errno;
+                if (!S_ISREG(st.st_mode))
+                        return -ENOENT;
+                r = store_sha256_fd(fd, e->sha256);
+                if (r < 0)
+                        return r;
+                s->n_hashed++;
+        }
+        r = digests_add(next, name, &st, e->sha256, now_ns, s->digests_min_age_ns);
         if (r < 0)
                 return r;
         entry_from_stat(e, &st);
@@ -954,14 +974,21 @@ static int entry_compare(const void *a, const void *b) {
 
 int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
         _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_(digests_done) Digests cached = {}, next = { .sorted = true };
         StoreEntry *entries = NULL;
         size_t n = 0, allocated = 0;
         struct dirent *de;
+        struct timespec now;
         int r;
 
         r = store_opendir(s, &d);
         if (r < 0)
                 return r;
+        r = digests_load(s->dir_fd, &cached);
+        if (r < 0)
+                return r;
+        if (clock_gettime(CLOCK_REALTIME, &now) < 0)
+                return -errno;
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *component = NULL;
                 char ta[STORE_UUID_STRING_LEN + sizeof(".ta")];
@@ -994,7 +1021,8 @@ int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
                         file = de->d_name;
                 }
 
-                r = entry_load(s, file, &e);
+                r = entry_load(s, file, &cached, &next,
+                               (int64_t)now.tv_sec * INT64_C(1000000000) + (int64_t)now.tv_nsec, &e);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
@@ -1025,6 +1053,11 @@ int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
         }
         if (n > 0)
                 qsort(entries, n, sizeof(*entries), entry_compare);
+        /* the next List's cache: what this one found, when it differs from what it read (a
+         * cache that cannot be written only costs the next List its hashing) */
+        digests_sort(&next);
+        if (!digests_equal(&cached, &next))
+                (void)digests_save(s->dir_fd, &next);
         *ret = entries;
         *ret_n = n;
         return 0;

@@ -71,6 +71,8 @@ typedef struct Store {
         char *path;
         StoreLayout layout;
         unsigned stall_timeout_ms;
+        uint64_t digests_min_age_ns; /* DIGESTS_MIN_AGE_NS (digests.h); tests make it 0 */
+        uint64_t n_hashed;           /* files store_list() read and hashed (the cache missed) */
 } Store;
 
 /* A component resolved to its place in the store. */
