@@ -254,6 +254,10 @@ static unsigned store_temp_files(void) {
                  * agent's next Discard (after its commit, or at its start after a crash) */
                 if (strncmp(de->d_name, ".teep-undo-", 11) == 0 || strncmp(de->d_name, ".teep-added-", 12) == 0)
                         continue;
+                /* List's digest cache (teep-installer(8)): not a torn write either; whether it
+                 * lies shows in List's digests, which check() compares with the agent's */
+                else if (strcmp(de->d_name, ".teep-digests") == 0)
+                        continue;
                 else if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
                         n++;
                 else if (strstr(de->d_name, ".tmp"))
