@@ -244,6 +244,10 @@ static int snap_one(const char *path, const struct stat *st, int type, struct FT
         if (strcmp(snap_tag, "tc") == 0 && f->level > 0 &&
             (strncmp(base, ".teep-undo-", 11) == 0 || strncmp(base, ".teep-added-", 12) == 0))
                 return 0;
+        /* nor is List's digest cache (.teep-digests), written when a List finds files older than
+         * 2 s: a cache of what the TC files hold, which the snapshot hashes itself */
+        if (strcmp(snap_tag, "tc") == 0 && f->level == 1 && strcmp(base, ".teep-digests") == 0)
+                return 0;
         /* the agent's state spare (write_file_swap_at()) holds an older state, never read: what
          * the agent knows is in its state file */
         if (strcmp(snap_tag, "agent") == 0 && f->level == 1 && strcmp(base, ".state.spare") == 0)
