@@ -22,22 +22,11 @@
 static char dir[] = "/tmp/teep-digests-test-XXXXXX";
 
 static void setup(void) {
-        strcpy(dir, "/tmp/teep-digests-test-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
+        store_test_mkdtemp(dir, "/tmp/teep-digests-test-XXXXXX");
 }
 
 static void teardown(void) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
-                                (void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-        closedir(d);
-        (void)rmdir(dir);
+        store_test_rmtree(dir);
 }
 
 TestSuite(digests, .init = setup, .fini = teardown);

@@ -23,22 +23,11 @@ static const char draft_component[] = "TEEP-Device/SecureFS/8d82573a-926d-4754-9
 static const char draft_uuid[] = "8d82573a-926d-4754-9353-32dc29997f74";
 
 static void setup(void) {
-        strcpy(dir, "/tmp/teep-store-test-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
+        store_test_mkdtemp(dir, "/tmp/teep-store-test-XXXXXX");
 }
 
 static void teardown(void) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
-                                (void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
-        closedir(d);
-        (void)rmdir(dir);
+        store_test_rmtree(dir);
 }
 
 static void sha256(const void *p, size_t n, uint8_t out[32]) {
