@@ -926,10 +926,10 @@ static bool open_error_skippable(int e) {
         return e == ELOOP || e == ENXIO || e == ENOENT || e == EACCES || e == EPERM;
 }
 
-/* Fill e from the regular file name in the store. 0, or -ENOENT when it is not a regular file
- * we can read (skipped by store_list), or another -errno. */
-/* One TC file for store_list(): its digest from the cache when its stat still matches (never
- * opened then), else read and hashed, and in either case offered to the next cache. */
+/* Fill e from the regular file name in the store: its digest from the cache when its stat still
+ * matches (the file is not opened then), else read and hashed; either way offered to the next
+ * cache. 0, or -ENOENT when it is not a regular file we can read (skipped by store_list), or
+ * another -errno. */
 static int entry_load(Store *s, const char *name, const Digests *cached, Digests *next, int64_t now_ns,
                       StoreEntry *e) {
         _cleanup_close_ int fd = -1;
