@@ -17,7 +17,7 @@
 
 #define DIGESTS_HEADER "teep-digests 1\n"
 
-static int64_t stat_ns(const struct timespec *ts) {
+int64_t digests_ns(const struct timespec *ts) {
         return (int64_t)ts->tv_sec * INT64_C(1000000000) + (int64_t)ts->tv_nsec;
 }
 
@@ -151,14 +151,14 @@ const uint8_t *digests_lookup(const Digests *d, const char *name, const struct s
                 return NULL;
         e = bsearch(&key, d->e, d->n, sizeof(*d->e), entry_compare);
         if (!e || e->ino != (uint64_t)st->st_ino || e->size != (uint64_t)st->st_size ||
-            e->mtime_ns != stat_ns(&st->st_mtim) || e->ctime_ns != stat_ns(&st->st_ctim))
+            e->mtime_ns != digests_ns(&st->st_mtim) || e->ctime_ns != digests_ns(&st->st_ctim))
                 return NULL;
         return e->sha256;
 }
 
-int digests_add(Digests *d, const char *name, const struct stat *st, const uint8_t sha256[32], int64_t now_ns,
-                uint64_t min_age_ns) {
-        int64_t ctime_ns = stat_ns(&st->st_ctim);
+int digests_add(Digests *d, const char *name, const struct stat *st, const uint8_t sha256[32],
+                const struct timespec *now, uint64_t min_age_ns) {
+        int64_t ctime_ns = digests_ns(&st->st_ctim), now_ns = digests_ns(now);
         DigestEntry e;
 
         /* a ctime in the future (the clock went back) is as young as can be */
@@ -168,7 +168,7 @@ int digests_add(Digests *d, const char *name, const struct stat *st, const uint8
                 .name = strdup(name),
                 .ino = (uint64_t)st->st_ino,
                 .size = (uint64_t)st->st_size,
-                .mtime_ns = stat_ns(&st->st_mtim),
+                .mtime_ns = digests_ns(&st->st_mtim),
                 .ctime_ns = ctime_ns,
         };
         if (!e.name)

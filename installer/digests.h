@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /*
  * Installer1.List answers every TC file's SHA-256, and teep-agentd lists the store each time
@@ -50,6 +51,9 @@ typedef struct Digests {
         bool sorted;
 } Digests;
 
+/* A timespec (a stat's mtime or ctime, the clock) as the cache writes times: nanoseconds. */
+int64_t digests_ns(const struct timespec *ts);
+
 /* Read dir_fd's STORE_DIGEST_CACHE into d (sorted by name). Never fails for the file's sake:
  * a missing, foreign or malformed cache leaves d empty or with the lines that parsed. Returns
  * the number of entries, or -ENOMEM. */
@@ -58,10 +62,10 @@ int digests_load(int dir_fd, Digests *d);
 /* The digest recorded for name when st still matches it, else NULL. d must be sorted. */
 const uint8_t *digests_lookup(const Digests *d, const char *name, const struct stat *st);
 
-/* Record name's digest as of st, when st's ctime is at least min_age_ns before now_ns
+/* Record name's digest as of st, when st's ctime is at least min_age_ns before now
  * (CLOCK_REALTIME). Returns 1 recorded, 0 too young (or a name no cache line can carry), -ENOMEM. */
-int digests_add(Digests *d, const char *name, const struct stat *st, const uint8_t sha256[32], int64_t now_ns,
-                uint64_t min_age_ns);
+int digests_add(Digests *d, const char *name, const struct stat *st, const uint8_t sha256[32],
+                const struct timespec *now, uint64_t min_age_ns);
 
 /* Sort by name (digests_lookup() needs it). */
 void digests_sort(Digests *d);

@@ -930,7 +930,7 @@ static bool open_error_skippable(int e) {
  * matches (the file is not opened then), else read and hashed; either way offered to the next
  * cache. 0, or -ENOENT when it is not a regular file we can read (skipped by store_list), or
  * another -errno. */
-static int entry_load(Store *s, const char *name, const Digests *cached, Digests *next, int64_t now_ns,
+static int entry_load(Store *s, const char *name, const Digests *cached, Digests *next, const struct timespec *now,
                       StoreEntry *e) {
         _cleanup_close_ int fd = -1;
         const uint8_t *sha;
@@ -958,7 +958,7 @@ static int entry_load(Store *s, const char *name, const Digests *cached, Digests
                         return r;
                 s->n_hashed++;
         }
-        r = digests_add(next, name, &st, e->sha256, now_ns, s->digests_min_age_ns);
+        r = digests_add(next, name, &st, e->sha256, now, s->digests_min_age_ns);
         if (r < 0)
                 return r;
         entry_from_stat(e, &st);
@@ -1021,8 +1021,7 @@ int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
                         file = de->d_name;
                 }
 
-                r = entry_load(s, file, &cached, &next,
-                               (int64_t)now.tv_sec * INT64_C(1000000000) + (int64_t)now.tv_nsec, &e);
+                r = entry_load(s, file, &cached, &next, &now, &e);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)

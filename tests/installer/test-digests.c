@@ -92,9 +92,7 @@ static void cache_line(const char *name, const uint8_t claimed[32], char *out, s
 
         cr_assert_eq(stat(path_of(name), &st), 0);
         snprintf(out, size, "%s %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 " %s", hexstr(claimed, 32, hex),
-                 (uint64_t)st.st_ino, (uint64_t)st.st_size,
-                 (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-                 (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec, name);
+                 (uint64_t)st.st_ino, (uint64_t)st.st_size, digests_ns(&st.st_mtim), digests_ns(&st.st_ctim), name);
 }
 
 static void write_cache(const char *text, size_t len) {
@@ -249,8 +247,8 @@ Test(digests, hostile_cache_lines_are_refused) {
         memset(forged, 0xa5, sizeof(forged));
         cache_line("tc-a", forged, good, sizeof(good));
         cr_assert_eq(stat(path_of("tc-a"), &st), 0);
-        mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+        mt = digests_ns(&st.st_mtim);
+        ct = digests_ns(&st.st_ctim);
         hexstr(forged, 32, hex);
 
 #define VARIANT(...) cr_assert_geq(asprintf(&variants[nv++], __VA_ARGS__), 0)
