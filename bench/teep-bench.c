@@ -11,6 +11,7 @@
  *                   [--match maker|finished|job]
  *   teep-bench serve DIR PORT_FILE LIFETIME_SEC
  *   teep-bench fsync DIR N [--swap]            (median of N atomic 4 KiB file replaces in DIR, and their CPU)
+ *   teep-bench ping NAME PID N                 (N Peer.Ping calls to NAME: PID's CPU per call)
  *
  * Talks to $DBUS_SYSTEM_BUS_ADDRESS (source the devstack's env file first).
  */
@@ -950,6 +951,47 @@ static int cmd_serve(int argc, char **argv) {
         }
 }
 
+/* ---- ping: what answering one bus call costs a daemon ---- */
+
+/*
+ * N calls of org.freedesktop.DBus.Peer.Ping to NAME, one after the other, each waited for; the
+ * CPU time PID (NAME's owner) used over them, per call. sd-bus answers Ping itself, before any
+ * object lookup: what every call costs the callee at least (two messages through the bus
+ * socket, a wake-up, the dispatch), none of its own work.
+ */
+static int cmd_ping(int argc, char **argv) {
+        sd_bus *bus;
+        unsigned n;
+        pid_t pid;
+        uint64_t cpu0 = 0, t0 = 0, cpu, wall;
+
+        if (argc != 3)
+                die("usage: ping NAME PID N");
+        pid = (pid_t)strtol(argv[1], NULL, 10);
+        n = (unsigned)strtoul(argv[2], NULL, 10);
+        if (pid <= 0 || n == 0)
+                die("ping: PID and N must be positive");
+        bus = bus_open();
+        for (unsigned i = 0; i < n + 20; i++) { /* 20 warm-up calls, not counted */
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r;
+
+                if (i == 20) {
+                        cpu0 = proc_cpu_ns(pid);
+                        t0 = now_ns();
+                }
+                r = sd_bus_call_method(bus, argv[0], "/", "org.freedesktop.DBus.Peer", "Ping", &e, NULL, "");
+                if (r < 0)
+                        die("ping: %s: %s", argv[0], e.message ?: strerror(-r));
+                sd_bus_error_free(&e);
+        }
+        wall = (now_ns() - t0) / n;
+        cpu = (proc_cpu_ns(pid) - cpu0) / n;
+        printf("callee_cpu_ns=%" PRIu64 " wall_ns=%" PRIu64 " n=%u\n", cpu, wall, n);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         static const struct {
                 const char *verb;
@@ -957,11 +999,11 @@ int main(int argc, char *argv[]) {
         } verbs[] = {
                 { "crypto", cmd_crypto }, { "rtt", cmd_rtt },         { "install-loop", cmd_install_loop },
                 { "request", cmd_request }, { "load", cmd_load },   { "serve", cmd_serve },
-                { "fsync", cmd_fsync },
+                { "fsync", cmd_fsync }, { "ping", cmd_ping },
         };
 
         if (argc < 2)
-                die("usage: teep-bench crypto|rtt|install-loop|request|load|serve|fsync ARGS... (see bench/README.md)");
+                die("usage: teep-bench crypto|rtt|install-loop|request|load|serve|fsync|ping ARGS... (see bench/README.md)");
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
                 if (strcmp(argv[1], verbs[i].verb) == 0)
                         return verbs[i].fn(argc - 2, argv + 2);
