@@ -111,7 +111,8 @@ struct CallerLookup {
         char *sender;
         sd_bus_slot *slot;
         PendingCall *calls;
-        unsigned n_calls, n_allocated;
+        unsigned n_calls;
+        size_t n_allocated;
         LIST_FIELDS(CallerLookup, lookups);
 };
 
@@ -246,14 +247,8 @@ static int caller_known_or_wait(Broker *b, sd_bus_message *m, sd_bus_message_han
         if (l->n_calls >= CALLER_LOOKUP_MAX_CALLS)
                 return sd_bus_error_setf(error, TEEP_ERROR_BUSY,
                                          "%u calls are waiting already; wait for their answers.", l->n_calls);
-        if (l->n_calls == l->n_allocated) {
-                unsigned n = l->n_allocated ? 2 * l->n_allocated : 8;
-                PendingCall *c = reallocarray(l->calls, n, sizeof(*c));
-                if (!c)
-                        return -ENOMEM;
-                l->calls = c;
-                l->n_allocated = n;
-        }
+        if (GREEDY_GROW(l->calls, l->n_allocated, (size_t)l->n_calls + 1, 8) < 0)
+                return -ENOMEM;
         l->calls[l->n_calls++] = (PendingCall){ .m = sd_bus_message_ref(m), .handler = handler };
         return 1;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -53,6 +54,31 @@ static inline int safe_close(int fd) {
                 if (*p)                                \
                         *p = func(*p);                 \
         }
+
+/* Room for need elements in *p, an array of *allocated elements of size bytes: unchanged when
+ * there is, else grown to first elements (when empty) or doubled until it fits. 0, or -ENOMEM
+ * with *p and *allocated as they were. Use GREEDY_GROW(). */
+static inline int greedy_grow(void **p, size_t *allocated, size_t need, size_t size, size_t first) {
+        size_t m;
+        void *q;
+
+        if (need <= *allocated)
+                return 0;
+        m = *allocated ? *allocated : first;
+        while (m < need) {
+                if (m > SIZE_MAX / 2)
+                        return -ENOMEM;
+                m *= 2;
+        }
+        q = reallocarray(*p, m, size);
+        if (!q)
+                return -ENOMEM;
+        *p = q;
+        *allocated = m;
+        return 0;
+}
+#define GREEDY_GROW(array, allocated, need, first) \
+        greedy_grow((void **)&(array), &(allocated), (need), sizeof(*(array)), (first))
 
 /* Wipe then free: for key material and anything secret. */
 static inline void *erase_and_free(void *p, size_t n) {

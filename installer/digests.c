@@ -85,14 +85,8 @@ static bool parse_line(const char *line, size_t len, DigestEntry *e) {
 }
 
 static int digests_push(Digests *d, DigestEntry *e) {
-        if (d->n == d->allocated) {
-                size_t m = d->allocated ? 2 * d->allocated : 16;
-                DigestEntry *grown = reallocarray(d->e, m, sizeof(*grown));
-                if (!grown)
-                        return -ENOMEM;
-                d->e = grown;
-                d->allocated = m;
-        }
+        if (GREEDY_GROW(d->e, d->allocated, d->n + 1, 16) < 0)
+                return -ENOMEM;
         d->e[d->n++] = *e;
         d->sorted = false;
         return 0;

@@ -622,15 +622,9 @@ static int method_discard(sd_bus_message *m, void *userdata, sd_bus_error *error
                         r = sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "More than %u components", STORE_LIST_MAX);
                         goto out;
                 }
-                if (n == allocated) {
-                        size_t k = allocated ? allocated * 2 : 8;
-                        StoreTarget *grown = reallocarray(targets, k, sizeof(*targets));
-                        if (!grown) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        targets = grown;
-                        allocated = k;
+                if (GREEDY_GROW(targets, allocated, n + 1, 8) < 0) {
+                        r = -ENOMEM;
+                        goto out;
                 }
                 r = store_target(i->store, component, &targets[n]);
                 if (r == -ENAMETOOLONG || (r == -EINVAL && store_component_validate(component) == 0))

@@ -1033,16 +1033,10 @@ int store_list(Store *s, StoreEntry **ret, size_t *ret_n) {
                         r = -E2BIG;
                         goto fail;
                 }
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 16;
-                        StoreEntry *grown = reallocarray(entries, m, sizeof(*entries));
-                        if (!grown) {
-                                store_entry_done(&e);
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                        entries = grown;
-                        allocated = m;
+                if (GREEDY_GROW(entries, allocated, n + 1, 16) < 0) {
+                        store_entry_done(&e);
+                        r = -ENOMEM;
+                        goto fail;
                 }
                 entries[n++] = e;
         }
