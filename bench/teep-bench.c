@@ -50,10 +50,17 @@
 /* No job of a benchmark may take longer than this (a stuck stack must not hang the run). */
 #define JOB_TIMEOUT_USEC (600ull * 1000000ull)
 
-static uint64_t now_ns(void) {
+/* A clock in ns (0 when it cannot be read) */
+static uint64_t clock_ns(clockid_t id) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+
+        if (clock_gettime(id, &ts) < 0)
+                return 0;
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void) {
+        return clock_ns(CLOCK_MONOTONIC);
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -230,11 +237,7 @@ static int cmd_rtt(int argc, char **argv) {
 /* CPU time (ns) this process has used so far, user and system (the kernel's work of an fsync
  * is done in the caller's context and counts here) */
 static uint64_t self_cpu_ns(void) {
-        struct timespec ts;
-
-        if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
-                return 0;
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 /*
@@ -266,21 +269,20 @@ static int cmd_fsync(int argc, char **argv) {
         cpu0 = self_cpu_ns();
         for (unsigned i = 0; i < n; i++) {
                 uint64_t t0 = now_ns();
-                int fd;
 
                 if (swap) {
                         int r = write_file_swap_at(dir_fd, ".teep-bench-file", ".teep-bench-spare", block, sizeof(block),
                                                    0600, true);
                         if (r < 0)
                                 die("fsync: %s: %s", argv[0], strerror(-r));
-                        times[i] = now_ns() - t0;
-                        continue;
+                } else {
+                        int fd = openat(dir_fd, ".teep-bench-tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                        if (fd < 0 || write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fsync(fd) < 0 ||
+                            close(fd) < 0 || renameat(dir_fd, ".teep-bench-tmp", dir_fd, ".teep-bench-file") < 0 ||
+                            fsync(dir_fd) < 0)
+                                die("fsync: %s: %m", argv[0]);
                 }
-                fd = openat(dir_fd, ".teep-bench-tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                if (fd < 0 || write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fsync(fd) < 0 ||
-                    close(fd) < 0 || renameat(dir_fd, ".teep-bench-tmp", dir_fd, ".teep-bench-file") < 0 ||
-                    fsync(dir_fd) < 0)
-                        die("fsync: %s: %m", argv[0]);
                 times[i] = now_ns() - t0;
         }
         cpu = (self_cpu_ns() - cpu0) / n;
